@@ -1,0 +1,36 @@
+# Two commands for a newcomer: `make run` and `make test`.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: run test test-unit test-integration test-e2e bench rebuild-read-model lint clean
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+	touch $(STAMP)
+
+run: $(STAMP)  ## Start NATS, PostgreSQL and the four services; gateway on http://127.0.0.1:8000
+	$(PY) -m tools.run
+
+test: $(STAMP)  ## Unit, integration and end-to-end tests against real nats-server and PostgreSQL
+	$(PY) -m pytest
+
+test-unit: $(STAMP)
+	$(PY) -m pytest tests/unit
+
+test-integration: $(STAMP)
+	$(PY) -m pytest tests/integration
+
+test-e2e: $(STAMP)
+	$(PY) -m pytest tests/e2e
+
+bench: $(STAMP)  ## Drive orders against a running stack (see bench/README section in README.md)
+	$(PY) -m bench $(ARGS)
+
+rebuild-read-model: $(STAMP)  ## Rebuild the PostgreSQL read model from the event log
+	$(PY) -m services.projector rebuild
+
+clean:
+	rm -rf .run .pytest_cache .hypothesis
