@@ -1,0 +1,177 @@
+"""Durable pull consumers with explicit acks: the one consume boundary of every service.
+
+A handler receives each decoded event. Returning acks the message; raising `Retry` naks
+it with a delay; any other exception naks it with a growing delay and is logged; a
+message that cannot be decoded is terminated. Messages are handled concurrently (up to
+`concurrency`), and a long handler keeps its message from being redelivered by sending
+in-progress acks. Metrics and trace spans are recorded here, once, for every service.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass
+from typing import Awaitable, Callable
+
+import msgspec
+import nats.errors
+import nats.js.api as api
+import nats.js.errors
+from nats.aio.msg import Msg
+from nats.js import JetStreamContext
+
+from shared import events as ev
+from shared import metrics, tracing
+from shared.eventlog import EVENT_TYPE_HEADER
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[[ev.OrderEvent, Msg], Awaitable[None]]
+
+
+class Retry(Exception):
+    """Ask for redelivery after `delay` seconds."""
+
+    def __init__(self, reason: str, delay: float = 1.0):
+        super().__init__(reason)
+        self.delay = delay
+
+
+@dataclass(frozen=True)
+class ConsumerSpec:
+    durable: str
+    filter_subject: str
+    ack_wait: float = 30.0
+    max_ack_pending: int = 2048
+    #: Event types the handler acts on; others are acked without decoding.
+    wants: frozenset[str] | None = None
+
+
+async def ensure_consumer(js: JetStreamContext, stream: str, spec: ConsumerSpec) -> None:
+    """Create the durable consumer if missing (idempotent; shared by every replica)."""
+    config = api.ConsumerConfig(
+        durable_name=spec.durable,
+        filter_subject=spec.filter_subject,
+        ack_policy=api.AckPolicy.EXPLICIT,
+        deliver_policy=api.DeliverPolicy.ALL,
+        ack_wait=spec.ack_wait,
+        max_ack_pending=spec.max_ack_pending,
+    )
+    try:
+        await js.add_consumer(stream, config)
+    except nats.js.errors.BadRequestError as exc:
+        if exc.err_code != 10148:  # exists with a different configuration: keep the running one
+            raise
+        log.warning("consumer %s exists with another configuration; using it as it is", spec.durable)
+
+
+class Consumer:
+    """Pulls from one durable consumer and runs `handler` for each wanted event."""
+
+    def __init__(
+        self,
+        js: JetStreamContext,
+        stream: str,
+        spec: ConsumerSpec,
+        handler: Handler,
+        *,
+        concurrency: int = 64,
+        batch: int = 64,
+    ):
+        self._js = js
+        self._stream = stream
+        self._spec = spec
+        self._handler = handler
+        self._slots = asyncio.Semaphore(concurrency)
+        self._concurrency = concurrency
+        self._batch = batch
+        self._tasks: set[asyncio.Task] = set()
+
+    async def run(self, stop: asyncio.Event) -> None:
+        await ensure_consumer(self._js, self._stream, self._spec)
+        sub = await self._js.pull_subscribe_bind(self._spec.durable, self._stream)
+        pending_task = asyncio.create_task(self._report_pending(sub, stop))
+        try:
+            while not stop.is_set():
+                free = self._free_slots()
+                if free == 0:
+                    await self._wait_for_slot()
+                    continue
+                try:
+                    msgs = await sub.fetch(min(self._batch, free), timeout=1.0)
+                except (nats.errors.TimeoutError, asyncio.TimeoutError):
+                    continue
+                except nats.errors.ConnectionClosedError:
+                    return
+                for msg in msgs:
+                    await self._slots.acquire()
+                    task = asyncio.create_task(self._handle(msg))
+                    self._tasks.add(task)
+                    task.add_done_callback(self._done)
+        finally:
+            pending_task.cancel()
+            if self._tasks:
+                await asyncio.wait(self._tasks, timeout=self._spec.ack_wait)
+
+    def _free_slots(self) -> int:
+        return self._concurrency - len(self._tasks)
+
+    async def _wait_for_slot(self) -> None:
+        await self._slots.acquire()
+        self._slots.release()
+
+    def _done(self, task: asyncio.Task) -> None:
+        self._tasks.discard(task)
+        self._slots.release()
+
+    async def _handle(self, msg: Msg) -> None:
+        headers = msg.headers or {}
+        kind = headers.get(EVENT_TYPE_HEADER, "unknown")
+        if self._spec.wants is not None and kind not in self._spec.wants:
+            metrics.EVENTS_HANDLED.labels(metrics.service(), kind, "skipped").inc()
+            await msg.ack()
+            return
+        started = time.perf_counter()
+        try:
+            event = ev.decode(msg.data)
+        except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+            log.error("undecodable message terminated", extra={"subject": msg.subject, "error": str(exc)})
+            metrics.EVENTS_HANDLED.labels(metrics.service(), kind, "error").inc()
+            await msg.term()
+            return
+        heartbeat = asyncio.create_task(self._keep_alive(msg))
+        outcome = "ok"
+        try:
+            with tracing.span(f"handle {kind}", headers, **{"order.id": event.order_id, "event.seq": event.seq}):
+                await self._handler(event, msg)
+            await msg.ack()
+        except Retry as exc:
+            outcome = "retry"
+            log.info("event will be redelivered", extra={"orderId": event.order_id, "reason": str(exc)})
+            await msg.nak(delay=exc.delay)
+        except Exception:
+            outcome = "error"
+            delivered = msg.metadata.num_delivered if msg.metadata else 1
+            log.exception("handler failed", extra={"orderId": event.order_id, "event": kind, "delivery": delivered})
+            await msg.nak(delay=min(30.0, 0.5 * 2 ** min(delivered, 6)))
+        finally:
+            heartbeat.cancel()
+            metrics.EVENTS_HANDLED.labels(metrics.service(), kind, outcome).inc()
+            metrics.EVENT_DURATION.labels(metrics.service(), kind).observe(time.perf_counter() - started)
+
+    async def _keep_alive(self, msg: Msg) -> None:
+        while True:
+            await asyncio.sleep(self._spec.ack_wait / 3)
+            await msg.in_progress()
+
+    async def _report_pending(self, sub, stop: asyncio.Event) -> None:
+        gauge = metrics.CONSUMER_PENDING.labels(metrics.service(), self._spec.durable)
+        while not stop.is_set():
+            try:
+                info = await sub.consumer_info()
+                gauge.set(info.num_pending or 0)
+            except Exception:  # a missed sample is not worth failing over
+                pass
+            await asyncio.sleep(5)

@@ -1,0 +1,207 @@
+"""The order event log on JetStream: stream set-up, guarded appends, per-order replay.
+
+Appends carry `Nats-Msg-Id = <orderId>:<seq>` so a retried publish of the same step is
+deduplicated, and `Nats-Expected-Last-Subject-Sequence` so two writers cannot both move
+one order: the second gets `ConcurrencyConflict`. An append whose event (by event id) is
+already stored reports `duplicate=True`; a caller that sees a conflict or a duplicate of
+someone else's step reloads the order and decides again from what the log holds.
+
+Replay of one order is a batched direct get on its literal subject, answered by any
+stream replica without a consumer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+from dataclasses import dataclass
+from typing import Any
+
+import nats.js.api as api
+import nats.js.errors
+from nats.aio.client import Client
+from nats.aio.msg import Msg
+from nats.js import JetStreamContext
+
+from shared import events as ev
+from shared import metrics, tracing
+from shared.orders import OrderState, fold
+from shared.topology import Topology
+
+WRONG_LAST_SEQUENCE = 10071
+EVENT_TYPE_HEADER = "Order-Event"
+_BATCH = 256
+
+
+class ConcurrencyConflict(Exception):
+    """Another writer appended to the order first."""
+
+
+@dataclass(frozen=True, slots=True)
+class Appended:
+    stream_seq: int
+    duplicate: bool
+
+
+@dataclass(frozen=True, slots=True)
+class StoredEvent:
+    stream_seq: int
+    event: ev.OrderEvent
+
+
+@dataclass(frozen=True, slots=True)
+class History:
+    """An order's events as the log holds them, with the position to append after."""
+
+    events: tuple[StoredEvent, ...]
+    state: OrderState | None
+    last_stream_seq: int  # 0 when the order has no events
+
+
+async def ensure_streams(js: JetStreamContext, topology: Topology, *, replicas: int = 1) -> None:
+    """Create or update the streams the engine needs; safe to run from every replica."""
+    orders = api.StreamConfig(
+        name=topology.orders_stream,
+        subjects=[topology.orders_wildcard],
+        storage=api.StorageType.FILE,
+        retention=api.RetentionPolicy.LIMITS,
+        discard=api.DiscardPolicy.OLD,
+        num_replicas=replicas,
+        duplicate_window=120.0,
+        allow_direct=True,
+        republish=api.RePublish(src=topology.orders_wildcard, dest=f"{topology.live_prefix}.{{{{wildcard(1)}}}}"),
+        description="Order events: the engine's source of truth",
+    )
+    quotes = api.StreamConfig(
+        name=topology.quotes_stream,
+        subjects=[f"{topology.quotes_prefix}.>"],
+        storage=api.StorageType.MEMORY,
+        max_msgs_per_subject=1,
+        num_replicas=replicas,
+        allow_direct=True,
+        description="Latest quote per pair and venue",
+    )
+    for config in (orders, quotes):
+        await _add_or_update(js, config)
+
+
+async def _add_or_update(js: JetStreamContext, config: api.StreamConfig) -> None:
+    try:
+        await js.add_stream(config)
+    except nats.js.errors.BadRequestError as exc:
+        if exc.err_code != 10058:  # stream name already in use with a different configuration
+            raise
+        await js.update_stream(config)
+
+
+class EventLog:
+    """Appends to and replays from the order stream."""
+
+    def __init__(self, nc: Client, js: JetStreamContext, topology: Topology, *, timeout: float = 5.0):
+        self._nc = nc
+        self._js = js
+        self.topology = topology
+        self._timeout = timeout
+        self._inbox_prefix: str | None = None
+        self._replies: dict[str, asyncio.Queue[Msg]] = {}
+        self._ids = itertools.count()
+
+    async def append(self, event: ev.OrderEvent, *, expected_stream_seq: int) -> Appended:
+        """Append `event` if the order's last stored event is at `expected_stream_seq`."""
+        headers = {
+            "Nats-Msg-Id": f"{event.order_id}:{event.seq}",
+            "Nats-Expected-Last-Subject-Sequence": str(expected_stream_seq),
+            EVENT_TYPE_HEADER: type(event).__name__,
+        }
+        tracing.inject(headers)
+        try:
+            ack = await self._js.publish(
+                self.topology.order_subject(event.order_id),
+                ev.encode(event),
+                timeout=self._timeout,
+                stream=self.topology.orders_stream,
+                headers=headers,
+            )
+        except nats.js.errors.APIError as exc:
+            if exc.err_code != WRONG_LAST_SEQUENCE:
+                raise
+            # The server checks the expected sequence before deduplication, so a retried
+            # publish whose first try was stored lands here too: look for our own event.
+            for stored in await self.read(event.order_id):
+                if stored.event.seq == event.seq and stored.event.event_id == event.event_id:
+                    return Appended(stream_seq=stored.stream_seq, duplicate=True)
+            metrics.APPEND_CONFLICTS.labels(metrics.service()).inc()
+            raise ConcurrencyConflict(f"order {event.order_id}: {exc.description}") from exc
+        if not ack.duplicate:
+            metrics.EVENTS_APPENDED.labels(metrics.service(), type(event).__name__).inc()
+        return Appended(stream_seq=ack.seq, duplicate=bool(ack.duplicate))
+
+    async def load(self, order_id: str) -> History:
+        """Every stored event of one order, in order, and the state they fold to."""
+        stored = await self.read(order_id)
+        state = fold(s.event for s in stored)
+        return History(events=tuple(stored), state=state, last_stream_seq=stored[-1].stream_seq if stored else 0)
+
+    async def read(self, order_id: str, *, from_stream_seq: int = 1) -> list[StoredEvent]:
+        """The order's stored events from a stream position on (batched direct get)."""
+        subject = self.topology.order_subject(order_id)
+        out: list[StoredEvent] = []
+        start = from_stream_seq
+        while True:
+            batch, more = await self._direct_batch(subject, start)
+            for seq, data in batch:
+                out.append(StoredEvent(stream_seq=seq, event=ev.decode(data)))
+            if not more or not batch:
+                return out
+            start = batch[-1][0] + 1
+
+    async def _direct_batch(self, subject: str, start: int) -> tuple[list[tuple[int, bytes]], bool]:
+        inbox = await self._reply_inbox()
+        queue: asyncio.Queue[Msg] = asyncio.Queue()
+        self._replies[inbox] = queue
+        request = {"seq": start, "next_by_subj": subject, "batch": _BATCH}
+        try:
+            await self._nc.publish(
+                f"$JS.API.DIRECT.GET.{self.topology.orders_stream}", json.dumps(request).encode(), reply=inbox
+            )
+            out: list[tuple[int, bytes]] = []
+            pending = 0
+            while True:
+                msg = await asyncio.wait_for(queue.get(), self._timeout)
+                headers = msg.headers or {}
+                status = headers.get("Status")
+                if status == "404":
+                    return out, False
+                if status == "204":  # end of batch
+                    return out, pending > 0
+                if status is not None:
+                    raise RuntimeError(f"direct get on {subject} failed: {status} {headers.get('Description')}")
+                out.append((int(headers["Nats-Sequence"]), msg.data))
+                pending = int(headers.get("Nats-Num-Pending", "0"))
+        finally:
+            del self._replies[inbox]
+
+    async def _reply_inbox(self) -> str:
+        if self._inbox_prefix is None:
+            prefix = self._nc.new_inbox()
+            await self._nc.subscribe(f"{prefix}.*", cb=self._on_reply)
+            self._inbox_prefix = prefix
+        return f"{self._inbox_prefix}.{next(self._ids)}"
+
+    async def _on_reply(self, msg: Msg) -> None:
+        queue = self._replies.get(msg.subject)
+        if queue is not None:
+            queue.put_nowait(msg)
+
+
+def decode_message(msg: Msg) -> ev.OrderEvent:
+    return ev.decode(msg.data)
+
+
+def stream_seq_of(msg: Msg) -> int:
+    """The stream sequence of a message delivered by a consumer or a republish."""
+    headers: dict[str, Any] = msg.headers or {}
+    if "Nats-Sequence" in headers:
+        return int(headers["Nats-Sequence"])
+    return msg.metadata.sequence.stream

@@ -1,0 +1,45 @@
+"""Prometheus metrics of every service. Each series carries the `service` label."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram
+
+_service = "unknown"
+
+LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
+
+
+def set_service(name: str) -> None:
+    global _service
+    _service = name
+
+
+def service() -> str:
+    return _service
+
+
+HTTP_REQUESTS = Counter("engine_http_requests", "HTTP requests served", ["service", "method", "route", "status"])
+HTTP_DURATION = Histogram(
+    "engine_http_request_duration_seconds", "HTTP request duration", ["service", "route"], buckets=LATENCY_BUCKETS
+)
+ORDERS_ACCEPTED = Counter("engine_orders_accepted", "Orders accepted", ["service", "order_type"])
+WS_CONNECTIONS = Gauge("engine_ws_connections", "Open WebSocket connections", ["service"])
+WS_MESSAGES = Counter("engine_ws_messages_sent", "WebSocket messages sent", ["service"])
+EVENTS_HANDLED = Counter("engine_events_handled", "Consumed events by outcome", ["service", "event", "outcome"])
+EVENT_DURATION = Histogram(
+    "engine_event_handle_duration_seconds", "Time to handle one event", ["service", "event"], buckets=LATENCY_BUCKETS
+)
+EVENTS_APPENDED = Counter("engine_events_appended", "Events appended to the log", ["service", "event"])
+APPEND_CONFLICTS = Counter("engine_append_conflicts", "Appends refused by optimistic concurrency", ["service"])
+ORDERS_TERMINAL = Counter("engine_orders_terminal", "Orders reaching a terminal status", ["service", "status"])
+ORDER_DURATION = Histogram(
+    "engine_order_duration_seconds", "Accepted to terminal", ["service"], buckets=LATENCY_BUCKETS
+)
+EXECUTION_ATTEMPTS = Counter("engine_execution_attempts", "Transaction attempts by outcome", ["service", "outcome"])
+ROUTES_SELECTED = Counter("engine_routes_selected", "Routing decisions by venue", ["service", "venue"])
+QUOTE_DURATION = Histogram("engine_quote_duration_seconds", "Time to quote all venues", ["service"], buckets=LATENCY_BUCKETS)
+CONSUMER_PENDING = Gauge("engine_consumer_pending_messages", "Messages not yet delivered", ["service", "consumer"])
+PROJECTOR_BATCH = Histogram(
+    "engine_projector_batch_size", "Events per projector batch", ["service"], buckets=(1, 5, 10, 50, 100, 250, 500, 1000)
+)
+PROJECTOR_LAG = Gauge("engine_projector_lag_seconds", "Age of the newest projected event when applied", ["service"])

@@ -1,0 +1,55 @@
+"""Health, readiness and metrics endpoints, served by every service."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Awaitable, Callable, Mapping
+
+import uvicorn
+from litestar import Litestar, MediaType, Response, get
+from litestar.handlers import HTTPRouteHandler
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+Check = Callable[[], Awaitable[bool]]
+
+
+def ops_handlers(service: str, checks: Mapping[str, Check]) -> list[HTTPRouteHandler]:
+    """Route handlers for /health, /healthz, /readyz and /metrics."""
+
+    @get(["/health", "/healthz"], media_type=MediaType.JSON, include_in_schema=False, sync_to_thread=False)
+    def health() -> dict:
+        """Liveness: the process is up and serving."""
+        return {"status": "ok", "service": service}
+
+    @get("/readyz", media_type=MediaType.JSON, include_in_schema=False)
+    async def ready() -> Response:
+        """Readiness: every dependency answers."""
+        results = {}
+        for name, check in checks.items():
+            try:
+                results[name] = await asyncio.wait_for(check(), 2.0)
+            except Exception:
+                results[name] = False
+        ok = all(results.values())
+        return Response({"status": "ok" if ok else "unavailable", "checks": results}, status_code=200 if ok else 503)
+
+    @get("/metrics", include_in_schema=False, sync_to_thread=False)
+    def prometheus() -> Response:
+        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+    return [health, ready, prometheus]
+
+
+async def serve(app: Litestar, host: str, port: int, stop: asyncio.Event) -> None:
+    """Serve `app` with uvicorn inside the running loop until `stop` is set."""
+    config = uvicorn.Config(app, host=host, port=port, log_config=None, access_log=False, lifespan="on")
+    server = uvicorn.Server(config)
+    server.install_signal_handlers = lambda: None  # the service owns signals
+    task = asyncio.create_task(server.serve())
+    await stop.wait()
+    server.should_exit = True
+    await task
+
+
+def ops_app(service: str, checks: Mapping[str, Check]) -> Litestar:
+    return Litestar(route_handlers=ops_handlers(service, checks), openapi_config=None)

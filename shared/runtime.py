@@ -1,0 +1,74 @@
+"""Process scaffolding shared by the services: logging, tracing, signals, connections."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from typing import Awaitable, Callable
+
+import nats
+from nats.aio.client import Client
+
+from shared import logs, metrics, tracing
+from shared.settings import Common
+
+log = logging.getLogger(__name__)
+
+
+def run(service: str, common: Common, main: Callable[[asyncio.Event], Awaitable[None]]) -> None:
+    """Run `main(stop)` until SIGINT/SIGTERM sets `stop`; the service then drains and exits."""
+    logs.setup(service, level=common.log_level, fmt=common.log_format)
+    tracing.setup(service, common.otel_traces_exporter)
+    metrics.set_service(service)
+    try:
+        import uvloop
+
+        uvloop.install()
+    except ImportError:  # pragma: no cover - optional speed-up
+        pass
+    asyncio.run(_main(service, main))
+
+
+async def _main(service: str, main: Callable[[asyncio.Event], Awaitable[None]]) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    log.info("starting", extra={"service": service})
+    await main(stop)
+    log.info("stopped", extra={"service": service})
+
+
+async def connect_nats(url: str, name: str) -> Client:
+    """Connect with unlimited reconnects: a broker failover must not stop a service."""
+
+    async def on_error(exc: Exception) -> None:
+        log.warning("nats error: %s", exc)
+
+    async def on_disconnect() -> None:
+        log.warning("nats disconnected")
+
+    async def on_reconnect() -> None:
+        log.info("nats reconnected")
+
+    return await nats.connect(
+        url,
+        name=name,
+        max_reconnect_attempts=-1,
+        reconnect_time_wait=0.5,
+        error_cb=on_error,
+        disconnected_cb=on_disconnect,
+        reconnected_cb=on_reconnect,
+    )
+
+
+@contextlib.asynccontextmanager
+async def nats_connection(url: str, name: str):
+    nc = await connect_nats(url, name)
+    try:
+        yield nc
+    finally:
+        with contextlib.suppress(Exception):
+            await nc.drain()

@@ -1,0 +1,61 @@
+"""Names of streams, subjects, consumers and buckets, derived from one namespace.
+
+A namespace lets several independent engines (or test runs) share one NATS server.
+Each order's events live on one literal subject, `orders.<orderId>`, so replaying one
+order is a direct get on a literal subject (sub-millisecond) rather than a wildcard scan.
+"""
+
+from __future__ import annotations
+
+import msgspec
+
+
+class Topology(msgspec.Struct, frozen=True, kw_only=True):
+    namespace: str = ""
+
+    def _subject(self, name: str) -> str:
+        return f"{self.namespace}.{name}" if self.namespace else name
+
+    def _stream(self, name: str) -> str:
+        return f"{self.namespace.upper()}_{name}" if self.namespace else name
+
+    @property
+    def orders_stream(self) -> str:
+        return self._stream("ORDERS")
+
+    @property
+    def orders_prefix(self) -> str:
+        return self._subject("orders")
+
+    @property
+    def orders_wildcard(self) -> str:
+        return f"{self.orders_prefix}.*"
+
+    def order_subject(self, order_id: str) -> str:
+        return f"{self.orders_prefix}.{order_id}"
+
+    @property
+    def live_prefix(self) -> str:
+        """Stored events are republished here: a subscriber sees only what the log kept."""
+        return self._subject("live.orders")
+
+    def live_subject(self, order_id: str) -> str:
+        return f"{self.live_prefix}.{order_id}"
+
+    @property
+    def quotes_stream(self) -> str:
+        return self._stream("QUOTES")
+
+    @property
+    def quotes_prefix(self) -> str:
+        return self._subject("quotes")
+
+    def quote_subject(self, pair: str, venue: str) -> str:
+        return f"{self.quotes_prefix}.{pair}.{venue}"
+
+    @property
+    def chain_bucket(self) -> str:
+        return self._stream("CHAIN")
+
+    def consumer(self, service: str) -> str:
+        return service
