@@ -17,6 +17,10 @@ Status = Literal[
     "pending", "open", "routing", "building", "submitted", "confirmed", "failed", "cancelled", "expired"
 ]
 
+STATUSES: tuple[str, ...] = (
+    "pending", "open", "routing", "building", "submitted", "confirmed", "failed", "cancelled", "expired"
+)
+
 TERMINAL: frozenset[str] = frozenset({"confirmed", "failed", "cancelled", "expired"})
 
 # Where a progress bar stands in each status (0-100), as the seed clients draw it.

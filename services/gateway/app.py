@@ -1,0 +1,97 @@
+"""The gateway's composition root: `create_app(settings)` wires real adapters."""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from typing import AsyncIterator
+
+from litestar import Litestar
+from litestar.config.cors import CORSConfig
+from litestar.openapi import OpenAPIConfig
+from litestar.types import ASGIApp, Receive, Scope, Send
+
+from services.gateway.errors import EXCEPTION_HANDLERS
+from services.gateway.live import LiveHub
+from services.gateway.reads import ReadModel, open_pool
+from services.gateway.routes import OrderController, stream
+from services.gateway.settings import GatewaySettings
+from shared import metrics
+from shared.clock import SystemClock
+from shared.eventlog import EventLog, ensure_streams
+from shared.ids import Ids
+from shared.ops import ops_handlers
+from shared.runtime import connect_nats
+from shared.topology import Topology
+
+
+def http_metrics(app: ASGIApp) -> ASGIApp:
+    async def middleware(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = {"code": 500}
+
+        async def capture(message) -> None:
+            if message["type"] == "http.response.start":
+                status["code"] = message["status"]
+            await send(message)
+
+        try:
+            await app(scope, receive, capture)
+        finally:
+            route = scope.get("path_template") or "unmatched"
+            metrics.HTTP_REQUESTS.labels(metrics.service(), scope["method"], route, str(status["code"])).inc()
+            metrics.HTTP_DURATION.labels(metrics.service(), route).observe(time.perf_counter() - started)
+
+    return middleware
+
+
+def create_app(settings: GatewaySettings) -> Litestar:
+    topology = Topology(namespace=settings.engine_namespace)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Litestar) -> AsyncIterator[None]:
+        nc = await connect_nats(settings.nats_url, "gateway")
+        js = nc.jetstream()
+        await ensure_streams(js, topology, replicas=settings.stream_replicas)
+        pool = await open_pool(settings.database_url, settings.database_schema, size=settings.db_pool_size)
+        log = EventLog(nc, js, topology)
+        clock = SystemClock()
+        app.state.update(
+            settings=settings,
+            nc=nc,
+            log=log,
+            reads=ReadModel(pool),
+            hub=LiveHub(nc, log),
+            clock=clock,
+            ids=Ids(clock),
+        )
+        try:
+            yield
+        finally:
+            await nc.drain()
+            await pool.close()
+
+    async def nats_ready() -> bool:
+        return app.state.nc.is_connected
+
+    async def db_ready() -> bool:
+        return await app.state.reads.ping()
+
+    app = Litestar(
+        route_handlers=[OrderController, stream, *ops_handlers("gateway", {"nats": nats_ready, "postgres": db_ready})],
+        lifespan=[lifespan],
+        exception_handlers=EXCEPTION_HANDLERS,
+        request_max_body_size=settings.max_body_bytes,
+        middleware=[http_metrics],
+        cors_config=CORSConfig(allow_origins=["*"]),
+        openapi_config=OpenAPIConfig(
+            title="DEX order execution engine",
+            version="1.0.0",
+            description="Submit swap orders, read them, and stream every step of their execution.",
+            path="/schema",
+        ),
+    )
+    return app

@@ -1,0 +1,62 @@
+"""Client errors as `{error, detail, field?}` with a 4xx status; never a 5xx for bad input."""
+
+from __future__ import annotations
+
+import logging
+
+from litestar import MediaType, Request, Response
+from litestar.exceptions import HTTPException
+
+log = logging.getLogger(__name__)
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, error: str, detail: str, *, field: str | None = None, extra: dict | None = None):
+        super().__init__(detail)
+        self.status = status
+        self.error = error
+        self.detail = detail
+        self.field = field
+        self.extra = extra or {}
+
+
+def bad_request(field: str, detail: str, error: str = "invalid_field") -> ApiError:
+    return ApiError(400, error, detail, field=field)
+
+
+def _body(error: str, detail: str, field: str | None = None, extra: dict | None = None) -> dict:
+    body = {"error": error, "detail": detail}
+    if field is not None:
+        body["field"] = field
+    body.update(extra or {})
+    return body
+
+
+def on_api_error(_: Request, exc: ApiError) -> Response:
+    return Response(_body(exc.error, exc.detail, exc.field, exc.extra), status_code=exc.status, media_type=MediaType.JSON)
+
+
+_HTTP_NAMES = {
+    400: "bad_request",
+    404: "not_found",
+    405: "method_not_allowed",
+    413: "body_too_large",
+    415: "unsupported_media_type",
+    429: "too_many_requests",
+}
+
+
+def on_http_exception(_: Request, exc: HTTPException) -> Response:
+    status = exc.status_code
+    detail = exc.detail or "request failed"
+    if status == 413:
+        detail = "request body is larger than the limit"
+    return Response(_body(_HTTP_NAMES.get(status, "error"), detail), status_code=status, media_type=MediaType.JSON)
+
+
+def on_unexpected(request: Request, exc: Exception) -> Response:
+    log.exception("unhandled error", extra={"path": request.url.path})
+    return Response(_body("internal", "unexpected server error"), status_code=500, media_type=MediaType.JSON)
+
+
+EXCEPTION_HANDLERS = {ApiError: on_api_error, HTTPException: on_http_exception, Exception: on_unexpected}

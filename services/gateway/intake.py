@@ -1,0 +1,100 @@
+"""Turning a submitted order body into a normalised `OrderSpec`, or a 4xx naming the field."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from typing import Any
+
+import msgspec
+
+from services.gateway.errors import ApiError, bad_request
+from shared.amounts import AmountError, parse_amount
+from shared.events import OrderSpec
+from shared.market.tokens import TOKENS, UnknownToken, get_token
+
+SUPPORTED_TYPES = ("market",)
+KNOWN_FIELDS = frozenset({"orderType", "tokenIn", "tokenOut", "amount", "slippageBps", "clientOrderId"})
+MAX_SLIPPAGE_BPS = 5_000
+DEFAULT_SLIPPAGE_BPS = 50
+CLIENT_ORDER_ID = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
+
+_decoder = msgspec.json.Decoder()
+
+
+def parse_order(body: bytes) -> OrderSpec:
+    """Validate a POST /api/orders body. Raises `ApiError` (400) naming the first bad field."""
+    if not body.strip():
+        raise ApiError(400, "invalid_body", "request body is empty; send a JSON object", field="body")
+    try:
+        data = _decoder.decode(body)
+    except msgspec.DecodeError as exc:
+        raise ApiError(400, "malformed_json", f"request body is not valid JSON: {exc}", field="body") from None
+    if not isinstance(data, dict):
+        raise ApiError(400, "invalid_body", "request body must be a JSON object", field="body")
+    unknown = sorted(set(data) - KNOWN_FIELDS)
+    if unknown:
+        raise bad_request(unknown[0], f"unknown field {unknown[0]!r}; accepted fields: {', '.join(sorted(KNOWN_FIELDS))}")
+
+    order_type = data.get("orderType", "market")
+    if not isinstance(order_type, str):
+        raise bad_request("orderType", "orderType must be a string")
+    if order_type not in SUPPORTED_TYPES:
+        raise bad_request("orderType", f"orderType {order_type!r} is not supported; use one of: {', '.join(SUPPORTED_TYPES)}")
+
+    token_in = _token(data, "tokenIn")
+    token_out = _token(data, "tokenOut")
+    if token_in.symbol == token_out.symbol:
+        raise bad_request("tokenOut", f"tokenIn and tokenOut are both {token_in.symbol}; a swap needs two different tokens")
+
+    if "amount" not in data:
+        raise bad_request("amount", "amount is required (a decimal string or number of tokenIn units)")
+    raw_amount = data["amount"]
+    if isinstance(raw_amount, bool) or not isinstance(raw_amount, (int, float, str)):
+        raise bad_request("amount", "amount must be a decimal string or a number")
+    try:
+        amount_in = parse_amount(raw_amount, token_in.decimals)
+    except AmountError as exc:
+        raise bad_request("amount", f"amount {raw_amount!r}: {exc}") from None
+
+    slippage = data.get("slippageBps", DEFAULT_SLIPPAGE_BPS)
+    if isinstance(slippage, bool) or not isinstance(slippage, int):
+        raise bad_request("slippageBps", "slippageBps must be an integer number of basis points")
+    if not 0 <= slippage <= MAX_SLIPPAGE_BPS:
+        raise bad_request("slippageBps", f"slippageBps must be between 0 and {MAX_SLIPPAGE_BPS} (got {slippage})")
+
+    client_order_id = data.get("clientOrderId")
+    if client_order_id is not None and (not isinstance(client_order_id, str) or not CLIENT_ORDER_ID.match(client_order_id)):
+        raise bad_request("clientOrderId", "clientOrderId must be 1-64 characters of letters, digits and _ . : -")
+
+    normalised = {
+        "orderType": order_type,
+        "tokenIn": token_in.symbol,
+        "tokenOut": token_out.symbol,
+        "amountIn": amount_in,
+        "slippageBps": slippage,
+    }
+    digest = hashlib.sha256(msgspec.json.encode(normalised, order="sorted")).hexdigest()
+    return OrderSpec(
+        order_type=order_type,
+        token_in=token_in.symbol,
+        token_out=token_out.symbol,
+        amount_in=amount_in,
+        slippage_bps=slippage,
+        client_order_id=client_order_id,
+        request_hash=digest,
+    )
+
+
+def _token(data: dict[str, Any], field: str):
+    value = data.get(field)
+    if value is None:
+        raise bad_request(field, f"{field} is required (one of: {', '.join(sorted(TOKENS))})")
+    if not isinstance(value, str):
+        raise bad_request(field, f"{field} must be a token symbol string")
+    try:
+        return get_token(value)
+    except UnknownToken:
+        raise ApiError(
+            400, "unknown_token", f"{field} {value!r} is not a known token; known: {', '.join(sorted(TOKENS))}", field=field
+        ) from None

@@ -1,0 +1,183 @@
+"""HTTP and WebSocket routes of the public API."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+from litestar import Controller, Request, Response, WebSocket, get, post, websocket
+from litestar.datastructures import State
+from litestar.params import Parameter
+
+from services.gateway import views
+from services.gateway.errors import ApiError, bad_request
+from services.gateway.intake import parse_order
+from services.gateway.reads import BadCursor
+from services.gateway.submit import submit
+from shared import metrics
+from shared.ids import is_order_id
+from shared.orders import STATUSES, OrderState, apply
+
+log = logging.getLogger(__name__)
+
+
+def _not_found(order_id: str) -> ApiError:
+    return ApiError(404, "order_not_found", f"no order with id {order_id!r}", field="orderId")
+
+
+async def load_order(state: State, order_id: str) -> OrderState:
+    """The read model's view, or the log's when the projector has not caught up."""
+    if not is_order_id(order_id):
+        raise _not_found(order_id)
+    try:
+        found = await state.reads.order(order_id)
+    except Exception:
+        log.warning("read model unavailable; reading the log", exc_info=True)
+        found = None
+    if found is None:
+        found = (await state.log.load(order_id)).state
+    if found is None:
+        raise _not_found(order_id)
+    return found
+
+
+def _ws_url(request: Request, state: State, order_id: str) -> str:
+    base = state.settings.gateway_public_url.rstrip("/") or f"{request.url.scheme}://{request.url.netloc}"
+    ws_base = base.replace("https://", "wss://", 1).replace("http://", "ws://", 1)
+    return f"{ws_base}/api/orders/{order_id}/stream"
+
+
+class OrderController(Controller):
+    path = "/api/orders"
+    tags = ["orders"]
+
+    @post(["/execute", "/"], status_code=202)
+    async def execute(self, request: Request, state: State) -> Response[dict[str, Any]]:
+        """Submit a swap order.
+
+        Answers 202 once the order's first event is durably in the log. Repeating a
+        `clientOrderId` with the same body answers 200 with the same order; with a
+        different body, 409.
+        """
+        spec = parse_order(await request.body())
+        result = await submit(spec, log=state.log, ids=state.ids, clock=state.clock)
+        body = views.order_view(result.state) | {
+            "wsUrl": _ws_url(request, state, result.state.order_id),
+            "statusUrl": f"/api/orders/{result.state.order_id}",
+            "created": result.created,
+        }
+        return Response(body, status_code=202 if result.created else 200)
+
+    @get(["/{order_id:str}", "/status/{order_id:str}"])
+    async def order(self, order_id: str, state: State) -> dict[str, Any]:
+        """One order: status, route, quotes, amounts, transaction, failure reason."""
+        return views.order_view(await load_order(state, order_id))
+
+    @get("/")
+    async def orders(
+        self,
+        state: State,
+        status: str | None = Parameter(default=None, description="Only orders in this status"),
+        limit: str = Parameter(default="20", description="Page size, 1-100"),
+        cursor: str | None = Parameter(default=None, description="nextCursor of the previous page"),
+    ) -> dict[str, Any]:
+        """Orders, newest first, with cursor pagination."""
+        if status is not None and status not in STATUSES:
+            raise bad_request("status", f"status must be one of: {', '.join(STATUSES)}")
+        if not limit.isdigit() or not 1 <= int(limit) <= 100:
+            raise bad_request("limit", "limit must be an integer from 1 to 100")
+        try:
+            page, next_cursor = await state.reads.orders(status=status, limit=int(limit), cursor=cursor)
+        except BadCursor as exc:
+            raise bad_request("cursor", str(exc)) from None
+        return {"orders": [views.order_view(s) for s in page], "nextCursor": next_cursor}
+
+    @get("/{order_id:str}/events")
+    async def events(self, order_id: str, state: State) -> dict[str, Any]:
+        """The order's full event history, oldest first."""
+        if not is_order_id(order_id):
+            raise _not_found(order_id)
+        try:
+            history = await state.reads.events(order_id)
+        except Exception:
+            log.warning("read model unavailable; reading the log", exc_info=True)
+            history = []
+        if not history:
+            history = [s.event for s in (await state.log.read(order_id))]
+        if not history:
+            raise _not_found(order_id)
+        messages, current = [], None
+        for event in history:
+            current = apply(current, event)
+            messages.append(views.stream_message(event, current))
+        return {"orderId": order_id, "events": messages}
+
+
+@websocket(["/api/orders/{order_id:str}/stream", "/api/orders/status/{order_id:str}"])
+async def stream(socket: WebSocket, order_id: str) -> None:
+    """Every event of the order after `afterSeq`, then live events; closes after the terminal one."""
+    state: State = socket.app.state
+    await socket.accept()
+    raw_after = socket.query_params.get("afterSeq", "0")
+    if not raw_after.isdigit():
+        await socket.send_json({"type": "error", "error": "invalid_field", "field": "afterSeq",
+                                "detail": "afterSeq must be a non-negative integer"})
+        await socket.close(code=1008, reason="invalid afterSeq")
+        return
+    if not is_order_id(order_id):
+        await socket.close(code=4404, reason="unknown order")
+        return
+    after = int(raw_after)
+    metrics.WS_CONNECTIONS.labels(metrics.service()).inc()
+    sent = metrics.WS_MESSAGES.labels(metrics.service())
+    try:
+        await _stream(socket, state, order_id, after, sent)
+    finally:
+        metrics.WS_CONNECTIONS.labels(metrics.service()).dec()
+
+
+async def _stream(socket: WebSocket, state: State, order_id: str, after: int, sent) -> None:
+    current: OrderState | None = None
+    replayed = []
+    events = state.hub.watch(order_id, after_seq=0)
+    try:
+        # Fold from the first event so every message carries the status after it, but send
+        # only what comes after `afterSeq`.
+        async for event in events:
+            if event is None:
+                break
+            current = apply(current, event)
+            if event.seq > after:
+                replayed.append(views.stream_message(event, current))
+        await socket.send_json({
+            "type": "connection",
+            "orderId": order_id,
+            "status": current.status if current else None,
+            "lastSeq": current.seq if current else 0,
+            "afterSeq": after,
+            "message": "connected; replaying events after seq %d, then live" % after,
+        })
+        sent.inc()
+        for message in replayed:
+            await socket.send_json(message)
+            sent.inc()
+        if current is not None and current.terminal:
+            await socket.close(code=1000, reason=current.status)
+            return
+        while True:
+            wait = None if current is not None else state.settings.unknown_order_wait_s
+            try:
+                event = await asyncio.wait_for(anext(events), wait)
+            except asyncio.TimeoutError:
+                await socket.close(code=4404, reason="unknown order")
+                return
+            current = apply(current, event)
+            if event.seq > after:
+                await socket.send_json(views.stream_message(event, current))
+                sent.inc()
+            if current.terminal:
+                await socket.close(code=1000, reason=current.status)
+                return
+    finally:
+        await events.aclose()
