@@ -1,0 +1,102 @@
+"""Transactions: a message of instructions plus a signature derived from it.
+
+The signature is a pure function of the message and the signer, as on Solana: the same message
+always has the same signature, and any change (a fresh blockhash in particular) gives a new one.
+That is what makes "the same signature lands at most once" a guard against double execution.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+import base58
+import msgspec
+
+from shared.chain.blockhash import Blockhash
+from shared.chain.errors import PermanentChainError
+
+MAX_COMPUTE_UNIT_LIMIT = 1_400_000
+_DOMAIN = b"sim-chain/message/v1\x00"
+
+
+class Instruction(msgspec.Struct, frozen=True, kw_only=True):
+    """One program invocation; ``program_id`` is base58 of 32 bytes, as a real program address."""
+
+    program_id: str
+    name: str
+    args: dict[str, str | int] = {}
+
+
+class SwapIntent(msgspec.Struct, frozen=True, kw_only=True):
+    """What the swap instruction asks the pool program to do, in base units."""
+
+    pool_id: str
+    token_in: str
+    token_out: str
+    amount_in: int
+    min_amount_out: int
+
+
+class Message(msgspec.Struct, frozen=True, kw_only=True):
+    """Everything a signature covers."""
+
+    blockhash: Blockhash
+    fee_payer: str  # base58 of 32 bytes
+    compute_unit_limit: int
+    compute_unit_price_micro_lamports: int
+    instructions: tuple[Instruction, ...]
+    swap: SwapIntent
+
+
+class Transaction(msgspec.Struct, frozen=True, kw_only=True):
+    """A signed message; ``signature`` (base58 of 64 bytes) identifies it on the chain."""
+
+    signature: str
+    message: Message
+
+
+def message_bytes(message: Message) -> bytes:
+    """The canonical encoding of a message: field order fixed, dict keys sorted."""
+    return _DOMAIN + msgspec.json.encode(message, order="deterministic")
+
+
+def sign(message: Message, signer_seed: bytes) -> str:
+    """The signature of ``message`` by the signer holding ``signer_seed``: base58(sha512(...))."""
+    return base58.b58encode(hashlib.sha512(signer_seed + message_bytes(message)).digest()).decode("ascii")
+
+
+def signed(message: Message, signer_seed: bytes) -> Transaction:
+    """``message`` with its signature attached."""
+    return Transaction(signature=sign(message, signer_seed), message=message)
+
+
+def check_well_formed(tx: Transaction) -> None:
+    """Raise PermanentChainError naming the first defect that no retry could fix."""
+    _require_base58(tx.signature, 64, "signature")
+    msg = tx.message
+    _require_base58(msg.fee_payer, 32, "fee_payer")
+    _require_base58(msg.blockhash.value, 32, "blockhash")
+    if not 0 < msg.compute_unit_limit <= MAX_COMPUTE_UNIT_LIMIT:
+        raise PermanentChainError(f"compute_unit_limit {msg.compute_unit_limit} outside 1..{MAX_COMPUTE_UNIT_LIMIT}")
+    if msg.compute_unit_price_micro_lamports < 0:
+        raise PermanentChainError("compute_unit_price_micro_lamports is negative")
+    if not msg.instructions:
+        raise PermanentChainError("transaction has no instructions")
+    for ix in msg.instructions:
+        _require_base58(ix.program_id, 32, f"program id of instruction {ix.name!r}")
+    swap = msg.swap
+    if swap.amount_in <= 0:
+        raise PermanentChainError(f"swap amount_in must be positive, got {swap.amount_in}")
+    if swap.min_amount_out < 0:
+        raise PermanentChainError(f"swap min_amount_out is negative: {swap.min_amount_out}")
+    if swap.token_in == swap.token_out:
+        raise PermanentChainError(f"swap token_in and token_out are both {swap.token_in}")
+
+
+def _require_base58(value: str, length: int, what: str) -> None:
+    try:
+        raw = base58.b58decode(value)
+    except ValueError:
+        raise PermanentChainError(f"{what} is not base58: {value!r}") from None
+    if len(raw) != length:
+        raise PermanentChainError(f"{what} must encode {length} bytes, got {len(raw)}")
