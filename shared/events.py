@@ -84,7 +84,9 @@ class TransactionBuilt(Event, frozen=True, kw_only=True):
     attempt: int
     signature: str
     blockhash: str
+    blockhash_slot: int
     last_valid_slot: int
+    fee_payer: str
     compute_unit_limit: int
     compute_unit_price: int  # micro-lamports per compute unit
     priority_fee_lamports: int

@@ -1,0 +1,64 @@
+"""python -m services.executor: builds, submits and confirms routed orders."""
+
+from __future__ import annotations
+
+import asyncio
+
+from services.executor.build import BuildParams, Wallet
+from services.executor.driver import Executor
+from services.executor.settings import ExecutorSettings
+from services.executor.settle import settler
+from shared import ops, runtime
+from shared.chain import JetStreamChainStore, SimulatedChain
+from shared.clock import SystemClock
+from shared.consumer import Consumer, ConsumerSpec
+from shared.emit import Emitter
+from shared.eventlog import EventLog, ensure_streams
+from shared.ids import Ids
+from shared.market.model import Market
+from shared.settings import load
+from shared.topology import Topology
+
+
+async def build_executor(settings: ExecutorSettings, nc, clock) -> Executor:
+    """The composition root: real chain store and event log from settings."""
+    topology = Topology(namespace=settings.engine_namespace)
+    js = nc.jetstream()
+    await ensure_streams(js, topology, replicas=settings.stream_replicas)
+    store = await JetStreamChainStore.open(js, topology.chain_bucket)
+    chain = SimulatedChain(store, settings.slot_clock(clock), settings.chain_config(), settler(Market(settings.sim_seed)))
+    return Executor(
+        Emitter(EventLog(nc, js, topology), Ids(clock), clock),
+        chain,
+        Wallet.from_seed(settings.wallet_seed),
+        BuildParams(compute_unit_limit=settings.compute_unit_limit, compute_unit_price=settings.compute_unit_price),
+        max_attempts=settings.executor_max_attempts,
+        backoff_base_ms=settings.executor_backoff_base_ms,
+        backoff_max_ms=settings.executor_backoff_max_ms,
+        poll_ms=settings.executor_poll_ms,
+    )
+
+
+async def serve(settings: ExecutorSettings, stop: asyncio.Event) -> None:
+    topology = Topology(namespace=settings.engine_namespace)
+    async with runtime.nats_connection(settings.nats_url, "executor") as nc:
+        executor = await build_executor(settings, nc, SystemClock())
+        spec = ConsumerSpec(durable="executor", filter_subject=topology.orders_wildcard, wants=frozenset({"OrderRouted"}))
+        consumer = Consumer(nc.jetstream(), topology.orders_stream, spec, executor.handle, concurrency=settings.concurrency)
+
+        async def nats_ready() -> bool:
+            return nc.is_connected
+
+        await asyncio.gather(
+            consumer.run(stop),
+            ops.serve(ops.ops_app("executor", {"nats": nats_ready}), settings.ops_host, settings.ops_port, stop),
+        )
+
+
+def main() -> None:
+    settings = load(ExecutorSettings)
+    runtime.run("executor", settings, lambda stop: serve(settings, stop))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,186 @@
+"""Driving a routed order to confirmed or failed, one recorded step at a time.
+
+Never twice: every step is decided from the log (`policy.next_step`), a built
+transaction is recorded (with its signature) before it is sent, and a recorded but
+unconfirmed transaction is looked up on the chain before it is sent again. The chain
+lands a signature at most once, and a transaction is rebuilt only when its blockhash
+has expired, i.e. when it can provably never land. Two replicas acting on one order
+collide on the log's optimistic concurrency; the loser reloads and follows the winner.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Awaitable, Callable
+
+from services.executor import policy
+from services.executor.build import BuildParams, Wallet, build, priority_fee_lamports
+from shared import events as ev
+from shared import metrics
+from shared.chain import Blockhash, SimulatedChain, TransientChainError
+from shared.chain import Transaction as ChainTransaction
+from shared.consumer import Retry
+from shared.emit import Emitter
+from shared.eventlog import ConcurrencyConflict, History
+from shared.orders import Transaction
+
+log = logging.getLogger(__name__)
+
+
+class Executor:
+    def __init__(
+        self,
+        emitter: Emitter,
+        chain: SimulatedChain,
+        wallet: Wallet,
+        params: BuildParams,
+        *,
+        max_attempts: int = 3,
+        backoff_base_ms: int = 250,
+        backoff_max_ms: int = 5_000,
+        poll_ms: int = 200,
+        sleep: Callable[[float], Awaitable[object]] = asyncio.sleep,
+    ):
+        self._emit = emitter
+        self._chain = chain
+        self._wallet = wallet
+        self._params = params
+        self._max_attempts = max_attempts
+        self._backoff = (backoff_base_ms, backoff_max_ms)
+        self._poll_s = poll_ms / 1000
+        self._sleep = sleep
+        self._driving: set[str] = set()
+
+    async def handle(self, event: ev.OrderEvent, _msg=None) -> None:
+        """Consumer entry: drive the order unless this process is already driving it."""
+        if event.order_id in self._driving:
+            raise Retry("this process is already driving the order", delay=5.0)
+        self._driving.add(event.order_id)
+        try:
+            await self.drive(event.order_id)
+        finally:
+            self._driving.discard(event.order_id)
+
+    async def drive(self, order_id: str) -> None:
+        history = await self._emit.log.load(order_id)
+        while True:
+            step = policy.next_step(history.state, self._emit.clock.now_ms(), max_attempts=self._max_attempts)
+            if isinstance(step, policy.Done):
+                return
+            try:
+                history = await self._act(history, step)
+            except ConcurrencyConflict:
+                history = await self._emit.log.load(order_id)
+
+    async def _act(self, history: History, step: policy.Step) -> History:
+        match step:
+            case policy.Wait(until_ms=until):
+                await self._sleep(max(0, until - self._emit.clock.now_ms()) / 1000)
+                return history
+            case policy.GiveUp(reason=reason):
+                return await self._finish(history, ev.OrderFailed, code="attempts_exhausted", reason=reason)
+            case policy.Build(attempt=attempt):
+                return await self._build(history, attempt)
+            case policy.Send(tx=tx):
+                return await self._send(history, tx)
+            case policy.AwaitLanding(tx=tx):
+                return await self._await_landing(history, tx)
+        raise AssertionError(f"unhandled step {step}")
+
+    async def _build(self, history: History, attempt: int) -> History:
+        blockhash = await self._chain.latest_blockhash()
+        tx = build(history.state, attempt=attempt, blockhash=blockhash, wallet=self._wallet, params=self._params)
+        names = tuple(i.name for i in tx.message.instructions)
+        return await self._emit.append(
+            history,
+            ev.TransactionBuilt,
+            attempt=attempt,
+            signature=tx.signature,
+            blockhash=blockhash.value,
+            blockhash_slot=blockhash.slot,
+            last_valid_slot=blockhash.last_valid_slot,
+            fee_payer=self._wallet.address,
+            compute_unit_limit=tx.message.compute_unit_limit,
+            compute_unit_price=tx.message.compute_unit_price_micro_lamports,
+            priority_fee_lamports=priority_fee_lamports(tx),
+            instructions=names,
+            wraps_sol="SyncNative" in names,
+            unwraps_sol="CloseAccount" in names and "SyncNative" not in names,
+        )
+
+    def _rebuild(self, history: History, recorded: Transaction) -> tuple[ChainTransaction, Blockhash]:
+        built = next(
+            s.event for s in reversed(history.events)
+            if isinstance(s.event, ev.TransactionBuilt) and s.event.signature == recorded.signature
+        )
+        blockhash = Blockhash(value=built.blockhash, slot=built.blockhash_slot, last_valid_slot=built.last_valid_slot)
+        tx = build(history.state, attempt=built.attempt, blockhash=blockhash, wallet=self._wallet, params=self._params)
+        if tx.signature != recorded.signature:
+            raise RuntimeError(f"rebuilt transaction differs from the recorded one ({recorded.signature})")
+        return tx, blockhash
+
+    async def _send(self, history: History, recorded: Transaction) -> History:
+        tx, blockhash = self._rebuild(history, recorded)
+        # It may have been sent before a crash: the chain, not memory, says so.
+        status = await self._chain.signature_status(tx.signature)
+        if status is not None:
+            return await self._emit.append(
+                history, ev.TransactionSubmitted, attempt=recorded.attempt, signature=tx.signature,
+                slot=status.slot or blockhash.slot, already_processed=True,
+            )
+        if not await self._chain.is_blockhash_valid(blockhash):
+            return await self._fail_attempt(history, recorded, "blockhash_expired", "blockhash expired before it was sent")
+        try:
+            receipt = await self._chain.submit(tx)
+        except TransientChainError as exc:
+            return await self._fail_attempt(history, recorded, exc.kind, str(exc))
+        return await self._emit.append(
+            history, ev.TransactionSubmitted, attempt=recorded.attempt, signature=tx.signature,
+            slot=receipt.submitted_slot, already_processed=receipt.already_processed,
+        )
+
+    async def _await_landing(self, history: History, recorded: Transaction) -> History:
+        tx, blockhash = self._rebuild(history, recorded)
+        while True:
+            status = await self._chain.signature_status(tx.signature)
+            if status is not None and status.state == "confirmed":
+                metrics.EXECUTION_ATTEMPTS.labels(metrics.service(), "confirmed").inc()
+                return await self._finish(
+                    history, ev.OrderConfirmed, signature=tx.signature, slot=status.slot, amount_out=status.amount_out
+                )
+            if status is not None and status.state == "failed":
+                metrics.EXECUTION_ATTEMPTS.labels(metrics.service(), "failed").inc()
+                error = status.error or "swap program failed"
+                code = "slippage_exceeded" if "Slippage" in error else "chain_error"
+                return await self._finish(history, ev.OrderFailed, code=code, reason=_failure_reason(code, error))
+            if status is None and not await self._chain.is_blockhash_valid(blockhash):
+                # Not seen and can no longer land: dropped. Safe to build a new one.
+                return await self._fail_attempt(
+                    history, recorded, "dropped", "transaction dropped: not landed before its blockhash expired"
+                )
+            await self._sleep(self._poll_s)
+
+    async def _fail_attempt(self, history: History, tx: Transaction, kind: str, reason: str) -> History:
+        metrics.EXECUTION_ATTEMPTS.labels(metrics.service(), "transient").inc()
+        delay = policy.backoff_ms(tx.attempt, base_ms=self._backoff[0], max_ms=self._backoff[1])
+        log.info("attempt failed", extra={"orderId": history.state.order_id, "attempt": tx.attempt, "kind": kind})
+        return await self._emit.append(
+            history, ev.AttemptFailed, attempt=tx.attempt, signature=tx.signature, kind=kind, reason=reason,
+            retry_at=self._emit.clock.now_ms() + delay,
+        )
+
+    async def _finish(self, history: History, cls: type[ev.Event], **fields) -> History:
+        history = await self._emit.append(history, cls, **fields)
+        state = history.state
+        metrics.ORDERS_TERMINAL.labels(metrics.service(), state.status).inc()
+        metrics.ORDER_DURATION.labels(metrics.service()).observe(max(0, state.updated_at - state.created_at) / 1000)
+        log.info("order finished", extra={"orderId": state.order_id, "status": state.status,
+                                          "amountOut": state.amount_out, "reason": state.failure_reason})
+        return history
+
+
+def _failure_reason(code: str, error: str) -> str:
+    if code == "slippage_exceeded":
+        return f"slippage exceeded: the market moved past the order's minimum output ({error})"
+    return f"transaction failed on chain: {error}"

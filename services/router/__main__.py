@@ -1,0 +1,57 @@
+"""python -m services.router: quotes every venue and routes each accepted order."""
+
+from __future__ import annotations
+
+import asyncio
+
+from services.router.feed import QuoteFeed
+from services.router.handler import Router
+from services.router.settings import RouterSettings
+from shared import ops, runtime
+from shared.clock import SystemClock
+from shared.consumer import Consumer, ConsumerSpec
+from shared.emit import Emitter
+from shared.eventlog import EventLog, ensure_streams
+from shared.ids import Ids
+from shared.market.model import Market
+from shared.settings import load
+from shared.topology import Topology
+
+
+def main() -> None:
+    settings = load(RouterSettings)
+    runtime.run("router", settings, lambda stop: serve(settings, stop))
+
+
+async def serve(settings: RouterSettings, stop: asyncio.Event) -> None:
+    topology = Topology(namespace=settings.engine_namespace)
+    clock = SystemClock()
+    async with runtime.nats_connection(settings.nats_url, "router") as nc:
+        js = nc.jetstream()
+        await ensure_streams(js, topology, replicas=settings.stream_replicas)
+        market = Market(settings.sim_seed)
+        slots = settings.slot_clock(clock)
+        feed = QuoteFeed(nc, topology, market, slots, clock)
+        router = Router(
+            Emitter(EventLog(nc, js, topology), Ids(clock), clock),
+            market,
+            slots,
+            feed,
+            quote_delay_ms=settings.quote_delay_ms(),
+        )
+        spec = ConsumerSpec(durable="router", filter_subject=topology.orders_wildcard, wants=frozenset({"OrderAccepted"}))
+        consumer = Consumer(js, topology.orders_stream, spec, router.handle, concurrency=settings.concurrency)
+
+        async def nats_ready() -> bool:
+            return nc.is_connected
+
+        app = ops.ops_app("router", {"nats": nats_ready})
+        await asyncio.gather(
+            consumer.run(stop),
+            feed.run(settings.quote_feed_interval_ms, stop),
+            ops.serve(app, settings.ops_host, settings.ops_port, stop),
+        )
+
+
+if __name__ == "__main__":
+    main()

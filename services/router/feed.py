@@ -1,0 +1,73 @@
+"""Live quotes on `quotes.<PAIR>.<venue>`, for anyone to watch (the stream keeps the latest)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Sequence
+
+import msgspec
+from nats.aio.client import Client
+
+from shared.amounts import format_amount
+from shared.chain import SlotClock
+from shared.clock import Clock
+from shared.market.model import Market
+from shared.market.quotes import Quote
+from shared.market.tokens import get_token
+from shared.topology import Topology
+
+log = logging.getLogger(__name__)
+_encode = msgspec.json.Encoder().encode
+
+
+class QuoteFeed:
+    def __init__(self, nc: Client, topology: Topology, market: Market, slots: SlotClock, clock: Clock):
+        self._nc = nc
+        self._topology = topology
+        self._market = market
+        self._slots = slots
+        self._clock = clock
+        self._pairs = {(p.base, p.quote): p.pair_id for p in market.pairs()}
+
+    def _pair_id(self, quote: Quote) -> str:
+        return self._pairs.get((quote.token_in, quote.token_out)) or self._pairs.get(
+            (quote.token_out, quote.token_in), f"{quote.token_in}-{quote.token_out}"
+        )
+
+    async def publish_quotes(self, quotes: Sequence[Quote], slot: int) -> None:
+        for quote in quotes:
+            body = {
+                "pair": self._pair_id(quote),
+                "venue": quote.venue,
+                "poolId": quote.pool_id,
+                "slot": slot,
+                "timestamp": self._clock.now_ms(),
+                "tokenIn": quote.token_in,
+                "tokenOut": quote.token_out,
+                "amountIn": format_amount(quote.amount_in, get_token(quote.token_in).decimals),
+                "amountOut": format_amount(quote.amount_out, get_token(quote.token_out).decimals),
+                "fee": format_amount(quote.fee, get_token(quote.token_in).decimals),
+                "priceImpactBps": quote.price_impact_bps,
+                "spotPrice": quote.spot_price,
+                "executedPrice": quote.executed_price,
+                "fillable": quote.fillable,
+            }
+            await self._nc.publish(self._topology.quote_subject(body["pair"], quote.venue), _encode(body))
+
+    async def run(self, interval_ms: int, stop: asyncio.Event) -> None:
+        """Quote one unit of each pair's base token on every venue, every interval."""
+        while not stop.is_set():
+            slot = self._slots.current_slot()
+            for pair in self._market.pairs():
+                unit = 10 ** get_token(pair.base).decimals
+                try:
+                    quotes = self._market.quotes(pair.base, pair.quote, unit, slot)
+                except Exception:
+                    log.exception("quoting %s failed", pair.pair_id)
+                    continue
+                await self.publish_quotes(quotes, slot)
+            try:
+                await asyncio.wait_for(stop.wait(), interval_ms / 1000)
+            except asyncio.TimeoutError:
+                pass
