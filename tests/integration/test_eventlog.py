@@ -1,0 +1,98 @@
+import asyncio
+
+import nats
+import pytest
+
+from shared import events as ev
+from shared.eventlog import ConcurrencyConflict, EventLog, ensure_streams
+from shared.topology import Topology
+from tests.helpers import eventually
+from tests.kit import HAPPY, history, make
+
+
+@pytest.fixture
+async def log(nats_url, namespace):
+    nc = await nats.connect(nats_url)
+    js = nc.jetstream()
+    topology = Topology(namespace=namespace)
+    await ensure_streams(js, topology)
+    yield EventLog(nc, js, topology)
+    await js.delete_stream(topology.orders_stream)
+    await js.delete_stream(topology.quotes_stream)
+    await nc.close()
+
+
+async def stream_messages(log: EventLog) -> int:
+    info = await log._js.stream_info(log.topology.orders_stream)
+    return info.state.messages
+
+
+async def test_creating_the_streams_twice_is_harmless(log):
+    await ensure_streams(log._js, log.topology)
+    await ensure_streams(log._js, log.topology)
+    assert await stream_messages(log) == 0
+
+
+async def test_a_retried_append_is_stored_once(log):
+    event = make(ev.OrderAccepted, order_id="a1")
+    first = await log.append(event, expected_stream_seq=0)
+    again = await log.append(event, expected_stream_seq=0)
+    assert not first.duplicate and again.duplicate and again.stream_seq == first.stream_seq
+    assert await stream_messages(log) == 1
+
+
+async def test_a_stale_expected_sequence_is_a_conflict_and_stores_nothing(log):
+    first, second = history(ev.OrderAccepted, ev.RoutingStarted, order_id="a2")
+    await log.append(first, expected_stream_seq=0)
+    with pytest.raises(ConcurrencyConflict):
+        await log.append(second, expected_stream_seq=0)
+    rival = make(ev.OrderAccepted, order_id="a2")
+    with pytest.raises(ConcurrencyConflict):
+        await log.append(rival, expected_stream_seq=0)
+    assert await stream_messages(log) == 1
+
+
+async def test_of_many_concurrent_writers_exactly_one_moves_the_order(log):
+    accepted = make(ev.OrderAccepted, order_id="a3")
+    stored = await log.append(accepted, expected_stream_seq=0)
+    rivals = [make(ev.RoutingStarted, order_id="a3", seq=2) for _ in range(20)]
+    results = await asyncio.gather(
+        *(log.append(r, expected_stream_seq=stored.stream_seq) for r in rivals), return_exceptions=True
+    )
+    winners = [r for r in results if not isinstance(r, Exception)]
+    assert len(winners) == 1
+    assert all(isinstance(r, ConcurrencyConflict) for r in results if isinstance(r, Exception))
+    loaded = await log.load("a3")
+    assert [s.event.seq for s in loaded.events] == [1, 2] and loaded.state.status == "routing"
+
+
+async def test_replaying_one_order_among_many_returns_its_events_in_order(log):
+    last = {}
+    for step in range(len(HAPPY)):
+        for n in range(30):
+            order_id = f"r{n}"
+            event = history(*HAPPY, order_id=order_id)[step]
+            appended = await log.append(event, expected_stream_seq=last.get(order_id, 0))
+            last[order_id] = appended.stream_seq
+    loaded = await log.load("r7")
+    assert [s.event.seq for s in loaded.events] == list(range(1, len(HAPPY) + 1))
+    assert loaded.state.status == "confirmed" and loaded.last_stream_seq == last["r7"]
+    assert (await log.load("missing")).state is None
+
+
+async def test_only_stored_events_are_republished_for_live_watchers(log):
+    seen = []
+
+    async def watch(msg):
+        seen.append(ev.decode(msg.data))
+
+    await log._nc.subscribe(log.topology.live_subject("a4"), cb=watch)
+    await log._nc.flush()
+    accepted, routing = history(ev.OrderAccepted, ev.RoutingStarted, order_id="a4")
+    stored = await log.append(accepted, expected_stream_seq=0)
+    with pytest.raises(ConcurrencyConflict):
+        await log.append(routing, expected_stream_seq=stored.stream_seq + 5)
+    await log.append(routing, expected_stream_seq=stored.stream_seq)
+    await eventually(lambda: len(seen) >= 2, message="both stored events republished")
+    await log._nc.flush()
+    assert [e.seq for e in seen] == [1, 2]
