@@ -1,0 +1,48 @@
+"""A small client of the public API, as a trading bot would write it."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+import httpx
+import websockets
+
+TERMINAL = {"confirmed", "failed", "cancelled", "expired"}
+
+
+def market(amount: str = "0.5", token_in: str = "SOL", token_out: str = "USDC", **extra: Any) -> dict[str, Any]:
+    return {"tokenIn": token_in, "tokenOut": token_out, "amount": amount, **extra}
+
+
+async def submit(client: httpx.AsyncClient, body: dict[str, Any]) -> dict[str, Any]:
+    response = await client.post("/api/orders/execute", json=body)
+    assert response.status_code in (200, 202), response.text
+    return response.json()
+
+
+async def stream(ws_base: str, order_id: str, *, after_seq: int | None = None, path: str = "stream",
+                 timeout: float = 30) -> tuple[list[dict[str, Any]], int | None]:
+    """Every message until the server closes, and the close code."""
+    url = f"{ws_base}/api/orders/{order_id}/stream" if path == "stream" else f"{ws_base}/api/orders/status/{order_id}"
+    if after_seq is not None:
+        url += f"?afterSeq={after_seq}"
+    messages: list[dict[str, Any]] = []
+    async with asyncio.timeout(timeout):
+        async with websockets.connect(url) as ws:
+            try:
+                async for raw in ws:
+                    messages.append(json.loads(raw))
+            except websockets.ConnectionClosed:
+                pass
+            return messages, ws.close_code
+
+
+async def wait_terminal(client: httpx.AsyncClient, order_id: str, timeout: float = 30) -> dict[str, Any]:
+    async with asyncio.timeout(timeout):
+        while True:
+            view = (await client.get(f"/api/orders/{order_id}")).json()
+            if view["status"] in TERMINAL:
+                return view
+            await asyncio.sleep(0.05)
