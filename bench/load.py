@@ -1,0 +1,99 @@
+"""Open-loop load: orders submitted at a fixed rate, each watched over WebSocket."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import json
+import time
+from dataclasses import dataclass, field
+
+import httpx
+import websockets
+
+TERMINAL = {"confirmed", "failed", "cancelled", "expired"}
+
+
+@dataclass
+class OrderRun:
+    post_started: float = 0.0  # monotonic
+    post_ms: float | None = None
+    http_status: int | None = None
+    order_id: str | None = None
+    terminal_status: str | None = None
+    terminal_at: float | None = None  # monotonic, when the client saw it
+    accept_to_terminal_ms: float | None = None  # server timestamps
+    delivery_ms: list[float] = field(default_factory=list)  # event timestamp -> client receipt
+    gaps: int = 0
+    error: str | None = None
+
+
+def _epoch_ms(iso: str) -> float:
+    return dt.datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp() * 1000
+
+
+async def _watch(ws_base: str, run: OrderRun, watchers: int, timeout: float) -> None:
+    async def one(primary: bool) -> None:
+        expected = 1
+        accepted_ms = None
+        async with websockets.connect(f"{ws_base}/api/orders/{run.order_id}/stream", max_queue=None) as ws:
+            connected_ms = time.time() * 1000
+            async for raw in ws:
+                now_ms = time.time() * 1000
+                message = json.loads(raw)
+                if message.get("type") == "connection":
+                    continue
+                if message["seq"] != expected:
+                    run.gaps += 1
+                expected = message["seq"] + 1
+                stamp = _epoch_ms(message["timestamp"])
+                if message["event"] == "OrderAccepted":
+                    accepted_ms = stamp
+                if primary and stamp >= connected_ms:
+                    # Replayed events were not live: only events after connecting count.
+                    run.delivery_ms.append(now_ms - stamp)
+                if message["status"] in TERMINAL and primary:
+                    run.terminal_status = message["status"]
+                    run.terminal_at = time.monotonic()
+                    if accepted_ms is not None:
+                        run.accept_to_terminal_ms = stamp - accepted_ms
+
+    try:
+        async with asyncio.timeout(timeout):
+            await asyncio.gather(*(one(i == 0) for i in range(watchers)))
+    except Exception as exc:  # recorded, reported as an error count
+        run.error = f"stream: {type(exc).__name__}: {exc}"
+
+
+async def _order(client: httpx.AsyncClient, ws_base: str, body: dict, run: OrderRun, watchers: int,
+                 timeout: float) -> None:
+    run.post_started = time.monotonic()
+    try:
+        response = await client.post("/api/orders/execute", json=body)
+    except httpx.HTTPError as exc:
+        run.error = f"post: {type(exc).__name__}: {exc}"
+        return
+    run.post_ms = (time.monotonic() - run.post_started) * 1000
+    run.http_status = response.status_code
+    if response.status_code != 202:
+        run.error = f"post: HTTP {response.status_code} {response.text[:200]}"
+        return
+    run.order_id = response.json()["orderId"]
+    await _watch(ws_base, run, watchers, timeout)
+
+
+async def drive(url: str, *, orders: int, rate: float, watchers: int, bodies: list[dict], timeout: float) -> list[OrderRun]:
+    """Submit `orders` at `rate` per second regardless of how fast they finish."""
+    ws_base = url.replace("http://", "ws://", 1).replace("https://", "wss://", 1)
+    limits = httpx.Limits(max_connections=256, max_keepalive_connections=256)
+    runs = [OrderRun() for _ in range(orders)]
+    async with httpx.AsyncClient(base_url=url, timeout=timeout, limits=limits) as client:
+        start = time.monotonic()
+        tasks = []
+        for i, run in enumerate(runs):
+            delay = start + i / rate - time.monotonic()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            tasks.append(asyncio.create_task(_order(client, ws_base, bodies[i % len(bodies)], run, watchers, timeout)))
+        await asyncio.gather(*tasks)
+    return runs
