@@ -11,6 +11,7 @@ import msgspec
 
 from shared.chain import ChainConfig, SlotClock
 from shared.clock import Clock
+from shared.settings import Common
 
 PROFILES: dict[str, dict[str, float | int]] = {
     "demo": {
@@ -34,7 +35,7 @@ PROFILES: dict[str, dict[str, float | int]] = {
 }
 
 
-class SimSettings(msgspec.Struct, frozen=True, kw_only=True):
+class SimSettings(Common, frozen=True, kw_only=True):
     """Every replica of every service must agree on these (seed, genesis, slot length)."""
 
     sim_profile: str = "demo"

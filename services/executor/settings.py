@@ -1,10 +1,9 @@
 from __future__ import annotations
 
-from shared.settings import Common
 from shared.simulation import SimSettings
 
 
-class ExecutorSettings(Common, SimSettings, frozen=True, kw_only=True):
+class ExecutorSettings(SimSettings, frozen=True, kw_only=True):
     ops_port: int = 9102
     concurrency: int = 512
     executor_max_attempts: int = 3

@@ -1,10 +1,9 @@
 from __future__ import annotations
 
-from shared.settings import Common
 from shared.simulation import SimSettings
 
 
-class RouterSettings(Common, SimSettings, frozen=True, kw_only=True):
+class RouterSettings(SimSettings, frozen=True, kw_only=True):
     ops_port: int = 9101
     concurrency: int = 256
     #: How often every pair and venue is quoted on the quotes subject.
