@@ -7,7 +7,7 @@ import logging
 import sys
 import time
 
-_RESERVED = set(vars(logging.makeLogRecord({})))
+_RESERVED = set(vars(logging.makeLogRecord({}))) | {"color_message", "taskName"}
 
 
 class JsonFormatter(logging.Formatter):

@@ -52,4 +52,4 @@ async def serve(app: Litestar, host: str, port: int, stop: asyncio.Event) -> Non
 
 
 def ops_app(service: str, checks: Mapping[str, Check]) -> Litestar:
-    return Litestar(route_handlers=ops_handlers(service, checks), openapi_config=None)
+    return Litestar(route_handlers=ops_handlers(service, checks), openapi_config=None, logging_config=None)

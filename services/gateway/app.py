@@ -83,6 +83,7 @@ def create_app(settings: GatewaySettings) -> Litestar:
     app = Litestar(
         route_handlers=[OrderController, stream, *ops_handlers("gateway", {"nats": nats_ready, "postgres": db_ready})],
         lifespan=[lifespan],
+        logging_config=None,
         exception_handlers=EXCEPTION_HANDLERS,
         request_max_body_size=settings.max_body_bytes,
         middleware=[http_metrics],

@@ -46,7 +46,7 @@ def _amounts(value: Any, token_in: str, token_out: str) -> Any:
             else:
                 out[key] = _amounts(item, token_in, token_out)
         return out
-    if isinstance(value, list):
+    if isinstance(value, (list, tuple)):
         return [_amounts(item, token_in, token_out) for item in value]
     return value
 
