@@ -105,6 +105,10 @@ class Consumer:
                     continue
                 except nats.errors.ConnectionClosedError:
                     return
+                except Exception as exc:  # reconnecting, leader election, consumer recreated
+                    log.warning("fetch from %s failed: %s; retrying", self._spec.durable, exc)
+                    await asyncio.sleep(0.5)
+                    continue
                 for msg in msgs:
                     await self._slots.acquire()
                     task = asyncio.create_task(self._handle(msg))
