@@ -1,0 +1,77 @@
+"""Fixtures shared by every test: real NATS and PostgreSQL, and per-test unique names.
+
+`NATS_URL` / `DATABASE_URL` in the environment point the tests at running servers;
+otherwise the session starts its own on random ports in a temporary directory, on first
+use. A server that cannot start fails the run with its log; nothing is ever skipped.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+import tempfile
+from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
+
+import asyncpg
+import pytest
+
+from tools.devservers import DevServerError, ServerProcess, start_nats, start_postgres
+
+
+def _serve(prefix: str, start: Callable[[Path], ServerProcess]) -> Iterator[str]:
+    # A fresh directory under the system temp dir, not pytest's basetemp: as root,
+    # PostgreSQL runs as another user, who must be able to reach its cluster directory.
+    base = Path(tempfile.mkdtemp(prefix=prefix))
+    try:
+        try:
+            server = start(base)
+        except DevServerError as error:
+            pytest.fail(str(error), pytrace=False)
+        with server:
+            yield server.url
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def nats_url() -> Iterator[str]:
+    """URL of a JetStream-enabled nats-server shared by the session."""
+    if url := os.environ.get("NATS_URL"):
+        yield url
+    else:
+        yield from _serve("engine-test-nats-", lambda base: start_nats(store_dir=base))
+
+
+@pytest.fixture(scope="session")
+def database_url() -> Iterator[str]:
+    """URL of a PostgreSQL database shared by the session (fsync off when started here)."""
+    if url := os.environ.get("DATABASE_URL"):
+        yield url
+    else:
+        yield from _serve(
+            "engine-test-pg-", lambda base: start_postgres(data_dir=base / "pg", durable=False)
+        )
+
+
+@pytest.fixture
+def namespace() -> str:
+    """A short lowercase token unique to this test, to name streams, subjects and schemas."""
+    return "t" + secrets.token_hex(4)
+
+
+@pytest.fixture
+async def pg_schema(database_url: str, namespace: str) -> AsyncIterator[str]:
+    """A schema of its own in `database_url` for this test, dropped afterwards."""
+    conn = await asyncpg.connect(database_url)
+    try:
+        await conn.execute(f'CREATE SCHEMA "{namespace}"')
+    finally:
+        await conn.close()
+    yield namespace
+    conn = await asyncpg.connect(database_url)
+    try:
+        await conn.execute(f'DROP SCHEMA IF EXISTS "{namespace}" CASCADE')
+    finally:
+        await conn.close()

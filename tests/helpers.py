@@ -1,0 +1,66 @@
+"""Test utilities: wait for a condition instead of sleeping, free ports, process checks."""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import os
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+from tools.devservers import free_port
+
+__all__ = ["eventually", "free_port", "process_gone"]
+
+T = TypeVar("T")
+
+
+async def eventually(
+    predicate: Callable[[], T | Awaitable[T]],
+    *,
+    timeout: float = 10.0,
+    interval: float = 0.02,
+    message: str = "condition not met",
+) -> T:
+    """Call `predicate` (plain or async) until it returns something truthy; return that.
+
+    An AssertionError raised by `predicate` counts as "not yet", so a block of asserts can
+    serve as the condition. On timeout raises AssertionError with `message` and the last
+    value (or assertion) seen.
+    """
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while True:
+        try:
+            value = predicate()
+            if inspect.isawaitable(value):
+                value = await value
+        except AssertionError as error:
+            last = error
+        else:
+            if value:
+                return value  # type: ignore[return-value]
+            last = value
+        if time.monotonic() >= deadline:
+            raise AssertionError(f"{message} within {timeout:g} s; last value: {last!r}")
+        await asyncio.sleep(interval)
+
+
+def process_gone(pid: int) -> bool:
+    """Whether process `pid` has ended (a zombie awaiting its reaper counts as ended)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return True
+    except OSError:  # no procfs: fall back to asking the kernel
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return True
+        except PermissionError:
+            return False
+        return False
+    state = stat.rsplit(")", 1)[1].split()[0]
+    return state in ("Z", "X")

@@ -1,0 +1,321 @@
+"""`make run`: NATS, PostgreSQL and the four services on one machine, stopped by Ctrl-C.
+
+NATS (JetStream store in `.run/nats`) and PostgreSQL (cluster in `.run/pg`, kept between
+runs) are started from `tools.devservers` unless `NATS_URL` / `DATABASE_URL` point at servers
+already running. Their ports default to 14222 and 15432 when free (the usual 4222 and 5432
+are often taken by system services), else any free port; `RUN_NATS_PORT` / `RUN_PG_PORT`
+fix them. Each service runs as `python -m services.<name>` with the URLs in its environment;
+its output is shown line by line behind its name.
+
+On SIGINT or SIGTERM the services get SIGTERM, then SIGKILL after a grace period, then
+PostgreSQL and NATS stop, and the exit status is 0. A service that exits on its own takes the
+whole stack down with exit status 1. A second Ctrl-C kills the services at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import sys
+import threading
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any, TextIO
+
+import msgspec
+
+from tools.devservers import DevServerError, ServerProcess, port_is_free
+from tools.devservers import die_with_parent, start_nats, start_postgres
+
+SERVICE_NAMES = ("gateway", "router", "executor", "projector")
+DEFAULT_NATS_PORT = 14222
+DEFAULT_PG_PORT = 15432
+STOP_TIMEOUT = 10.0
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+_COLOURS = ("36", "35", "33", "32", "34", "96", "95", "93")  # ANSI foreground codes
+_RED = "31;1"
+_LINE_LIMIT = 1 << 20
+
+
+class ServiceSpec(msgspec.Struct, frozen=True, kw_only=True):
+    """One child process of the stack: a display name and the command that runs it."""
+
+    name: str
+    argv: tuple[str, ...]
+
+
+def default_services() -> list[ServiceSpec]:
+    """The four engine services, each run with this interpreter."""
+    return [
+        ServiceSpec(name=name, argv=(sys.executable, "-m", f"services.{name}"))
+        for name in SERVICE_NAMES
+    ]
+
+
+class Console:
+    """Writes lines behind a fixed-width, optionally coloured, name column."""
+
+    def __init__(self, out: TextIO, names: Sequence[str], *, colour: bool) -> None:
+        self._out = out
+        self._width = max(len(n) for n in [*names, "run"])
+        self._colour = colour
+        self._codes = {name: _COLOURS[i % len(_COLOURS)] for i, name in enumerate(names)}
+
+    def prefix(self, name: str, *, alarm: bool = False) -> str:
+        label = f"{name:<{self._width}} |"
+        code = _RED if alarm else self._codes.get(name)
+        if self._colour and code:
+            label = f"\x1b[{code}m{label}\x1b[0m"
+        return label + " "
+
+    def line(self, name: str, text: str, *, alarm: bool = False) -> None:
+        prefix = self.prefix(name, alarm=alarm)
+        self._out.writelines(prefix + part + "\n" for part in text.splitlines() or [""])
+        self._out.flush()
+
+    def say(self, text: str, *, alarm: bool = False) -> None:
+        self.line("run", text, alarm=alarm)
+
+
+async def supervise(
+    services: Sequence[ServiceSpec],
+    *,
+    env: Mapping[str, str],
+    console: Console,
+    stop: asyncio.Event,
+    force: asyncio.Event | None = None,
+    stop_timeout: float = STOP_TIMEOUT,
+) -> int:
+    """Run `services` until `stop` is set (exit status 0) or one of them exits (status 1).
+
+    Either way every child is then stopped: SIGTERM, and SIGKILL for those still running
+    after `stop_timeout` seconds or once `force` is set.
+    """
+    force = asyncio.Event() if force is None else force
+    children: dict[str, asyncio.subprocess.Process] = {}
+    pumps: list[asyncio.Task[None]] = []
+    for spec in services:
+        try:
+            process = await asyncio.create_subprocess_exec(
+                *spec.argv,
+                stdin=asyncio.subprocess.DEVNULL,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.STDOUT,
+                env=dict(env),
+                limit=_LINE_LIMIT,
+                # Own session: the terminal's Ctrl-C reaches only us, and we stop the
+                # children in order; they still die with us if we are killed outright.
+                start_new_session=True,
+                preexec_fn=die_with_parent(signal.SIGTERM),
+            )
+        except OSError as error:
+            console.say(f"!!! cannot start {spec.name}: {error}", alarm=True)
+            await _stop_children(children, console, stop_timeout, force)
+            await asyncio.gather(*pumps)
+            return 1
+        children[spec.name] = process
+        pumps.append(asyncio.create_task(_pump(spec.name, process, console)))
+
+    exits = {asyncio.create_task(p.wait()): name for name, p in children.items()}
+    stopped = asyncio.create_task(stop.wait())
+    done, _ = await asyncio.wait({stopped, *exits}, return_when=asyncio.FIRST_COMPLETED)
+    status = 0
+    if stopped not in done:
+        for task in done:
+            console.say(
+                f"!!! {exits[task]} exited unexpectedly with code {task.result()}; "
+                "stopping the stack",
+                alarm=True,
+            )
+        status = 1
+    stopped.cancel()
+    await _stop_children(children, console, stop_timeout, force)
+    await asyncio.gather(*pumps, *exits)
+    return status
+
+
+async def _pump(name: str, process: asyncio.subprocess.Process, console: Console) -> None:
+    stream = process.stdout
+    assert stream is not None
+    while True:
+        try:
+            raw = await stream.readuntil(b"\n")
+        except asyncio.IncompleteReadError as end:
+            raw = end.partial
+        except asyncio.LimitOverrunError as long:  # longer than the buffer: pass it in pieces
+            raw = await stream.readexactly(long.consumed)
+        if not raw:
+            return
+        console.line(name, raw.decode("utf-8", errors="replace"))
+
+
+async def _stop_children(
+    children: Mapping[str, asyncio.subprocess.Process],
+    console: Console,
+    timeout: float,
+    force: asyncio.Event,
+) -> None:
+    running = {n: p for n, p in children.items() if p.returncode is None}
+    if not running:
+        return
+    console.say(f"stopping {', '.join(running)}")
+    for process in running.values():
+        _send(process, signal.SIGTERM)
+    waits = {asyncio.create_task(p.wait()): n for n, p in running.items()}
+    forced = asyncio.create_task(force.wait())
+    deadline = asyncio.get_running_loop().time() + timeout
+    pending = set(waits)
+    while pending and not forced.done():
+        left = deadline - asyncio.get_running_loop().time()
+        if left <= 0:
+            break
+        _, pending = await asyncio.wait(
+            {*pending, forced}, timeout=left, return_when=asyncio.FIRST_COMPLETED
+        )
+        pending.discard(forced)
+    forced.cancel()
+    for task in pending:
+        name = waits[task]
+        console.say(f"{name} did not stop in time; killing it", alarm=True)
+        _send(running[name], signal.SIGKILL)
+    await asyncio.gather(*waits)
+
+
+def _send(process: asyncio.subprocess.Process, sig: signal.Signals) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        process.send_signal(sig)
+
+
+def _pick_port(environ: Mapping[str, str], variable: str, preferred: int) -> int:
+    if environ.get(variable):
+        return int(environ[variable])
+    return preferred if port_is_free(preferred) else 0
+
+
+def _start_servers(
+    stack: contextlib.ExitStack, environ: Mapping[str, str], run_dir: Path, console: Console
+) -> dict[str, str]:
+    urls: dict[str, str] = {}
+    if environ.get("NATS_URL"):
+        urls["NATS_URL"] = environ["NATS_URL"]
+        console.say(f"NATS        {urls['NATS_URL']} (from NATS_URL)")
+    else:
+        port = _pick_port(environ, "RUN_NATS_PORT", DEFAULT_NATS_PORT)
+        nats = start_nats(store_dir=run_dir / "nats", port=port)
+        stack.callback(_stop_server, nats, console, "NATS")
+        urls["NATS_URL"] = nats.url
+        _announce(console, "NATS      ", nats, run_dir / "nats")
+    if environ.get("DATABASE_URL"):
+        urls["DATABASE_URL"] = environ["DATABASE_URL"]
+        console.say(f"PostgreSQL  {urls['DATABASE_URL']} (from DATABASE_URL)")
+    else:
+        port = _pick_port(environ, "RUN_PG_PORT", DEFAULT_PG_PORT)
+        pg = start_postgres(data_dir=run_dir / "pg", port=port)
+        stack.callback(_stop_server, pg, console, "PostgreSQL")
+        urls["DATABASE_URL"] = pg.url
+        _announce(console, "PostgreSQL", pg, run_dir / "pg")
+    return urls
+
+
+def _stop_server(server: ServerProcess, console: Console, label: str) -> None:
+    server.stop()
+    console.say(f"{label} stopped")
+
+
+def _announce(console: Console, label: str, server: ServerProcess, where: Path) -> None:
+    console.say(
+        f"{label}  {server.url} (data {_short(where)}, log {_short(server.log_path)}, "
+        f"up in {server.startup_seconds * 1000:.0f} ms)"
+    )
+
+
+def _short(path: Path) -> str:
+    try:
+        return str(path.relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
+
+
+def launch(
+    services: Sequence[ServiceSpec] | None = None,
+    *,
+    environ: Mapping[str, str] | None = None,
+    run_dir: Path | None = None,
+    out: TextIO | None = None,
+    stop_timeout: float = STOP_TIMEOUT,
+) -> int:
+    """Start the servers (unless given by URL) and `services`; return the exit status.
+
+    `environ` defaults to `os.environ` and is passed on to the services with the server
+    URLs added; `run_dir` (default `.run` in the repository, or `RUN_DIR`) holds the data.
+    """
+    environ = dict(os.environ if environ is None else environ)
+    services = default_services() if services is None else list(services)
+    if run_dir is None:
+        run_dir = Path(environ.get("RUN_DIR") or REPO_ROOT / ".run")
+    out = sys.stdout if out is None else out
+    colour = out.isatty() and "NO_COLOR" not in environ
+    console = Console(out, [s.name for s in services], colour=colour)
+    # Outside the event loop, SIGTERM unwinds like Ctrl-C so the servers stop cleanly.
+    previous = _on_sigterm(_raise_interrupt)
+    try:
+        with contextlib.ExitStack() as stack:
+            try:
+                urls = _start_servers(stack, environ, run_dir, console)
+            except DevServerError as error:
+                console.say(str(error), alarm=True)
+                return 1
+            host = environ.get("GATEWAY_HOST") or "127.0.0.1"
+            port = environ.get("GATEWAY_PORT") or "8000"
+            rule = "-" * 60
+            console.say(rule)
+            console.say(f"Gateway     http://{host}:{port}    Ctrl-C stops everything")
+            console.say(rule)
+            env = {**environ, **urls, "PYTHONUNBUFFERED": "1"}
+            status = asyncio.run(_run(services, env, console, stop_timeout))
+            _on_sigterm(_raise_interrupt)  # asyncio.run reset it
+            return status
+    except KeyboardInterrupt:
+        console.say("interrupted; stopped")
+        return 0
+    finally:
+        _on_sigterm(previous)
+
+
+def _on_sigterm(handler: Any) -> Any:
+    if threading.current_thread() is not threading.main_thread():
+        return None  # only the main thread may set handlers; leave them alone
+    return signal.signal(signal.SIGTERM, handler) if handler is not None else None
+
+
+def _raise_interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+async def _run(
+    services: Sequence[ServiceSpec], env: Mapping[str, str], console: Console, timeout: float
+) -> int:
+    stop, force = asyncio.Event(), asyncio.Event()
+
+    def on_signal() -> None:
+        if stop.is_set():
+            force.set()
+        stop.set()
+
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, on_signal)
+    return await supervise(
+        services, env=env, console=console, stop=stop, force=force, stop_timeout=timeout
+    )
+
+
+def main() -> None:
+    sys.exit(launch())
+
+
+if __name__ == "__main__":
+    main()
