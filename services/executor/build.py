@@ -20,6 +20,7 @@ COMPUTE_BUDGET = "ComputeBudget111111111111111111111111111111"
 SYSTEM = "11111111111111111111111111111111"
 TOKEN = "TokenkegQfeZyiNwAJbNbGKPFXCWuBvf9Ss623VQ5DA"
 ASSOCIATED_TOKEN = "ATokenGPvbdGVxr1b2hvZbsiqW5xWH25efTNsLJA8knL"
+MEMO = "MemoSq4gqABAXKb96qnH8TysNcWxMyWCqXgDLGmfcHr"
 PROGRAMS = {
     "raydium-cpmm": ("CPMMoo8L3F4NbTegBCKVNunggL7H1ZpdTHKxQB5qKP1C", "swap_base_input"),
     "meteora-dlmm": ("LBUZKhRxPF3XUpBCjp4YzTKgLccjZhTSDM9YuVaPwxo", "swap"),
@@ -79,6 +80,9 @@ def build(state: OrderState, *, attempt: int, blockhash: Blockhash, wallet: Wall
     )
     if wraps or unwraps:
         instructions.append(Instruction(program_id=TOKEN, name="CloseAccount", args={"account": wsol_account}))
+    # Two orders with the same swap built in the same slot would otherwise be byte-identical,
+    # and the chain would treat the second as a duplicate of the first.
+    instructions.append(Instruction(program_id=MEMO, name="Memo", args={"memo": f"order:{state.order_id}:{attempt}"}))
     message = Message(
         blockhash=blockhash,
         fee_payer=wallet.address,

@@ -68,7 +68,7 @@ def test_selling_native_sol_wraps_it_and_the_swap_carries_the_minimum_output():
     tx = build(state, attempt=1, blockhash=BH, wallet=WALLET, params=PARAMS)
     names = [i.name for i in tx.message.instructions]
     assert names == ["SetComputeUnitLimit", "SetComputeUnitPrice", "CreateIdempotent", "Transfer", "SyncNative",
-                     "swap_base_input", "CloseAccount"]
+                     "swap_base_input", "CloseAccount", "Memo"]
     assert tx.message.swap.min_amount_out == state.route.min_out
     assert priority_fee_lamports(tx) == 200_000 * 50_000 // 1_000_000
 
@@ -81,7 +81,14 @@ def test_buying_native_sol_unwraps_it_and_a_token_swap_touches_no_sol_account():
     bonk_usdc = msgspec.structs.replace(usdc_sol, token_in="BONK", token_out="USDC")
     state = fold([make(ev.OrderAccepted, order=bonk_usdc), *history(*HAPPY[:3])[1:]])
     names = [i.name for i in build(state, attempt=1, blockhash=BH, wallet=WALLET, params=PARAMS).message.instructions]
-    assert names == ["SetComputeUnitLimit", "SetComputeUnitPrice", "swap_base_input"]
+    assert names == ["SetComputeUnitLimit", "SetComputeUnitPrice", "swap_base_input", "Memo"]
+
+
+def test_the_same_swap_for_two_orders_in_one_slot_is_two_transactions():
+    first = fold(history(*HAPPY[:3], order_id="a"))
+    second = fold(history(*HAPPY[:3], order_id="b"))
+    assert build(first, attempt=1, blockhash=BH, wallet=WALLET, params=PARAMS).signature != build(
+        second, attempt=1, blockhash=BH, wallet=WALLET, params=PARAMS).signature
 
 
 def test_each_retry_pays_a_higher_priority_fee():
