@@ -118,6 +118,10 @@ class Consumer:
             pending_task.cancel()
             if self._tasks:
                 await asyncio.wait(self._tasks, timeout=self._spec.ack_wait)
+            try:
+                await sub.unsubscribe()
+            except Exception:  # already closed
+                pass
 
     def _free_slots(self) -> int:
         return self._concurrency - len(self._tasks)

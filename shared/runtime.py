@@ -70,5 +70,13 @@ async def nats_connection(url: str, name: str):
     try:
         yield nc
     finally:
+        await close_nats(nc)
+
+
+async def close_nats(nc: Client, timeout: float = 5.0) -> None:
+    """Drain (finish in-flight messages), but never let a stuck subscription hold the exit."""
+    try:
+        await asyncio.wait_for(nc.drain(), timeout)
+    except Exception:
         with contextlib.suppress(Exception):
-            await nc.drain()
+            await nc.close()

@@ -21,7 +21,7 @@ from shared.clock import SystemClock
 from shared.eventlog import EventLog, ensure_streams
 from shared.ids import Ids
 from shared.ops import ops_handlers
-from shared.runtime import connect_nats
+from shared.runtime import close_nats, connect_nats
 from shared.topology import Topology
 
 
@@ -71,7 +71,7 @@ def create_app(settings: GatewaySettings) -> Litestar:
         try:
             yield
         finally:
-            await nc.drain()
+            await close_nats(nc)
             await pool.close()
 
     async def nats_ready() -> bool:
