@@ -8,8 +8,7 @@ import json
 import time
 from dataclasses import dataclass, field
 
-import httpx
-import websockets
+import aiohttp
 
 TERMINAL = {"confirmed", "failed", "cancelled", "expired"}
 
@@ -32,15 +31,17 @@ def _epoch_ms(iso: str) -> float:
     return dt.datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp() * 1000
 
 
-async def _watch(ws_base: str, run: OrderRun, watchers: int, timeout: float) -> None:
+async def _watch(session: aiohttp.ClientSession, ws_base: str, run: OrderRun, watchers: int, timeout: float) -> None:
     async def one(primary: bool) -> None:
         expected = 1
         accepted_ms = None
-        async with websockets.connect(f"{ws_base}/api/orders/{run.order_id}/stream", max_queue=None) as ws:
+        async with session.ws_connect(f"{ws_base}/api/orders/{run.order_id}/stream") as ws:
             connected_ms = time.time() * 1000
-            async for raw in ws:
+            async for frame in ws:
+                if frame.type != aiohttp.WSMsgType.TEXT:
+                    break
                 now_ms = time.time() * 1000
-                message = json.loads(raw)
+                message = json.loads(frame.data)
                 if message.get("type") == "connection":
                     continue
                 if message["seq"] != expected:
@@ -65,35 +66,38 @@ async def _watch(ws_base: str, run: OrderRun, watchers: int, timeout: float) -> 
         run.error = f"stream: {type(exc).__name__}: {exc}"
 
 
-async def _order(client: httpx.AsyncClient, ws_base: str, body: dict, run: OrderRun, watchers: int,
+async def _order(session: aiohttp.ClientSession, url: str, ws_base: str, body: dict, run: OrderRun, watchers: int,
                  timeout: float) -> None:
     run.post_started = time.monotonic()
     try:
-        response = await client.post("/api/orders/execute", json=body)
-    except httpx.HTTPError as exc:
+        async with session.post(f"{url}/api/orders/execute", json=body) as response:
+            text = await response.text()
+            run.http_status = response.status
+    except aiohttp.ClientError as exc:
         run.error = f"post: {type(exc).__name__}: {exc}"
         return
     run.post_ms = (time.monotonic() - run.post_started) * 1000
-    run.http_status = response.status_code
-    if response.status_code != 202:
-        run.error = f"post: HTTP {response.status_code} {response.text[:200]}"
+    if run.http_status != 202:
+        run.error = f"post: HTTP {run.http_status} {text[:200]}"
         return
-    run.order_id = response.json()["orderId"]
-    await _watch(ws_base, run, watchers, timeout)
+    run.order_id = json.loads(text)["orderId"]
+    await _watch(session, ws_base, run, watchers, timeout)
 
 
 async def drive(url: str, *, orders: int, rate: float, watchers: int, bodies: list[dict], timeout: float) -> list[OrderRun]:
     """Submit `orders` at `rate` per second regardless of how fast they finish."""
     ws_base = url.replace("http://", "ws://", 1).replace("https://", "wss://", 1)
-    limits = httpx.Limits(max_connections=256, max_keepalive_connections=256)
     runs = [OrderRun() for _ in range(orders)]
-    async with httpx.AsyncClient(base_url=url, timeout=timeout, limits=limits) as client:
+    connector = aiohttp.TCPConnector(limit=256)
+    async with aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=timeout)) as session:
         start = time.monotonic()
         tasks = []
         for i, run in enumerate(runs):
             delay = start + i / rate - time.monotonic()
             if delay > 0:
                 await asyncio.sleep(delay)
-            tasks.append(asyncio.create_task(_order(client, ws_base, bodies[i % len(bodies)], run, watchers, timeout)))
+            tasks.append(
+                asyncio.create_task(_order(session, url, ws_base, bodies[i % len(bodies)], run, watchers, timeout))
+            )
         await asyncio.gather(*tasks)
     return runs
