@@ -64,16 +64,17 @@ class Executor:
 
     async def drive(self, order_id: str) -> None:
         history = await self._emit.log.load(order_id)
+        built_here: set[str] = set()
         while True:
             step = policy.next_step(history.state, self._emit.clock.now_ms(), max_attempts=self._max_attempts)
             if isinstance(step, policy.Done):
                 return
             try:
-                history = await self._act(history, step)
+                history = await self._act(history, step, built_here)
             except ConcurrencyConflict:
                 history = await self._emit.log.load(order_id)
 
-    async def _act(self, history: History, step: policy.Step) -> History:
+    async def _act(self, history: History, step: policy.Step, built_here: set[str]) -> History:
         match step:
             case policy.Wait(until_ms=until):
                 await self._sleep(max(0, until - self._emit.clock.now_ms()) / 1000)
@@ -81,9 +82,11 @@ class Executor:
             case policy.GiveUp(reason=reason):
                 return await self._finish(history, ev.OrderFailed, code="attempts_exhausted", reason=reason)
             case policy.Build(attempt=attempt):
-                return await self._build(history, attempt)
+                history = await self._build(history, attempt)
+                built_here.add(history.state.transaction.signature)
+                return history
             case policy.Send(tx=tx):
-                return await self._send(history, tx)
+                return await self._send(history, tx, known_unsent=tx.signature in built_here)
             case policy.AwaitLanding(tx=tx):
                 return await self._await_landing(history, tx)
         raise AssertionError(f"unhandled step {step}")
@@ -120,10 +123,12 @@ class Executor:
             raise RuntimeError(f"rebuilt transaction differs from the recorded one ({recorded.signature})")
         return tx, blockhash
 
-    async def _send(self, history: History, recorded: Transaction) -> History:
+    async def _send(self, history: History, recorded: Transaction, *, known_unsent: bool = False) -> History:
         tx, blockhash = self._rebuild(history, recorded)
-        # It may have been sent before a crash: the chain, not memory, says so.
-        status = await self._chain.signature_status(tx.signature)
+        # Built in an earlier drive, it may have been sent before a crash: the chain, not
+        # memory, says so. (If another replica sends it meanwhile, the chain's signature
+        # dedupe answers our submit with the same receipt.)
+        status = None if known_unsent else await self._chain.signature_status(tx.signature)
         if status is not None:
             return await self._emit.append(
                 history, ev.TransactionSubmitted, attempt=recorded.attempt, signature=tx.signature,
