@@ -45,5 +45,5 @@ def setup(service: str, *, level: str = "info", fmt: str = "json") -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
-    for noisy in ("uvicorn.access", "nats"):
+    for noisy in ("uvicorn.access", "uvicorn.error", "nats"):
         logging.getLogger(noisy).setLevel(logging.WARNING)

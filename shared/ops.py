@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from typing import Awaitable, Callable, Mapping
 
 import uvicorn
@@ -46,6 +47,7 @@ async def serve(app: Litestar, host: str, port: int, stop: asyncio.Event) -> Non
     server = uvicorn.Server(config)
     server.install_signal_handlers = lambda: None  # the service owns signals
     task = asyncio.create_task(server.serve())
+    logging.getLogger(__name__).info("serving on http://%s:%d", host, port)
     await stop.wait()
     server.should_exit = True
     await task

@@ -274,7 +274,8 @@ def launch(
             console.say(rule)
             console.say(f"Gateway     http://{host}:{port}    Ctrl-C stops everything")
             console.say(rule)
-            env = {**environ, **urls, "PYTHONUNBUFFERED": "1"}
+            # One terminal for four services: plain text reads better than JSON there.
+            env = {"LOG_FORMAT": "text", **environ, **urls, "PYTHONUNBUFFERED": "1"}
             status = asyncio.run(_run(services, env, console, stop_timeout))
             _on_sigterm(_raise_interrupt)  # asyncio.run reset it
             return status
