@@ -15,7 +15,7 @@ from services.gateway.errors import ApiError, bad_request
 from services.gateway.intake import parse_order
 from services.gateway.reads import BadCursor
 from services.gateway.submit import submit
-from shared import metrics
+from shared import metrics, tracing
 from shared.ids import is_order_id
 from shared.orders import STATUSES, OrderState, apply
 
@@ -61,7 +61,9 @@ class OrderController(Controller):
         different body, 409.
         """
         spec = parse_order(await request.body())
-        result = await submit(spec, log=state.log, ids=state.ids, clock=state.clock)
+        with tracing.span("submit order", **{"order.type": spec.order_type}) as span:
+            result = await submit(spec, log=state.log, ids=state.ids, clock=state.clock)
+            span.set_attribute("order.id", result.state.order_id)
         body = views.order_view(result.state) | {
             "wsUrl": _ws_url(request, state, result.state.order_id),
             "statusUrl": f"/api/orders/{result.state.order_id}",
