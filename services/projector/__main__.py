@@ -1,0 +1,118 @@
+"""`python -m services.projector [serve|rebuild]`: run the projector, or rebuild the read model.
+
+serve    consume the order stream into PostgreSQL until SIGTERM/SIGINT (the default)
+rebuild  replace the read model with the fold of the whole stream, print a summary, exit
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+from typing import AsyncIterator
+
+import asyncpg
+from nats.aio.client import Client
+
+from services.projector import store
+from services.projector.migrations import migrate
+from services.projector.rebuild import rebuild
+from services.projector.service import Projector
+from services.projector.settings import ProjectorSettings
+from shared import runtime
+from shared.eventlog import ensure_streams
+from shared.ops import ops_app
+from shared.ops import serve as serve_ops
+from shared.settings import load
+from shared.topology import Topology
+
+SERVICE = "projector"
+log = logging.getLogger(__name__)
+
+
+@contextlib.asynccontextmanager
+async def connections(settings: ProjectorSettings) -> AsyncIterator[tuple[Client, asyncpg.Pool]]:
+    """NATS and a migrated PostgreSQL pool, with the streams in place."""
+    async with contextlib.AsyncExitStack() as stack:
+        nc = await stack.enter_async_context(runtime.nats_connection(settings.nats_url, SERVICE))
+        await ensure_streams(
+            nc.jetstream(), Topology(namespace=settings.engine_namespace), replicas=settings.stream_replicas
+        )
+        pool = await store.create_pool(settings.database_url, settings.database_schema)
+        stack.push_async_callback(pool.close)
+        async with pool.acquire() as conn:
+            await migrate(conn, settings.database_schema)
+        yield nc, pool
+
+
+async def serve(settings: ProjectorSettings, stop: asyncio.Event) -> None:
+    """Project until `stop` is set, with health, readiness and metrics on the ops port."""
+    async with connections(settings) as (nc, pool):
+        projector = Projector(
+            pool,
+            nc,
+            nc.jetstream(),
+            Topology(namespace=settings.engine_namespace),
+            settings.database_schema,
+            batch=settings.projector_batch,
+        )
+
+        async def nats_ok() -> bool:
+            return nc.is_connected
+
+        async def postgres_ok() -> bool:
+            return await pool.fetchval("select 1") == 1
+
+        app = ops_app(SERVICE, {"nats": nats_ok, "postgres": postgres_ok})
+        ops = asyncio.create_task(serve_ops(app, settings.ops_host, settings.ops_port, stop))
+        try:
+            await projector.run(stop)
+            if not stop.is_set():
+                raise RuntimeError("the NATS connection closed; the projector cannot go on")
+        finally:
+            stop.set()  # a projector that ends for any reason takes the ops server down with it
+            await ops
+
+
+async def rebuild_once(settings: ProjectorSettings, stop: asyncio.Event) -> None:
+    """Rebuild the read model; a signal during the rebuild rolls it back."""
+    async with connections(settings) as (nc, pool):
+        work = asyncio.create_task(
+            rebuild(pool, nc.jetstream(), Topology(namespace=settings.engine_namespace), settings.database_schema)
+        )
+        stopping = asyncio.create_task(stop.wait())
+        await asyncio.wait({work, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        stopping.cancel()
+        if not work.done():
+            work.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await work
+            log.error("rebuild interrupted; the read model is unchanged")
+            raise SystemExit(1)
+        summary = work.result()
+        log.info(
+            "read model rebuilt", extra={"events": summary.events, "orders": summary.orders, "seconds": summary.seconds}
+        )
+        print(summary, flush=True)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(
+        prog="python -m services.projector", description="Fold the order event log into the PostgreSQL read model."
+    )
+    parser.add_argument(
+        "command",
+        nargs="?",
+        choices=("serve", "rebuild"),
+        default="serve",
+        help="serve: project continuously (default); rebuild: rebuild the read model from the whole log, then exit",
+    )
+    args = parser.parse_args(argv)
+    settings = load(ProjectorSettings)
+    entry = serve if args.command == "serve" else rebuild_once
+    runtime.run(SERVICE, settings, lambda stop: entry(settings, stop))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,243 @@
+"""The serving projector: pull batches from a durable consumer, fold, write, ack.
+
+Each batch is one transaction under the projection lock: load the batch's orders, fold,
+write events, orders and the position, commit, and only then ack. A crash before the ack
+redelivers the batch, which the fold skips per order, so the read model is exactly-once
+over an at-least-once log. A batch that fails to write is retried as it is (the messages
+are kept in progress meanwhile) rather than nak'd, so later events never overtake it.
+
+At start, a read model behind what the consumer has acked (a new or restored database
+under an existing consumer) is rebuilt first: those events would never come again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from typing import Callable
+
+import asyncpg
+import msgspec
+import nats.errors
+import nats.js.errors
+from nats.aio.client import Client
+from nats.aio.msg import Msg
+from nats.js import JetStreamContext
+
+from services.projector import store
+from services.projector.fold import Projection, project
+from services.projector.pull import Puller
+from services.projector.rebuild import rebuild
+from shared import events as ev
+from shared import metrics, tracing
+from shared.consumer import ConsumerSpec, ensure_consumer
+from shared.eventlog import EventLog, stream_seq_of
+from shared.topology import Topology
+
+log = logging.getLogger(__name__)
+
+Item = tuple[int, ev.OrderEvent]
+
+
+class Projector:
+    """Folds the order stream into the read model of one schema."""
+
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        nc: Client,
+        js: JetStreamContext,
+        topology: Topology,
+        schema: str,
+        *,
+        batch: int = 500,
+        ack_wait: float = 30.0,
+        idle_check: float = 5.0,
+        clock: Callable[[], float] = time.time,
+    ):
+        self._pool = pool
+        self._nc = nc
+        self._js = js
+        self._topology = topology
+        self._schema = schema
+        self._batch = batch
+        self._clock = clock
+        self._idle_check = idle_check  # seconds between backlog checks while idle
+        self._log = EventLog(nc, js, topology)
+        self.spec = ConsumerSpec(
+            durable=topology.consumer("projector"),
+            filter_subject=topology.orders_wildcard,
+            ack_wait=ack_wait,
+            max_ack_pending=max(2048, 2 * batch),
+        )
+
+    async def apply(self, batch: list[Item]) -> Projection:
+        """Fold `batch` into the read model in one transaction; safe to repeat."""
+        with tracing.span("project batch", None, **{"batch.size": len(batch)}):
+            async with self._pool.acquire() as conn, conn.transaction():
+                await store.lock(conn, self._schema)
+                current = await store.load_current(conn, {event.order_id for _, event in batch})
+                projection = project(current, batch)
+                if projection.gaps:
+                    backfill = await self._read_gaps(projection.gaps)
+                    projection = project(current, batch + backfill, final=True)
+                recorded = await store.write(conn, projection)
+        for reject in recorded:
+            log.error("event rejected by the state machine; skipped", extra=msgspec.to_builtins(reject))
+        self._observe(len(batch), projection)
+        return projection
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Consume until `stop` is set; the batch in hand is finished first."""
+        await ensure_consumer(self._js, self._topology.orders_stream, self.spec)
+        await self._rebuild_if_behind()
+        puller = Puller(self._nc, self._topology.orders_stream, self.spec.durable)
+        checked = time.monotonic()
+        # The next batch is fetched and decoded while the current one is written.
+        ahead = asyncio.create_task(self._fetch(puller))
+        try:
+            while True:
+                try:
+                    msgs, items = await ahead
+                except nats.errors.ConnectionClosedError:
+                    return
+                except Exception:
+                    log.exception("fetch failed")
+                    msgs, items = [], []
+                    await _sleep(1.0, stop)
+                if stop.is_set():
+                    await _nak(msgs)  # fetched but not started: hand back for redelivery now
+                    return
+                ahead = asyncio.create_task(self._fetch(puller))
+                if items:
+                    await self._handle(msgs, items, stop)
+                    metrics.CONSUMER_PENDING.labels(metrics.service(), self.spec.durable).set(
+                        msgs[-1].metadata.num_pending
+                    )
+                elif puller.last_status is not None or time.monotonic() - checked > self._idle_check:
+                    # Idle, or the server said something unusual (503: no such consumer).
+                    puller.last_status = None
+                    checked = time.monotonic()
+                    await self._check_consumer(stop)
+        finally:
+            with contextlib.suppress(Exception):
+                msgs, _ = await ahead
+                await _nak(msgs)
+            await puller.close()
+
+    async def _rebuild_if_behind(self) -> None:
+        """Rebuild a read model that lacks events the consumer has acked already.
+
+        That is a new or restored database under an existing consumer: the consumer would
+        never deliver those events again, so only a rebuild can bring them back.
+        """
+        info = await self._js.consumer_info(self._topology.orders_stream, self.spec.durable)
+        acked = info.ack_floor.stream_seq if info.ack_floor is not None else 0
+        async with self._pool.acquire() as conn:
+            position = await store.position(conn) or 0
+        if position < acked:
+            log.warning(
+                "read model behind its consumer; rebuilding it", extra={"position": position, "ackFloor": acked}
+            )
+            summary = await rebuild(self._pool, self._js, self._topology, self._schema)
+            log.info(str(summary))
+
+    async def _fetch(self, puller: Puller) -> tuple[list[Msg], list[Item]]:
+        """The next batch, decoded; undecodable messages are terminated and left out."""
+        msgs = await puller.fetch(self._batch, wait=1.0)
+        kept: list[Msg] = []
+        items: list[Item] = []
+        for msg in msgs:
+            try:
+                items.append((stream_seq_of(msg), ev.decode(msg.data)))
+                kept.append(msg)
+            except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+                log.error("undecodable event terminated", extra={"subject": msg.subject, "error": str(exc)})
+                metrics.EVENTS_HANDLED.labels(metrics.service(), "unknown", "error").inc()
+                await msg.term()
+        return kept, items
+
+    async def _handle(self, msgs: list[Msg], items: list[Item], stop: asyncio.Event) -> None:
+        heartbeat = asyncio.create_task(self._keep_alive(msgs))
+        try:
+            delay = 0.5
+            while True:
+                try:
+                    await self.apply(items)
+                    break
+                except Exception:
+                    log.exception("batch not applied; retrying", extra={"events": len(items)})
+                    if await _sleep(delay, stop):
+                        await _nak(msgs)
+                        return
+                    delay = min(delay * 2, 10.0)
+        finally:
+            heartbeat.cancel()
+        for msg in msgs:
+            await msg.ack()
+
+    async def _read_gaps(self, gaps: dict[str, int]) -> list[Item]:
+        """The events of each gapped order after the position the read model holds."""
+
+        async def read(order_id: str, after: int) -> list[Item]:
+            try:
+                stored = await self._log.read(order_id, from_stream_seq=after + 1)
+            except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+                log.error("order history undecodable", extra={"orderId": order_id, "error": str(exc)})
+                return []
+            return [(s.stream_seq, s.event) for s in stored]
+
+        log.info("reading missing events from the log", extra={"orders": len(gaps)})
+        found = await asyncio.gather(*(read(order_id, after) for order_id, after in gaps.items()))
+        return [item for items in found for item in items]
+
+    def _observe(self, size: int, projection: Projection) -> None:
+        service = metrics.service()
+        metrics.PROJECTOR_BATCH.labels(service).observe(size)
+        if projection.newest_occurred_at is not None:
+            metrics.PROJECTOR_LAG.labels(service).set(self._clock() - projection.newest_occurred_at / 1000)
+        for (kind, outcome), count in projection.outcomes.items():
+            metrics.EVENTS_HANDLED.labels(service, kind, outcome).inc(count)
+
+    async def _check_consumer(self, stop: asyncio.Event) -> None:
+        """Report the backlog; re-create the consumer if it was deleted."""
+        stream, durable = self._topology.orders_stream, self.spec.durable
+        try:
+            info = await self._js.consumer_info(stream, durable)
+            metrics.CONSUMER_PENDING.labels(metrics.service(), durable).set(info.num_pending or 0)
+            return
+        except nats.js.errors.NotFoundError:
+            log.warning("consumer missing; re-creating it", extra={"consumer": durable})
+        except Exception:
+            log.warning("consumer info unavailable", exc_info=True)
+            await _sleep(1.0, stop)
+            return
+        while not stop.is_set():
+            try:
+                await ensure_consumer(self._js, stream, self.spec)
+                return
+            except Exception:
+                log.exception("consumer not re-created")
+                await _sleep(1.0, stop)
+
+    async def _keep_alive(self, msgs: list[Msg]) -> None:
+        # A batch can wait on the lock (a rebuild) or retry: keep it from being redelivered.
+        while True:
+            await asyncio.sleep(self.spec.ack_wait / 3)
+            for msg in msgs:
+                await msg.in_progress()
+
+
+async def _sleep(seconds: float, stop: asyncio.Event) -> bool:
+    """Sleep, waking early when stopping; True if `stop` is set."""
+    with contextlib.suppress(asyncio.TimeoutError):
+        await asyncio.wait_for(stop.wait(), seconds)
+    return stop.is_set()
+
+
+async def _nak(msgs: list[Msg]) -> None:
+    for msg in msgs:
+        with contextlib.suppress(Exception):
+            await msg.nak()

@@ -1,0 +1,11 @@
+"""The projector's settings, read from the environment (see `shared.settings`)."""
+
+from __future__ import annotations
+
+from shared.settings import Common
+
+
+class ProjectorSettings(Common, frozen=True, kw_only=True):
+    ops_port: int = 9103
+    projector_batch: int = 500  # events folded and written per transaction
+    database_schema: str = "public"  # the schema the read-model tables live in
