@@ -10,13 +10,14 @@ in-progress acks. Metrics and trace spans are recorded here, once, for every ser
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import json
 import logging
 import time
 from dataclasses import dataclass
 from typing import Awaitable, Callable
 
 import msgspec
-import nats.errors
 import nats.js.api as api
 import nats.js.errors
 from nats.aio.msg import Msg
@@ -68,7 +69,13 @@ async def ensure_consumer(js: JetStreamContext, stream: str, spec: ConsumerSpec)
 
 
 class Consumer:
-    """Pulls from one durable consumer and runs `handler` for each wanted event."""
+    """Pulls from one durable consumer and runs `handler` for each wanted event.
+
+    Pulling is continuous: standing pull requests keep up to `concurrency` messages on
+    their way, topped up as handlers finish, so a message costs no request of its own.
+    Requests expire and are renewed; idle heartbeats tell a lost request (after a
+    reconnect) from a quiet stream.
+    """
 
     def __init__(
         self,
@@ -78,61 +85,78 @@ class Consumer:
         handler: Handler,
         *,
         concurrency: int = 64,
-        batch: int = 64,
+        expires: float = 30.0,
+        heartbeat: float = 5.0,
     ):
         self._js = js
+        self._nc = js._nc
         self._stream = stream
         self._spec = spec
         self._handler = handler
-        self._slots = asyncio.Semaphore(concurrency)
         self._concurrency = concurrency
-        self._batch = batch
+        self._expires = expires
+        self._heartbeat = heartbeat
         self._tasks: set[asyncio.Task] = set()
+        self._outstanding = 0  # requested and not yet delivered or expired
+        self._wake = asyncio.Event()
+        self._last_seen = 0.0
 
     async def run(self, stop: asyncio.Event) -> None:
         await ensure_consumer(self._js, self._stream, self._spec)
-        sub = await self._js.pull_subscribe_bind(self._spec.durable, self._stream)
-        pending_task = asyncio.create_task(self._report_pending(sub, stop))
+        inbox = self._nc.new_inbox()
+        sub = await self._nc.subscribe(inbox, cb=self._on_message)
+        next_subject = f"$JS.API.CONSUMER.MSG.NEXT.{self._stream}.{self._spec.durable}"
+        pending_task = asyncio.create_task(self._report_pending(stop))
+        stopping = asyncio.create_task(stop.wait())
+        self._last_seen = time.monotonic()
         try:
             while not stop.is_set():
-                free = self._free_slots()
-                if free == 0:
-                    await self._wait_for_slot()
-                    continue
-                try:
-                    msgs = await sub.fetch(min(self._batch, free), timeout=1.0)
-                except (nats.errors.TimeoutError, asyncio.TimeoutError):
-                    continue
-                except nats.errors.ConnectionClosedError:
-                    return
-                except Exception as exc:  # reconnecting, leader election, consumer recreated
-                    log.warning("fetch from %s failed: %s; retrying", self._spec.durable, exc)
-                    await asyncio.sleep(0.5)
-                    continue
-                for msg in msgs:
-                    await self._slots.acquire()
-                    task = asyncio.create_task(self._handle(msg))
-                    self._tasks.add(task)
-                    task.add_done_callback(self._done)
+                if time.monotonic() - self._last_seen > 2 * self._heartbeat + 1:
+                    # No message and no heartbeat: the server no longer holds our requests.
+                    self._outstanding = 0
+                    self._last_seen = time.monotonic()
+                want = self._concurrency - len(self._tasks) - self._outstanding
+                if want >= max(1, self._concurrency // 4) or (want > 0 and self._outstanding == 0):
+                    request = {"batch": want, "expires": int(self._expires * 1e9),
+                               "idle_heartbeat": int(self._heartbeat * 1e9)}
+                    try:
+                        await self._nc.publish(next_subject, json.dumps(request).encode(), reply=inbox)
+                        self._outstanding += want
+                    except Exception as exc:  # reconnecting: try again shortly
+                        log.warning("pull from %s failed: %s", self._spec.durable, exc)
+                self._wake.clear()
+                waiter = asyncio.create_task(self._wake.wait())
+                await asyncio.wait({waiter, stopping}, timeout=self._heartbeat, return_when=asyncio.FIRST_COMPLETED)
+                waiter.cancel()
         finally:
+            stopping.cancel()
             pending_task.cancel()
+            with contextlib.suppress(Exception):
+                await sub.unsubscribe()
             if self._tasks:
                 await asyncio.wait(self._tasks, timeout=self._spec.ack_wait)
-            try:
-                await sub.unsubscribe()
-            except Exception:  # already closed
-                pass
 
-    def _free_slots(self) -> int:
-        return self._concurrency - len(self._tasks)
-
-    async def _wait_for_slot(self) -> None:
-        await self._slots.acquire()
-        self._slots.release()
+    async def _on_message(self, msg: Msg) -> None:
+        self._last_seen = time.monotonic()
+        headers = msg.headers or {}
+        status = headers.get("Status")
+        if status is not None and not msg.data:
+            if status in ("408", "409"):  # a request expired or was cut short: what it did not deliver
+                undelivered = headers.get("Nats-Pending-Messages")
+                if undelivered is None:  # consumer deleted, leadership change: start afresh
+                    self._outstanding = 0
+                else:
+                    self._outstanding = max(0, self._outstanding - int(undelivered))
+                self._wake.set()
+            return  # 100: idle heartbeat
+        self._outstanding = max(0, self._outstanding - 1)
+        task = asyncio.create_task(self._handle(msg))
+        self._tasks.add(task)
+        task.add_done_callback(self._done)
 
     def _done(self, task: asyncio.Task) -> None:
         self._tasks.discard(task)
-        self._slots.release()
+        self._wake.set()
 
     async def _handle(self, msg: Msg) -> None:
         headers = msg.headers or {}
@@ -174,11 +198,11 @@ class Consumer:
             await asyncio.sleep(self._spec.ack_wait / 3)
             await msg.in_progress()
 
-    async def _report_pending(self, sub, stop: asyncio.Event) -> None:
+    async def _report_pending(self, stop: asyncio.Event) -> None:
         gauge = metrics.CONSUMER_PENDING.labels(metrics.service(), self._spec.durable)
         while not stop.is_set():
             try:
-                info = await sub.consumer_info()
+                info = await self._js.consumer_info(self._stream, self._spec.durable)
                 gauge.set(info.num_pending or 0)
             except Exception:  # a missed sample is not worth failing over
                 pass
