@@ -63,8 +63,10 @@ async def run(args: argparse.Namespace, url: str) -> int:
     print("Conditions")
     print("\n".join(conditions(args, url)))
     print("Throughput")
-    print(f"  accepted    {len(accepted) / max(last_post - began, 1e-9):8.1f} orders/s ({len(accepted)}/{len(runs)})")
-    print(f"  completed   {len(done) / max(last_done - began, 1e-9):8.1f} orders/s ({len(done)} terminal: "
+    print(f"  accepted    {len(accepted) / max(last_post - began, 1e-9):8.1f} orders/s "
+          f"({len(accepted)}/{len(runs)} in {last_post - began:.1f} s)")
+    print(f"  completed   {len(done) / max(last_done - began, 1e-9):8.1f} orders/s ({len(done)} terminal in "
+          f"{last_done - began:.1f} s, first POST to last terminal: "
           f"{', '.join(f'{k} {v}' for k, v in sorted(by_status.items()))})")
     print("Latency (ms)")
     print(summary("POST /api/orders/execute", [r.post_ms for r in accepted if r.post_ms is not None]))
