@@ -40,6 +40,13 @@ class OrderSpec(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):
     slippage_bps: int
     client_order_id: str | None = None
     request_hash: str  # digest of the normalised request, to tell a retry from a conflict
+    #: Limit orders: GTC | GTD | IOC. Sniper orders rest until their pool launches.
+    time_in_force: str | None = None
+    expires_at: int | None = None  # ms since epoch (GTD limit orders, sniper orders)
+    #: The client's limit (tokenOut per tokenIn) or sniper maxPrice (tokenIn per tokenOut), as sent.
+    limit_price: str | None = None
+    #: The least output the order accepts, in tokenOut base units, derived from the price above.
+    min_out: int | None = None
 
 
 class QuoteSnapshot(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):
@@ -54,8 +61,43 @@ class QuoteSnapshot(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):
     fillable: bool = True
 
 
+class Leg(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):
+    """One swap through one pool."""
+
+    venue: str
+    pool_id: str
+    token_in: str
+    token_out: str
+    amount_in: int
+    amount_out: int
+    fee: int  # in this leg's token_in base units
+    price_impact_bps: int = 0
+
+
+class Path(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):
+    """A share of the order swapped through one or more legs in a row (a hop each)."""
+
+    amount_in: int
+    amount_out: int
+    legs: tuple[Leg, ...]
+
+
+class Candidate(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):
+    """A route the router considered, so a client can see why the winner won."""
+
+    kind: str  # direct | split | multihop
+    description: str  # e.g. "meteora-dlmm", "raydium-cpmm 60% + meteora-dlmm 40%", "SOL->USDC->BONK"
+    amount_out: int
+    fillable: bool = True
+    paths: tuple[Path, ...] = ()
+
+
 class Route(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):
-    """The routing decision: where the order trades and the floor it accepts."""
+    """The routing decision: where the order trades and the floor it accepts.
+
+    `venue`/`pool_id` name the single pool of a direct route, or describe a split or
+    multi-hop route; `paths` always lists what the transaction will swap.
+    """
 
     venue: str
     pool_id: str
@@ -66,6 +108,11 @@ class Route(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):
     price_impact_bps: int
     slot: int
     quotes: tuple[QuoteSnapshot, ...]
+    kind: str = "direct"  # direct | split | multihop
+    paths: tuple[Path, ...] = ()
+    #: Output gained over the best single-venue direct route, in basis points.
+    gain_bps: int = 0
+    candidates: tuple[Candidate, ...] = ()
 
 
 class OrderAccepted(Event, frozen=True, kw_only=True):
@@ -123,6 +170,29 @@ class OrderFailed(Event, frozen=True, kw_only=True):
     reason: str
 
 
+class OrderOpened(Event, frozen=True, kw_only=True):
+    """A limit or sniper order now rests until its trigger."""
+
+    trigger: str  # limit_price | pool_launch
+    pair: str
+
+
+class OrderTriggered(Event, frozen=True, kw_only=True):
+    """A resting order's condition held; it is routed now."""
+
+    slot: int
+    reason: str
+    best_out: int | None = None  # the executable output that met the limit
+
+
+class OrderExpired(Event, frozen=True, kw_only=True):
+    reason: str
+
+
+class OrderCancelled(Event, frozen=True, kw_only=True):
+    reason: str = "cancelled by client"
+
+
 OrderEvent = (
     OrderAccepted
     | RoutingStarted
@@ -132,6 +202,10 @@ OrderEvent = (
     | AttemptFailed
     | OrderConfirmed
     | OrderFailed
+    | OrderOpened
+    | OrderTriggered
+    | OrderExpired
+    | OrderCancelled
 )
 
 EVENT_TYPES: dict[str, type[Event]] = {
@@ -145,6 +219,10 @@ EVENT_TYPES: dict[str, type[Event]] = {
         AttemptFailed,
         OrderConfirmed,
         OrderFailed,
+        OrderOpened,
+        OrderTriggered,
+        OrderExpired,
+        OrderCancelled,
     )
 }
 

@@ -55,6 +55,18 @@ TRANSITIONS: dict[tuple[str | None, str], str] = {
     ("submitted", "OrderConfirmed"): "confirmed",
     # Landed but the program failed (slippage exceeded).
     ("submitted", "OrderFailed"): "failed",
+    # Limit and sniper orders rest, then fire or expire.
+    ("pending", "OrderOpened"): "open",
+    ("open", "OrderTriggered"): "routing",
+    ("open", "OrderExpired"): "expired",
+    # An immediate-or-cancel order whose limit the market does not meet on arrival.
+    ("routing", "OrderExpired"): "expired",
+    # Cancel is possible until a transaction exists that could still land.
+    ("pending", "OrderCancelled"): "cancelled",
+    ("open", "OrderCancelled"): "cancelled",
+    ("routing", "OrderCancelled"): "cancelled",
+    # Only between attempts (no transaction outstanding): guarded in `_changes`.
+    ("building", "OrderCancelled"): "cancelled",
 }
 
 
@@ -154,6 +166,14 @@ def _changes(state: OrderState, event: ev.OrderEvent) -> dict:
         case ev.OrderConfirmed():
             _current_tx(state, event.signature)
             return {"signature": event.signature, "slot": event.slot, "amount_out": event.amount_out}
+        case ev.OrderCancelled():
+            if state.transaction is not None:
+                raise IllegalTransition(
+                    f"order {state.order_id} has transaction {state.transaction.signature} on its way; too late to cancel"
+                )
+            return {"failure_reason": event.reason, "failure_code": "cancelled"}
+        case ev.OrderExpired():
+            return {"failure_reason": event.reason, "failure_code": "expired"}
         case ev.OrderFailed():
             tx = state.transaction
             return {

@@ -45,6 +45,10 @@ def make(cls: type[ev.Event], order_id: str = "o1", seq: int = 1, at: int = 1_00
         ev.AttemptFailed: {"attempt": 1, "signature": "sig1", "kind": "dropped", "reason": "dropped", "retry_at": at + 250},
         ev.OrderConfirmed: {"signature": "sig1", "slot": 103, "amount_out": 149_100_000},
         ev.OrderFailed: {"code": "slippage_exceeded", "reason": "slippage exceeded"},
+        ev.OrderOpened: {"trigger": "limit_price", "pair": "SOL-USDC"},
+        ev.OrderTriggered: {"slot": 120, "reason": "limit reached", "best_out": 150_000_000},
+        ev.OrderExpired: {"reason": "good-till-date passed"},
+        ev.OrderCancelled: {"reason": "cancelled by client"},
     }[cls]
     defaults.update(fields)
     return cls(order_id=order_id, seq=seq, event_id=f"e{next(_ids)}", occurred_at=at, correlation_id=order_id, **defaults)

@@ -32,6 +32,8 @@ def test_every_status_and_event_pair_is_legal_exactly_when_the_table_says_so(sta
             else make(event_cls, seq=before.seq + 1)
         if event_cls is ev.TransactionBuilt:
             event = make(event_cls, seq=before.seq + 1, attempt=before.attempts + 1)
+        if event_cls is ev.OrderCancelled:
+            before = msgspec.structs.replace(before, transaction=None)  # between attempts
     if expected is None:
         with pytest.raises(IllegalTransition):
             apply(before, event)
@@ -103,3 +105,16 @@ def test_an_upcaster_rewrites_an_old_version_before_decoding(monkeypatch):
     monkeypatch.setitem(ev.UPCASTERS, ("OrderFailed", 0), v0_to_v1)
     event = ev.decode(old)
     assert isinstance(event, ev.OrderFailed) and event.reason == "x" and event.v == 1
+
+
+def test_an_order_with_a_transaction_on_its_way_cannot_be_cancelled():
+    built = fold(history(*HAPPY[:4]))
+    with pytest.raises(IllegalTransition, match="too late"):
+        apply(built, make(ev.OrderCancelled, seq=5))
+    between_attempts = fold(history(*HAPPY[:5], ev.AttemptFailed))
+    assert apply(between_attempts, make(ev.OrderCancelled, seq=7)).status == "cancelled"
+
+
+def test_a_limit_order_rests_then_fires_into_routing():
+    events = history(ev.OrderAccepted, ev.OrderOpened, ev.OrderTriggered, ev.OrderRouted)
+    assert [s.status for s in (fold(events[:n]) for n in range(1, 5))] == ["pending", "open", "routing", "building"]
