@@ -13,11 +13,13 @@ from litestar.types import ASGIApp, Receive, Scope, Send
 
 from services.gateway.errors import EXCEPTION_HANDLERS
 from services.gateway.live import LiveHub
+from services.gateway.quotes import QuoteHub, quote_stream, quotes
 from services.gateway.reads import ReadModel, open_pool
 from services.gateway.routes import OrderController, stream
 from services.gateway.settings import GatewaySettings
 from shared import metrics
 from shared.clock import SystemClock
+from shared.emit import Emitter
 from shared.eventlog import EventLog, ensure_streams
 from shared.ids import Ids
 from shared.ops import ops_handlers
@@ -59,14 +61,17 @@ def create_app(settings: GatewaySettings) -> Litestar:
         pool = await open_pool(settings.database_url, settings.database_schema, size=settings.db_pool_size)
         log = EventLog(nc, js, topology)
         clock = SystemClock()
+        ids = Ids(clock)
         app.state.update(
             settings=settings,
             nc=nc,
             log=log,
             reads=ReadModel(pool),
             hub=LiveHub(nc, log),
+            quotes=QuoteHub(nc, topology),
             clock=clock,
-            ids=Ids(clock),
+            ids=ids,
+            emitter=Emitter(log, ids, clock),
         )
         try:
             yield
@@ -81,7 +86,7 @@ def create_app(settings: GatewaySettings) -> Litestar:
         return await app.state.reads.ping()
 
     app = Litestar(
-        route_handlers=[OrderController, stream, *ops_handlers("gateway", {"nats": nats_ready, "postgres": db_ready})],
+        route_handlers=[OrderController, stream, quotes, quote_stream, *ops_handlers("gateway", {"nats": nats_ready, "postgres": db_ready})],
         lifespan=[lifespan],
         logging_config=None,
         exception_handlers=EXCEPTION_HANDLERS,

@@ -6,11 +6,12 @@ import asyncio
 import logging
 from typing import Any
 
-from litestar import Controller, Request, Response, WebSocket, get, post, websocket
+from litestar import Controller, Request, Response, WebSocket, delete, get, post, websocket
 from litestar.datastructures import State
 from litestar.params import Parameter
 
 from services.gateway import views
+from services.gateway.cancel import cancel
 from services.gateway.errors import ApiError, bad_request
 from services.gateway.intake import parse_order
 from services.gateway.reads import BadCursor
@@ -60,7 +61,7 @@ class OrderController(Controller):
         `clientOrderId` with the same body answers 200 with the same order; with a
         different body, 409.
         """
-        spec = parse_order(await request.body())
+        spec = parse_order(await request.body(), state.clock.now_ms())
         with tracing.span("submit order", **{"order.type": spec.order_type}) as span:
             result = await submit(spec, log=state.log, ids=state.ids, clock=state.clock)
             span.set_attribute("order.id", result.state.order_id)
@@ -94,6 +95,18 @@ class OrderController(Controller):
         except BadCursor as exc:
             raise bad_request("cursor", str(exc)) from None
         return {"orders": [views.order_view(s) for s in page], "nextCursor": next_cursor}
+
+    @delete("/{order_id:str}", status_code=200)
+    async def cancel_order(self, order_id: str, state: State) -> dict[str, Any]:
+        """Cancel an order that has no transaction on its way to the chain.
+
+        Cancelling twice is fine (200 both times, `cancelled: false` the second time).
+        After submission: 409 with the current status.
+        """
+        if not is_order_id(order_id):
+            raise _not_found(order_id)
+        current, changed = await cancel(order_id, state.emitter)
+        return views.order_view(current) | {"cancelled": changed}
 
     @get("/{order_id:str}/events")
     async def events(self, order_id: str, state: State) -> dict[str, Any]:

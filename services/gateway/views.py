@@ -37,6 +37,9 @@ def price(amount_in: int, amount_out: int, token_in: str, token_out: str) -> str
 
 def _amounts(value: Any, token_in: str, token_out: str) -> Any:
     if isinstance(value, dict):
+        # A leg of a multi-hop route counts its amounts in its own tokens.
+        token_in = value.get("tokenIn", token_in) if isinstance(value.get("tokenIn"), str) else token_in
+        token_out = value.get("tokenOut", token_out) if isinstance(value.get("tokenOut"), str) else token_out
         out = {}
         for key, item in value.items():
             if key in _IN_FIELDS and isinstance(item, int):
@@ -75,6 +78,14 @@ def order_view(state: OrderState) -> dict[str, Any]:
         "fee": format_amount(route.fee, fmt_in) if route else None,
         "priceImpactBps": route.price_impact_bps if route else None,
         "quotes": _amounts(ev.to_builtins(route)["quotes"], tin, tout) if route else [],
+        "routeKind": route.kind if route else None,
+        "gainBps": route.gain_bps if route else None,
+        "paths": _amounts(ev.to_builtins(route)["paths"], tin, tout) if route else [],
+        "candidates": _amounts(ev.to_builtins(route)["candidates"], tin, tout) if route else [],
+        "limitPrice": spec.limit_price,
+        "timeInForce": spec.time_in_force,
+        "expiresAt": iso(spec.expires_at),
+        "floorOut": format_amount(spec.min_out, fmt_out) if spec.min_out is not None else None,
         "amountOut": format_amount(state.amount_out, fmt_out) if state.amount_out is not None else None,
         "executedPrice": price(spec.amount_in, state.amount_out, tin, tout) if state.amount_out is not None else None,
         "txSignature": state.signature or (state.transaction.signature if state.transaction else None),
@@ -138,4 +149,15 @@ def describe(event: ev.OrderEvent, state: OrderState) -> str:
             return f"Confirmed in slot {event.slot}: received {format_amount(event.amount_out, dec_out)} {tout}"
         case ev.OrderFailed():
             return f"Failed: {event.reason}"
+        case ev.OrderOpened(trigger="pool_launch"):
+            return f"Waiting for a {tin}/{tout} pool to launch"
+        case ev.OrderOpened():
+            floor = format_amount(spec.min_out or 0, dec_out)
+            return f"Resting: fires when {format_amount(spec.amount_in, dec_in)} {tin} buys at least {floor} {tout}"
+        case ev.OrderTriggered():
+            return f"Triggered in slot {event.slot}: {event.reason}"
+        case ev.OrderExpired():
+            return f"Expired: {event.reason}"
+        case ev.OrderCancelled():
+            return f"Cancelled: {event.reason}"
     return type(event).__name__

@@ -1,0 +1,118 @@
+"""Live quotes per pair and venue: the latest from the QUOTES stream, then as they come."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from typing import Any
+
+import nats.js.errors
+from litestar import WebSocket, get, websocket
+from litestar.datastructures import State
+from litestar.params import Parameter
+from nats.aio.client import Client
+from nats.aio.msg import Msg
+
+from services.gateway.errors import ApiError, bad_request
+from shared.market.pools import VENUE_CPMM, VENUE_DLMM
+from shared.market.tokens import UnknownToken, get_token
+from shared.topology import Topology
+
+VENUES = (VENUE_CPMM, VENUE_DLMM)
+
+
+def parse_pair(pair: str | None) -> str:
+    """`BASE-QUOTE` with known tokens, in canonical symbols."""
+    if not pair or pair.count("-") != 1:
+        raise bad_request("pair", "pair must look like SOL-USDC")
+    base, quote = pair.split("-")
+    try:
+        return f"{get_token(base).symbol}-{get_token(quote).symbol}"
+    except UnknownToken as exc:
+        raise bad_request("pair", f"pair {pair!r}: {exc}") from None
+
+
+class QuoteHub:
+    """One core subscription per watched pair, fanned out to every watcher in process."""
+
+    def __init__(self, nc: Client, topology: Topology):
+        self._nc = nc
+        self._js = nc.jetstream()
+        self._topology = topology
+        self._watchers: dict[str, set[asyncio.Queue]] = {}
+        self._subs: dict[str, Any] = {}
+
+    async def latest(self, pair: str) -> list[dict[str, Any]]:
+        out = []
+        for venue in VENUES:
+            subject = self._topology.quote_subject(pair, venue)
+            try:
+                msg = await self._js.get_last_msg(self._topology.quotes_stream, subject, direct=True)
+            except nats.js.errors.NotFoundError:
+                continue
+            out.append(json.loads(msg.data))
+        return out
+
+    async def join(self, pair: str) -> asyncio.Queue:
+        """A queue receiving every new quote of `pair` from now on."""
+        queue: asyncio.Queue = asyncio.Queue(maxsize=1000)
+        if pair not in self._watchers:
+            self._watchers[pair] = set()
+            self._subs[pair] = await self._nc.subscribe(
+                self._topology.quote_subject(pair, "*"), cb=self._fan_out(pair)
+            )
+        self._watchers[pair].add(queue)
+        return queue
+
+    async def leave(self, pair: str, queue: asyncio.Queue) -> None:
+        watchers = self._watchers.get(pair)
+        if watchers is None:
+            return
+        watchers.discard(queue)
+        if not watchers:
+            del self._watchers[pair]
+            with contextlib.suppress(Exception):
+                await self._subs.pop(pair).unsubscribe()
+
+    def _fan_out(self, pair: str):
+        async def deliver(msg: Msg) -> None:
+            quote = json.loads(msg.data)
+            for queue in tuple(self._watchers.get(pair, ())):
+                if queue.full():  # a watcher this far behind gets the newest, not the backlog
+                    queue.get_nowait()
+                queue.put_nowait(quote)
+
+        return deliver
+
+
+@get("/api/quotes", tags=["quotes"])
+async def quotes(state: State, pair: str | None = Parameter(default=None, description="e.g. SOL-USDC")) -> dict:
+    """The latest quote of every venue for a pair (one unit of the base token, and recent order sizes)."""
+    canonical = parse_pair(pair)
+    found = await state.quotes.latest(canonical)
+    if not found:
+        raise ApiError(404, "no_quotes", f"no venue quotes {canonical}; the pair has no pool (yet)", field="pair")
+    return {"pair": canonical, "quotes": found}
+
+
+@websocket("/api/quotes/stream")
+async def quote_stream(socket: WebSocket) -> None:
+    """Live quotes for `?pair=`: the latest of each venue first, then every new one."""
+    state: State = socket.app.state
+    await socket.accept()
+    try:
+        pair = parse_pair(socket.query_params.get("pair"))
+    except ApiError as exc:
+        await socket.send_json({"type": "error", "error": exc.error, "field": exc.field, "detail": exc.detail})
+        await socket.close(code=1008, reason="invalid pair")
+        return
+    await socket.send_json({"type": "connection", "pair": pair})
+    queue = await state.quotes.join(pair)
+    try:
+        for quote in await state.quotes.latest(pair):
+            await socket.send_json({"type": "quote", **quote})
+        while True:
+            await socket.send_json({"type": "quote", **(await queue.get())})
+    finally:
+        await state.quotes.leave(pair, queue)
