@@ -9,6 +9,7 @@ from typing import Sequence
 import msgspec
 from nats.aio.client import Client
 
+from shared import events as ev
 from shared.amounts import format_amount
 from shared.chain import SlotClock
 from shared.clock import Clock
@@ -54,6 +55,29 @@ class QuoteFeed:
                 "fillable": quote.fillable,
             }
             await self._nc.publish(self._topology.quote_subject(body["pair"], quote.venue), _encode(body))
+
+    async def publish_route(self, route: ev.Route, spec: ev.OrderSpec, slot: int) -> None:
+        """The direct per-venue quotes an order was routed on, sized as the order."""
+        dec_in, dec_out = get_token(spec.token_in).decimals, get_token(spec.token_out).decimals
+        pair = self._pairs.get((spec.token_in, spec.token_out)) or self._pairs.get((spec.token_out, spec.token_in))
+        if pair is None:
+            return
+        for q in route.quotes:
+            body = {
+                "pair": pair,
+                "venue": q.venue,
+                "poolId": q.pool_id,
+                "slot": slot,
+                "timestamp": self._clock.now_ms(),
+                "tokenIn": spec.token_in,
+                "tokenOut": spec.token_out,
+                "amountIn": format_amount(q.amount_in, dec_in),
+                "amountOut": format_amount(q.amount_out, dec_out),
+                "fee": format_amount(q.fee, dec_in),
+                "priceImpactBps": q.price_impact_bps,
+                "fillable": q.fillable,
+            }
+            await self._nc.publish(self._topology.quote_subject(pair, q.venue), _encode(body))
 
     async def run(self, interval_ms: int, stop: asyncio.Event) -> None:
         """Quote one unit of each pair's base token on every venue, every interval."""

@@ -1,4 +1,9 @@
-"""Routing an accepted order: RoutingStarted, then OrderRouted or OrderFailed."""
+"""Routing orders: market orders at once, limit and sniper orders when they fire.
+
+Every step reloads the order from the log and appends against its last position, so a
+cancel, another replica or a redelivery racing with this one is settled by the log:
+the loser's append conflicts, it reloads, and finds nothing left to do.
+"""
 
 from __future__ import annotations
 
@@ -14,7 +19,7 @@ from shared import events as ev
 from shared import metrics
 from shared.chain import SlotClock
 from shared.emit import Emitter
-from shared.eventlog import ConcurrencyConflict
+from shared.eventlog import ConcurrencyConflict, History
 from shared.market.model import Market
 
 log = logging.getLogger(__name__)
@@ -41,50 +46,105 @@ class Router:
         self._rng = rng or random.Random()
 
     async def handle(self, event: ev.OrderEvent, _msg=None) -> None:
-        """Move the order from pending to routed; safe to run again on redelivery."""
+        """Consumer entry for OrderAccepted; safe to run again on redelivery."""
+        await self._retrying(self._accept, event.order_id)
+
+    async def fire(self, order_id: str, reason: str) -> bool:
+        """Trigger a resting order if the market now meets its floor; True if it fired."""
+        return bool(await self._retrying(self._fire, order_id, reason))
+
+    async def expire(self, order_id: str, reason: str) -> None:
+        await self._retrying(self._expire, order_id, reason)
+
+    async def _retrying(self, step, *args):
         for _ in range(5):
             try:
-                await self._route(event.order_id)
-                return
+                return await step(*args)
             except ConcurrencyConflict:
                 continue  # someone else moved the order: look again
+        return None
 
-    async def _route(self, order_id: str) -> None:
+    async def _accept(self, order_id: str) -> None:
         history = await self._emit.log.load(order_id)
         state = history.state
         if state is None:
             return
+        spec = state.spec
         if state.status == "pending":
+            if spec.order_type == "sniper" or (spec.order_type == "limit" and spec.time_in_force != "IOC"):
+                trigger = "pool_launch" if spec.order_type == "sniper" else "limit_price"
+                history = await self._emit.append(
+                    history, ev.OrderOpened, trigger=trigger, pair=f"{spec.token_in}-{spec.token_out}"
+                )
+                if spec.order_type == "sniper" and self._market.pools_for(
+                    spec.token_in, spec.token_out, self._slots.current_slot()
+                ):
+                    await self._route(history, triggered="pool already open")  # no need to wait for a slot
+                return
             history = await self._emit.append(history, ev.RoutingStarted)
-        if history.state is None or history.state.status != "routing":
-            return
-        spec = history.state.spec
+        if history.state.status == "routing":
+            await self._route(history)
+
+    async def _route(self, history: History, *, triggered: str | None = None) -> bool:
+        """Quote, decide and append the decision; an IOC limit that cannot fill expires."""
+        state = history.state
+        spec = state.spec
         started = time.perf_counter()
         await self._quote_latency()
         slot = self._slots.current_slot()
-        quotes = self._market.quotes(spec.token_in, spec.token_out, spec.amount_in, slot)
-        metrics.QUOTE_DURATION.labels(metrics.service()).observe(time.perf_counter() - started)
-        if self._feed is not None:
-            await self._feed.publish_quotes(quotes, slot)
         try:
-            route = decide(spec, quotes, slot)
+            route = decide(spec, self._market, slot)
         except NoRoute as exc:
+            if triggered is not None:
+                return False
             await self._emit.append(history, ev.OrderFailed, code="no_route", reason=exc.reason)
-            log.info("no route", extra={"orderId": order_id, "reason": exc.reason})
-            return
+            log.info("no route", extra={"orderId": state.order_id, "reason": exc.reason})
+            return True
+        finally:
+            metrics.QUOTE_DURATION.labels(metrics.service()).observe(time.perf_counter() - started)
+        if self._feed is not None:
+            await self._feed.publish_route(route, spec, slot)
+        floor = spec.min_out or 0
+        if route.expected_out < floor:
+            if triggered is not None:
+                return False  # not yet: the order keeps resting
+            if spec.order_type == "limit":
+                reason = f"immediate-or-cancel: best output {route.expected_out} is below the limit's {floor}"
+                await self._emit.append(history, ev.OrderExpired, reason=reason)
+                return True
+            # A sniper order over its maxPrice rests until the price comes down.
+            return False
+        if triggered is not None:
+            history = await self._emit.append(
+                history, ev.OrderTriggered, slot=slot, reason=triggered, best_out=route.expected_out
+            )
         await self._emit.append(history, ev.OrderRouted, route=route)
         metrics.ROUTES_SELECTED.labels(metrics.service(), route.venue).inc()
         log.info(
             "routed",
             extra={
-                "orderId": order_id,
+                "orderId": state.order_id,
+                "kind": route.kind,
                 "venue": route.venue,
                 "expectedOut": route.expected_out,
                 "minOut": route.min_out,
-                "quotes": {q.venue: q.amount_out for q in route.quotes},
+                "gainBps": route.gain_bps,
+                "candidates": {c.description: c.amount_out for c in route.candidates},
                 "slot": slot,
             },
         )
+        return True
+
+    async def _fire(self, order_id: str, reason: str) -> bool:
+        history = await self._emit.log.load(order_id)
+        if history.state is None or history.state.status != "open":
+            return False
+        return await self._route(history, triggered=reason)
+
+    async def _expire(self, order_id: str, reason: str) -> None:
+        history = await self._emit.log.load(order_id)
+        if history.state is not None and history.state.status == "open":
+            await self._emit.append(history, ev.OrderExpired, reason=reason)
 
     async def _quote_latency(self) -> None:
         low, high = self._delay

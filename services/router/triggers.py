@@ -1,0 +1,117 @@
+"""Firing resting orders: once a slot, touch only the orders the market now reaches.
+
+For each direction with resting limit orders, the best price of a small swap bounds
+what any size can get (output is concave in input), so only the orders whose limit is
+at or below that bound (a slice of the sorted book) get an exact quote for their own
+size. Sniper orders are checked against the pools that exist now; expiries come from a
+heap. A firing is an append against the order's last position, so two replicas (or a
+cancel) racing for one order produce exactly one outcome.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+
+from services.router.book import LimitBook
+from services.router.decide import NoRoute, decide
+from services.router.handler import Router
+from shared import events as ev
+from shared import metrics
+from shared.chain import SlotClock
+from shared.clock import Clock
+from shared.market.model import Market
+from shared.market.tokens import get_token
+
+log = logging.getLogger(__name__)
+
+#: Candidates are taken up to this much above the small-swap price, so an order whose
+#: exact size would just fill is never missed because of the probe's own rounding.
+MARGIN_BPS = 100
+
+
+class Triggers:
+    def __init__(self, book: LimitBook, router: Router, market: Market, slots: SlotClock, clock: Clock,
+                 *, concurrency: int = 64):
+        self._book = book
+        self._router = router
+        self._market = market
+        self._slots = slots
+        self._clock = clock
+        self._slots_free = asyncio.Semaphore(concurrency)
+        self._busy: set[str] = set()
+        self._tasks: set[asyncio.Task] = set()
+        self.last_tick_ms = 0.0
+        self.last_touched = 0
+
+    async def run(self, stop: asyncio.Event, armed: asyncio.Event) -> None:
+        await armed.wait()
+        last = -1
+        while not stop.is_set():
+            slot = self._slots.current_slot()
+            if slot != last:
+                last = slot
+                self.tick(slot)
+            next_ms = self._slots.ms_of(slot + 1) - self._clock.now_ms()
+            try:
+                await asyncio.wait_for(stop.wait(), max(0.001, next_ms / 1000))
+            except asyncio.TimeoutError:
+                pass
+        if self._tasks:
+            await asyncio.wait(self._tasks, timeout=10)
+
+    def tick(self, slot: int) -> int:
+        """Schedule every firing and expiry due in `slot`; returns how many orders were touched."""
+        started = time.perf_counter()
+        touched = 0
+        for order in self._book.due(self._clock.now_ms()):
+            touched += self._spawn(order.order_id, self._router.expire(order.order_id, "expiresAt passed"))
+        for token_in, token_out in self._book.directions():
+            bound = self._price_bound(token_in, token_out, slot)
+            if bound is None:
+                continue
+            for order in self._book.candidates(token_in, token_out, *bound):
+                touched += self._spawn(order.order_id, self._router.fire(order.order_id, f"limit reached in slot {slot}"))
+        for token_a, token_b in self._book.sniper_pairs():
+            if self._market.pools_for(token_a, token_b, slot):
+                for order in self._book.waiting_for_pair(token_a, token_b):
+                    touched += self._spawn(
+                        order.order_id, self._router.fire(order.order_id, f"pool open in slot {slot}")
+                    )
+        self.last_tick_ms = (time.perf_counter() - started) * 1000
+        self.last_touched = touched
+        metrics.TRIGGER_TICK.labels(metrics.service()).observe(self.last_tick_ms / 1000)
+        metrics.RESTING_ORDERS.labels(metrics.service()).set(len(self._book))
+        return touched
+
+    def _price_bound(self, token_in: str, token_out: str, slot: int) -> tuple[int, int] | None:
+        """Best output per input for one whole token in, raised by the margin."""
+        probe = 10 ** get_token(token_in).decimals
+        spec = ev.OrderSpec(order_type="market", token_in=token_in, token_out=token_out, amount_in=probe,
+                            slippage_bps=0, request_hash="")
+        try:
+            route = decide(spec, self._market, slot)
+        except NoRoute:
+            return None
+        return route.expected_out * (10_000 + MARGIN_BPS), probe * 10_000
+
+    def _spawn(self, order_id: str, work) -> int:
+        if order_id in self._busy:
+            work.close()
+            return 0
+        self._busy.add(order_id)
+
+        async def guarded() -> None:
+            async with self._slots_free:
+                try:
+                    await work
+                except Exception:
+                    log.exception("resting order step failed", extra={"orderId": order_id})
+                finally:
+                    self._busy.discard(order_id)
+
+        task = asyncio.create_task(guarded())
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return 1
