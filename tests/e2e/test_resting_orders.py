@@ -1,0 +1,156 @@
+"""Limit and sniper orders, expiry, cancellation and restarts, with the services as processes."""
+
+import asyncio
+import json
+import os
+import subprocess
+import sys
+import time
+
+import httpx
+import websockets
+
+from shared.market.model import Market
+from tests.e2e.client import TERMINAL, stream, submit
+from tests.e2e.conftest import E2E_ENV, ROOT
+from tests.e2e.market_lookahead import find_crossing, slot_clock
+from tests.helpers import eventually
+
+SLOT_MS = int(E2E_ENV["SLOT_MS"])
+
+
+def limit_body(crossing, **extra):
+    return {"orderType": "limit", "tokenIn": crossing.token_in, "tokenOut": crossing.token_out,
+            "amount": crossing.amount, "limitPrice": crossing.limit_price, **extra}
+
+
+async def status_of(client: httpx.AsyncClient, order_id: str) -> str:
+    return (await client.get(f"/api/orders/{order_id}")).json()["status"]
+
+
+async def test_a_limit_order_rests_until_the_price_crosses_then_fires_and_confirms(stack):
+    crossing = find_crossing(Market(42), slot_clock(SLOT_MS), quiet_slots=30, within_slots=300)
+    async with httpx.AsyncClient(base_url=stack.base_url, timeout=30) as client:
+        order = await submit(client, limit_body(crossing))
+        assert order["floorOut"] is not None
+        await eventually(lambda: _is(client, order["orderId"], "open"), message="order resting")
+        messages, code = await stream(stack.ws_url, order["orderId"], timeout=60)
+        view = (await client.get(f"/api/orders/{order['orderId']}")).json()
+    events = [m for m in messages if m["type"] != "connection"]
+    kinds = [m["event"] for m in events]
+    assert kinds[:2] == ["OrderAccepted", "OrderOpened"] and events[1]["status"] == "open"
+    assert kinds.count("OrderTriggered") == 1
+    triggered = events[kinds.index("OrderTriggered")]
+    assert triggered["data"]["slot"] >= crossing.first_slot
+    assert events[-1]["status"] in TERMINAL and code == 1000
+    assert view["limitPrice"] == crossing.limit_price and view["timeInForce"] == "GTC"
+
+
+async def test_a_good_till_date_order_the_market_never_reaches_expires_with_a_reason(stack):
+    expires = int(time.time() * 1000) + 1500
+    async with httpx.AsyncClient(base_url=stack.base_url, timeout=30) as client:
+        order = await submit(client, {"orderType": "limit", "tokenIn": "SOL", "tokenOut": "USDC", "amount": "1",
+                                      "limitPrice": "100000", "timeInForce": "GTD", "expiresAt": expires})
+        messages, code = await stream(stack.ws_url, order["orderId"], timeout=30)
+    assert [m["status"] for m in messages[1:]] == ["pending", "open", "expired"] and code == 1000
+    assert messages[-1]["event"] == "OrderExpired" and "expiresAt" in messages[-1]["message"]
+
+
+async def test_immediate_or_cancel_executes_now_or_expires_at_once(stack):
+    async with httpx.AsyncClient(base_url=stack.base_url, timeout=30) as client:
+        unreachable = await submit(client, {"orderType": "limit", "timeInForce": "IOC", "tokenIn": "SOL",
+                                            "tokenOut": "USDC", "amount": "1", "limitPrice": "100000"})
+        reachable = await submit(client, {"orderType": "limit", "timeInForce": "IOC", "tokenIn": "SOL",
+                                          "tokenOut": "USDC", "amount": "1", "limitPrice": "1"})
+        expired, _ = await stream(stack.ws_url, unreachable["orderId"])
+        executed, _ = await stream(stack.ws_url, reachable["orderId"])
+    assert [m["status"] for m in expired[1:]] == ["pending", "routing", "expired"]
+    assert "immediate-or-cancel" in expired[-1]["message"]
+    assert "OrderOpened" not in [m["event"] for m in executed] and executed[-1]["status"] in ("confirmed", "failed")
+
+
+async def test_a_sniper_order_fires_in_the_first_slot_after_its_pool_launches(stack):
+    async with httpx.AsyncClient(base_url=stack.base_url, timeout=30) as client:
+        order = await submit(client, {"orderType": "sniper", "tokenIn": "USDC", "tokenOut": "PUMP", "amount": "20",
+                                      "slippageBps": 500})
+        await eventually(lambda: _is(client, order["orderId"], "open"), message="sniper resting")
+        launch = subprocess.run(
+            [sys.executable, "-m", "tools.launch", "PUMP-USDC", "--price", "0.002", "--depth", "50000",
+             "--nats-url", stack.env["NATS_URL"], "--namespace", stack.env["ENGINE_NAMESPACE"]],
+            cwd=ROOT, env={**os.environ, **stack.env}, capture_output=True, text=True, timeout=30,
+        )
+        assert launch.returncode == 0, launch.stderr
+        messages, code = await stream(stack.ws_url, order["orderId"], timeout=30)
+    events = messages[1:]
+    triggered = next(m for m in events if m["event"] == "OrderTriggered")
+    launched_slot = int(launch.stdout.split("slot ")[1].split()[0])
+    assert launched_slot <= triggered["data"]["slot"] <= launched_slot + 2
+    assert events[-1]["status"] in ("confirmed", "failed") and code == 1000
+
+
+async def _is(client, order_id, status):
+    return await status_of(client, order_id) == status
+
+
+async def test_resting_orders_survive_a_restart_of_router_and_executor_and_fire_once(stack):
+    crossing = find_crossing(Market(42), slot_clock(SLOT_MS), quiet_slots=120, within_slots=400)
+    async with httpx.AsyncClient(base_url=stack.base_url, timeout=30) as client:
+        orders = [await submit(client, limit_body(crossing)) for _ in range(8)]
+        for order in orders:
+            await eventually(lambda o=order: _is(client, o["orderId"], "open"), message="resting")
+        assert stack.stop("router") == 0 and stack.stop("executor") == 0
+        stack.start("router")
+        stack.start("executor")
+        results = await asyncio.gather(*(stream(stack.ws_url, o["orderId"], timeout=60) for o in orders))
+    for messages, code in results:
+        kinds = [m["event"] for m in messages[1:]]
+        assert kinds.count("OrderTriggered") == 1 and kinds.count("OrderRouted") == 1
+        assert messages[-1]["status"] in ("confirmed", "failed") and code == 1000
+
+
+async def test_cancel_is_idempotent_and_refused_once_the_order_is_finished(stack):
+    async with httpx.AsyncClient(base_url=stack.base_url, timeout=30) as client:
+        resting = await submit(client, {"orderType": "limit", "tokenIn": "SOL", "tokenOut": "USDC", "amount": "1",
+                                        "limitPrice": "100000"})
+        await eventually(lambda: _is(client, resting["orderId"], "open"), message="resting")
+        first = await client.delete(f"/api/orders/{resting['orderId']}")
+        again = await client.delete(f"/api/orders/{resting['orderId']}")
+        done = await submit(client, {"tokenIn": "SOL", "tokenOut": "USDC", "amount": "0.1"})
+        await stream(stack.ws_url, done["orderId"])
+        late = await client.delete(f"/api/orders/{done['orderId']}")
+        missing = await client.delete("/api/orders/0190aaaa-0000-7000-8000-000000000000")
+    assert first.status_code == 200 and first.json()["status"] == "cancelled" and first.json()["cancelled"] is True
+    assert again.status_code == 200 and again.json()["cancelled"] is False
+    assert late.status_code == 409 and late.json()["status"] in ("confirmed", "failed")
+    assert missing.status_code == 404
+
+
+async def test_routes_without_a_direct_pool_hop_and_large_orders_split(stack):
+    async with httpx.AsyncClient(base_url=stack.base_url, timeout=30) as client:
+        hop = await submit(client, {"tokenIn": "JUP", "tokenOut": "SOL", "amount": "500"})
+        big = await submit(client, {"tokenIn": "SOL", "tokenOut": "USDC", "amount": "20000", "slippageBps": 500})
+        await stream(stack.ws_url, hop["orderId"])
+        await stream(stack.ws_url, big["orderId"])
+        hop_view = (await client.get(f"/api/orders/{hop['orderId']}")).json()
+        big_view = (await client.get(f"/api/orders/{big['orderId']}")).json()
+    assert hop_view["routeKind"] == "multihop" and len(hop_view["paths"][0]["legs"]) == 2
+    assert big_view["routeKind"] == "split" and len(big_view["paths"]) == 2 and big_view["gainBps"] > 0
+    assert len(big_view["candidates"]) >= 3
+
+
+async def test_quotes_are_served_over_http_and_streamed(stack):
+    async with httpx.AsyncClient(base_url=stack.base_url, timeout=30) as client:
+
+        async def quoted():
+            response = await client.get("/api/quotes", params={"pair": "SOL-USDC"})
+            return response.status_code == 200 and len(response.json()["quotes"]) == 2
+
+        await eventually(quoted, message="both venues quoted")
+        bad = await client.get("/api/quotes", params={"pair": "SOL"})
+        unlisted = await client.get("/api/quotes", params={"pair": "POPCAT-USDT"})
+    assert bad.status_code == 400 and bad.json()["field"] == "pair"
+    assert unlisted.status_code == 404
+    async with websockets.connect(f"{stack.ws_url}/api/quotes/stream?pair=SOL-USDC") as ws:
+        first = [await asyncio.wait_for(ws.recv(), 5) for _ in range(4)]
+    kinds = [json.loads(m)["type"] for m in first]
+    assert kinds[0] == "connection" and kinds[1:] == ["quote"] * 3
