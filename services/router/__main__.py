@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import asyncio
 
+from services.router.book import LimitBook
 from services.router.feed import QuoteFeed
 from services.router.handler import Router
+from services.router.resting import BookFeed
 from services.router.settings import RouterSettings
+from services.router.triggers import Triggers
 from shared import ops, runtime
 from shared.clock import SystemClock
 from shared.consumer import Consumer, ConsumerSpec
@@ -41,16 +44,26 @@ async def serve(settings: RouterSettings, stop: asyncio.Event) -> None:
         )
         spec = ConsumerSpec(durable="router", filter_subject=topology.orders_wildcard, wants=frozenset({"OrderAccepted"}))
         consumer = Consumer(js, topology.orders_stream, spec, router.handle, concurrency=settings.concurrency)
+        book_feed = BookFeed(js, topology, LimitBook())
+        await book_feed.start()
+        triggers = Triggers(book_feed.book, router, market, slots, clock)
 
         async def nats_ready() -> bool:
             return nc.is_connected
 
-        app = ops.ops_app("router", {"nats": nats_ready})
-        await asyncio.gather(
-            consumer.run(stop),
-            feed.run(settings.quote_feed_interval_ms, stop),
-            ops.serve(app, settings.ops_host, settings.ops_port, stop),
-        )
+        async def book_armed() -> bool:
+            return book_feed.caught_up.is_set()
+
+        app = ops.ops_app("router", {"nats": nats_ready, "book": book_armed})
+        try:
+            await asyncio.gather(
+                consumer.run(stop),
+                feed.run(settings.quote_feed_interval_ms, stop),
+                triggers.run(stop, book_feed.caught_up),
+                ops.serve(app, settings.ops_host, settings.ops_port, stop),
+            )
+        finally:
+            await book_feed.stop()
 
 
 if __name__ == "__main__":

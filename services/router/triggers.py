@@ -41,6 +41,8 @@ class Triggers:
         self._clock = clock
         self._slots_free = asyncio.Semaphore(concurrency)
         self._busy: set[str] = set()
+        #: Orders whose exact quote missed their floor, with the price bound of that try.
+        self._held: dict[str, tuple[int, int]] = {}
         self._tasks: set[asyncio.Task] = set()
         self.last_tick_ms = 0.0
         self.last_touched = 0
@@ -65,14 +67,19 @@ class Triggers:
         """Schedule every firing and expiry due in `slot`; returns how many orders were touched."""
         started = time.perf_counter()
         touched = 0
+        if slot % 100 == 0:  # forget held orders that left the book
+            self._held = {k: v for k, v in self._held.items() if k in self._book}
         for order in self._book.due(self._clock.now_ms()):
             touched += self._spawn(order.order_id, self._router.expire(order.order_id, "expiresAt passed"))
-        for token_in, token_out in self._book.directions():
+        for token_in, token_out in self._book.sides():
             bound = self._price_bound(token_in, token_out, slot)
             if bound is None:
                 continue
             for order in self._book.candidates(token_in, token_out, *bound):
-                touched += self._spawn(order.order_id, self._router.fire(order.order_id, f"limit reached in slot {slot}"))
+                held = self._held.get(order.order_id)
+                if held is not None and bound[0] * held[1] <= held[0] * bound[1]:
+                    continue  # its own size missed at a price at least this good: wait for better
+                touched += self._spawn(order.order_id, self._fire_limit(order.order_id, slot, bound))
         for token_a, token_b in self._book.sniper_pairs():
             if self._market.pools_for(token_a, token_b, slot):
                 for order in self._book.waiting_for_pair(token_a, token_b):
@@ -84,6 +91,12 @@ class Triggers:
         metrics.TRIGGER_TICK.labels(metrics.service()).observe(self.last_tick_ms / 1000)
         metrics.RESTING_ORDERS.labels(metrics.service()).set(len(self._book))
         return touched
+
+    async def _fire_limit(self, order_id: str, slot: int, bound: tuple[int, int]) -> None:
+        if await self._router.fire(order_id, f"limit reached in slot {slot}"):
+            self._held.pop(order_id, None)
+        else:
+            self._held[order_id] = bound
 
     def _price_bound(self, token_in: str, token_out: str, slot: int) -> tuple[int, int] | None:
         """Best output per input for one whole token in, raised by the margin."""
