@@ -82,7 +82,22 @@ async def ensure_streams(js: JetStreamContext, topology: Topology, *, replicas: 
         allow_direct=True,
         description="Latest quote per pair and venue",
     )
-    for config in (orders, quotes):
+    launches_stream, launch_subjects = topology.launches()
+    # One message per pair, ever: a second launch of a stored pair is refused, not
+    # appended (nor, as DiscardPolicy.OLD would, put in place of the first).
+    launches = api.StreamConfig(
+        name=launches_stream,
+        subjects=[launch_subjects],
+        storage=api.StorageType.FILE,
+        max_msgs_per_subject=1,
+        discard=api.DiscardPolicy.NEW,
+        discard_new_per_subject=True,
+        num_replicas=replicas,
+        duplicate_window=120.0,
+        allow_direct=True,
+        description="Pool launches: the first launch of each pair",
+    )
+    for config in (orders, quotes, launches):
         await _add_or_update(js, config)
 
 

@@ -53,6 +53,10 @@ class Topology(msgspec.Struct, frozen=True, kw_only=True):
     def quote_subject(self, pair: str, venue: str) -> str:
         return f"{self.quotes_prefix}.{pair}.{venue}"
 
+    def launches(self, pair: str = "*") -> tuple[str, str]:
+        """The pool-launch stream and the subject announcing ``pair``'s pools (``*``: any pair's)."""
+        return self._stream("POOLS"), self._subject(f"pools.created.{pair}")
+
     @property
     def chain_bucket(self) -> str:
         return self._stream("CHAIN")

@@ -66,7 +66,9 @@ class PairSpec(msgspec.Struct, frozen=True, kw_only=True):
     """A listed pair: ``price`` is quote tokens per base token at genesis.
 
     For a DLMM pool the base token is X and the quote token is Y. A pair with
-    ``listed_from_slot > 0`` launches at that slot and has no pools before it.
+    ``listed_from_slot > 0`` launches at that slot and has no pools before it; its
+    ``price`` is its reference price at that slot, where its path starts (so it can
+    drift up to twice as far from ``price`` as a genesis pair can).
     """
 
     base: str
@@ -84,7 +86,10 @@ class PairSpec(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class MarketConfig(msgspec.Struct, frozen=True, kw_only=True):
-    """Every listed pair and the price path they follow."""
+    """Every pair listed at genesis (or from a fixed slot) and the price path they follow.
+
+    Pairs launched while the engine runs are not here: `Market.add_launch` adds them.
+    """
 
     pairs: tuple[PairSpec, ...]
     path: PricePath = PricePath()

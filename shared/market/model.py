@@ -8,6 +8,10 @@ memoised because the router asks for the same slot many times.
 
 Trades do not move the simulated pools: each slot's pools are fresh snapshots of
 the liquidity providers' positions around the current reference price.
+
+Pairs launched at run time (`add_launch`) join the same way: their pools are a pure
+function of ``(seed, launch, slot)``, absent before the launch slot, so two markets that
+know the same launches list the same pools, whatever order they learnt them in.
 """
 
 from __future__ import annotations
@@ -15,12 +19,14 @@ from __future__ import annotations
 from fractions import Fraction
 from functools import lru_cache
 from math import isqrt
+from typing import Iterable
 
 from shared.amounts import format_price
 from shared.market.config import DEFAULT_CONFIG, DlmmSpec, MarketConfig, PairSpec
 from shared.market.cpmm import CpmmPool
 from shared.market.dlmm import Bin, DlmmPool
 from shared.market.fixed_point import ONE, SCALE_OFFSET, get_price_from_id, pow_q64
+from shared.market.launches import LaunchConflict, PoolLaunch, listed_pair
 from shared.market.noise import smooth_noise, uniform
 from shared.market.pools import VENUE_CPMM, VENUE_DLMM, Pool
 from shared.market.quotes import Quote, quote_pool
@@ -53,18 +59,57 @@ def _tick_factor_q64(ticks: int) -> int:
 
 
 class Market:
-    """A seeded market of CPMM and DLMM pools whose prices move with the slot."""
+    """A seeded market of CPMM and DLMM pools whose prices move with the slot.
 
-    def __init__(self, seed: int, config: MarketConfig = DEFAULT_CONFIG) -> None:
+    ``launches`` lists pairs launched after genesis, as `add_launch` would.
+    """
+
+    def __init__(
+        self, seed: int, config: MarketConfig = DEFAULT_CONFIG, launches: Iterable[PoolLaunch] = ()
+    ) -> None:
         self.seed = seed
         self.config = config
         self._pairs: dict[str, PairSpec] = {}
         self._genesis_q64: dict[str, int] = {}
+        self._anchor_ticks: dict[str, int] = {}
         self._cpmm_liquidity: dict[str, int] = {}
         self._genesis_bin: dict[str, int] = {}
+        self._launches: dict[str, PoolLaunch] = {}
         for pair in config.pairs:
             self._add_pair(pair)
         self._pool_cache = lru_cache(maxsize=1024)(self._build_pool)
+        for launch in launches:
+            self.add_launch(launch)
+
+    def add_launch(self, launch: PoolLaunch) -> bool:
+        """List a pair launched at run time: its pools exist from ``launch.listed_at_slot`` on.
+
+        Returns True when the pair is new, False when this very launch is already known
+        (learning a launch twice is harmless). Raises `LaunchConflict` when the market
+        already lists the two tokens otherwise: at genesis, or from a different launch
+        (the first launch of a pair wins; `shared.launchlog` keeps only that one).
+        """
+        known = self._launches.get(launch.pair_id)
+        if known == launch:
+            return False
+        taken = listed_pair(launch, self._pairs.values())
+        if taken is not None:
+            source = "a different launch" if taken.pair_id in self._launches else "genesis"
+            raise LaunchConflict(f"{launch.pair_id} cannot launch: {taken.pair_id} is already listed from {source}")
+        self._add_pair(launch.pair_spec())
+        self._launches[launch.pair_id] = launch
+        # Listing order is part of what replicas must agree on (it orders quotes), so it
+        # must not depend on the order launches arrived in: genesis pairs, then launches
+        # by slot and pair id.
+        launched = sorted(self._launches.values(), key=lambda item: (item.listed_at_slot, item.pair_id))
+        pairs = {pair_id: pair for pair_id, pair in self._pairs.items() if pair_id not in self._launches}
+        pairs.update((item.pair_id, self._pairs[item.pair_id]) for item in launched)
+        self._pairs = pairs
+        return True
+
+    def launches(self) -> tuple[PoolLaunch, ...]:
+        """Every launch the market has learnt, in listing order."""
+        return tuple(self._launches[pair.pair_id] for pair in self._pairs.values() if pair.pair_id in self._launches)
 
     def _add_pair(self, pair: PairSpec) -> None:
         base, quote = get_token(pair.base), get_token(pair.quote)
@@ -78,6 +123,10 @@ class Market:
             raise ValueError(f"pair {pair.pair_id} needs a positive price")
         self._pairs[pair.pair_id] = pair
         self._genesis_q64[pair.pair_id] = genesis
+        if pair.listed_from_slot > 0:
+            # A pair listed later starts its path at its listing price, not wherever
+            # the seeded path happens to be at that slot.
+            self._anchor_ticks[pair.pair_id] = self._path_ticks(pair, pair.listed_from_slot)
         if pair.cpmm is not None:
             reserve_y = _quote_units(pair.cpmm.depth, pair)
             reserve_x = (reserve_y << SCALE_OFFSET) // genesis
@@ -92,11 +141,14 @@ class Market:
     def reference_ticks(self, pair_id: str, slot: int) -> int:
         """How far the pair's reference price is from genesis at ``slot``, in tenths of a bp."""
         pair = self._pair(pair_id)
+        return self._path_ticks(pair, _check_slot(slot)) - self._anchor_ticks.get(pair_id, 0)
+
+    def _path_ticks(self, pair: PairSpec, slot: int) -> int:
         path = self.config.path
         scale = pair.volatility_pct
-        ticks = uniform(path.slot_jitter * scale // 100, self.seed, pair_id, "jitter", _check_slot(slot))
+        ticks = uniform(path.slot_jitter * scale // 100, self.seed, pair.pair_id, "jitter", slot)
         for index, wave in enumerate(path.waves):
-            ticks += smooth_noise(slot, wave.spacing, wave.amplitude * scale // 100, self.seed, pair_id, index)
+            ticks += smooth_noise(slot, wave.spacing, wave.amplitude * scale // 100, self.seed, pair.pair_id, index)
         return ticks
 
     def reference_price_q64(self, pair_id: str, slot: int) -> int:

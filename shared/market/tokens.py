@@ -1,4 +1,10 @@
-"""The tokens the simulated market trades, with their real mainnet mints and decimals."""
+"""The tokens the simulated market trades.
+
+The established tokens carry their real mainnet mints and decimals. The launch tokens
+(PUMP, MEW, POPCAT) are simulated: they exist from genesis but have no pool until one is
+launched at run time (`shared.market.launches`); their mints are made up, valid base58
+32-byte addresses that start with ``Sim`` so they can never be mistaken for real ones.
+"""
 
 from __future__ import annotations
 
@@ -39,6 +45,10 @@ TOKENS: dict[str, Token] = {
         Token(symbol="JUP", mint="JUPyiwrYJFskUPiHa7hkeR8VUtAeFoSYbKedZNsDvCN", decimals=6),
         Token(symbol="RAY", mint="4k3Dyjzvzp8eMZWUXbBCjEvwSkkk59S5iCNLY3QrkX6R", decimals=6),
         Token(symbol="WIF", mint="EKpQGSJtjMFqKZ9KQanSqYXRcF8fBopzLHYxdM65zcjm", decimals=6),
+        # Simulated launch tokens: no pool at genesis.
+        Token(symbol="PUMP", mint="SimPumpMint11111111111111111111111111111111", decimals=6),
+        Token(symbol="MEW", mint="SimMewMint111111111111111111111111111111111", decimals=5),
+        Token(symbol="POPCAT", mint="SimPopcatMint111111111111111111111111111111", decimals=9),
     )
 }
 """Every known token by upper-case symbol."""
