@@ -50,6 +50,8 @@ class SimSettings(Common, frozen=True, kw_only=True):
     rpc_latency_ms_min: int | None = None
     rpc_latency_ms_max: int | None = None
     chain_failure_rate: float | None = None
+    #: Pools that launch while the engine runs, e.g. "PUMP-USDC@+60s:0.002:50000,MEW-SOL@+120s".
+    sim_launches: str = ""
 
     def __post_init__(self) -> None:
         if self.sim_profile not in PROFILES:

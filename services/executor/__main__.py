@@ -15,6 +15,7 @@ from shared.consumer import Consumer, ConsumerSpec
 from shared.emit import Emitter
 from shared.eventlog import EventLog, ensure_streams
 from shared.ids import Ids
+from shared.launchlog import LaunchRegistry
 from shared.market.model import Market
 from shared.settings import load
 from shared.topology import Topology
@@ -26,7 +27,15 @@ async def build_executor(settings: ExecutorSettings, nc, clock) -> Executor:
     js = nc.jetstream()
     await ensure_streams(js, topology, replicas=settings.stream_replicas)
     store = await JetStreamChainStore.open(js, topology.chain_bucket)
-    chain = SimulatedChain(store, settings.slot_clock(clock), settings.chain_config(), settler(Market(settings.sim_seed)))
+    market = Market(settings.sim_seed)
+    launches = LaunchRegistry(js, topology, listed=market.pairs(), on_launch=market.add_launch)
+    await launches.start()
+    chain = SimulatedChain(store, settings.slot_clock(clock), settings.chain_config(), settler(market))
+
+    async def know_pools(route) -> None:
+        """A route through a pool launched moments ago: catch up with the launch log first."""
+        if any(not _listed(market, leg.pool_id) for path in route.paths for leg in path.legs):
+            await launches.sync(timeout=5.0)
     return Executor(
         Emitter(EventLog(nc, js, topology), Ids(clock), clock),
         chain,
@@ -36,7 +45,13 @@ async def build_executor(settings: ExecutorSettings, nc, clock) -> Executor:
         backoff_base_ms=settings.executor_backoff_base_ms,
         backoff_max_ms=settings.executor_backoff_max_ms,
         poll_ms=settings.executor_poll_ms,
+        prepare=know_pools,
     )
+
+
+def _listed(market: Market, pool_id: str) -> bool:
+    pair = pool_id.split(":", 1)[-1]
+    return any(p.pair_id == pair for p in market.pairs())
 
 
 async def serve(settings: ExecutorSettings, stop: asyncio.Event) -> None:

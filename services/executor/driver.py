@@ -41,6 +41,7 @@ class Executor:
         backoff_max_ms: int = 5_000,
         poll_ms: int = 200,
         sleep: Callable[[float], Awaitable[object]] = asyncio.sleep,
+        prepare: Callable[[ev.Route], Awaitable[None]] | None = None,
     ):
         self._emit = emitter
         self._chain = chain
@@ -51,6 +52,7 @@ class Executor:
         self._poll_s = poll_ms / 1000
         self._sleep = sleep
         self._driving: set[str] = set()
+        self._prepare = prepare
 
     async def handle(self, event: ev.OrderEvent, _msg=None) -> None:
         """Consumer entry: drive the order unless this process is already driving it."""
@@ -64,6 +66,8 @@ class Executor:
 
     async def drive(self, order_id: str) -> None:
         history = await self._emit.log.load(order_id)
+        if self._prepare is not None and history.state is not None and history.state.route is not None:
+            await self._prepare(history.state.route)
         built_here: set[str] = set()
         while True:
             step = policy.next_step(history.state, self._emit.clock.now_ms(), max_attempts=self._max_attempts)

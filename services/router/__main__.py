@@ -16,7 +16,9 @@ from shared.consumer import Consumer, ConsumerSpec
 from shared.emit import Emitter
 from shared.eventlog import EventLog, ensure_streams
 from shared.ids import Ids
+from shared.launchlog import LaunchRegistry, run_schedule
 from shared.market.model import Market
+from shared.market.schedule import parse_schedule
 from shared.settings import load
 from shared.topology import Topology
 
@@ -34,6 +36,9 @@ async def serve(settings: RouterSettings, stop: asyncio.Event) -> None:
         await ensure_streams(js, topology, replicas=settings.stream_replicas)
         market = Market(settings.sim_seed)
         slots = settings.slot_clock(clock)
+        schedule = parse_schedule(settings.sim_launches, slots.current_slot(), settings.slot_ms, listed=market.pairs())
+        launches = LaunchRegistry(js, topology, listed=market.pairs(), on_launch=market.add_launch)
+        await launches.start()
         feed = QuoteFeed(nc, topology, market, slots, clock)
         router = Router(
             Emitter(EventLog(nc, js, topology), Ids(clock), clock),
@@ -55,15 +60,30 @@ async def serve(settings: RouterSettings, stop: asyncio.Event) -> None:
             return book_feed.caught_up.is_set()
 
         app = ops.ops_app("router", {"nats": nats_ready, "book": book_armed})
+        async def snipe_on_launch() -> None:
+            # The slot loop would find a new pool within a slot; a launch announced now is
+            # checked now, so sniper orders go out in the pool's first slot.
+            async for launch in launches.watch():
+                await book_feed.caught_up.wait()
+                triggers.tick(max(slots.current_slot(), launch.listed_at_slot))
+
         try:
             await asyncio.gather(
                 consumer.run(stop),
                 feed.run(settings.quote_feed_interval_ms, stop),
                 triggers.run(stop, book_feed.caught_up),
+                run_schedule(js, topology, schedule, slots, stop),
+                snipe_on_launch(),
                 ops.serve(app, settings.ops_host, settings.ops_port, stop),
+                _stop_launches(stop, launches),
             )
         finally:
             await book_feed.stop()
+
+
+async def _stop_launches(stop: asyncio.Event, launches: LaunchRegistry) -> None:
+    await stop.wait()
+    await launches.stop()  # ends the launch watcher
 
 
 if __name__ == "__main__":

@@ -29,12 +29,16 @@ class QuoteFeed:
         self._market = market
         self._slots = slots
         self._clock = clock
-        self._pairs = {(p.base, p.quote): p.pair_id for p in market.pairs()}
+
+    def _pair(self, token_a: str, token_b: str) -> str | None:
+        """The listed pair id for two tokens, either way round (launched pairs included)."""
+        for pair in self._market.pairs():
+            if {pair.base, pair.quote} == {token_a, token_b}:
+                return pair.pair_id
+        return None
 
     def _pair_id(self, quote: Quote) -> str:
-        return self._pairs.get((quote.token_in, quote.token_out)) or self._pairs.get(
-            (quote.token_out, quote.token_in), f"{quote.token_in}-{quote.token_out}"
-        )
+        return self._pair(quote.token_in, quote.token_out) or f"{quote.token_in}-{quote.token_out}"
 
     async def publish_quotes(self, quotes: Sequence[Quote], slot: int) -> None:
         for quote in quotes:
@@ -59,7 +63,7 @@ class QuoteFeed:
     async def publish_route(self, route: ev.Route, spec: ev.OrderSpec, slot: int) -> None:
         """The direct per-venue quotes an order was routed on, sized as the order."""
         dec_in, dec_out = get_token(spec.token_in).decimals, get_token(spec.token_out).decimals
-        pair = self._pairs.get((spec.token_in, spec.token_out)) or self._pairs.get((spec.token_out, spec.token_in))
+        pair = self._pair(spec.token_in, spec.token_out)
         if pair is None:
             return
         for q in route.quotes:

@@ -76,14 +76,14 @@ async def test_a_sniper_order_fires_in_the_first_slot_after_its_pool_launches(st
         await eventually(lambda: _is(client, order["orderId"], "open"), message="sniper resting")
         launch = subprocess.run(
             [sys.executable, "-m", "tools.launch", "PUMP-USDC", "--price", "0.002", "--depth", "50000",
-             "--nats-url", stack.env["NATS_URL"], "--namespace", stack.env["ENGINE_NAMESPACE"]],
+             "--nats-url", stack.env["NATS_URL"], "--namespace", stack.env["ENGINE_NAMESPACE"], "--json"],
             cwd=ROOT, env={**os.environ, **stack.env}, capture_output=True, text=True, timeout=30,
         )
         assert launch.returncode == 0, launch.stderr
         messages, code = await stream(stack.ws_url, order["orderId"], timeout=30)
     events = messages[1:]
     triggered = next(m for m in events if m["event"] == "OrderTriggered")
-    launched_slot = int(launch.stdout.split("slot ")[1].split()[0])
+    launched_slot = json.loads(launch.stdout)["launch"]["listedAtSlot"]
     assert launched_slot <= triggered["data"]["slot"] <= launched_slot + 2
     assert events[-1]["status"] in ("confirmed", "failed") and code == 1000
 
