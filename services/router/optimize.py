@@ -8,8 +8,9 @@ values. Candidates, in the order they are built:
   two ends), the pair of pools (one per leg) that gives the most for the whole order.
 * **split**: the order shared between two routes of the above that have no pool in
   common (two venues of the pair, or a venue and a two-hop path, ...), at the share
-  that maximises the total (`split.best_split`). Listed only when it beats both
-  routes on their own. Splits are between two routes at a time, never three.
+  that maximises the total (`split.best_split`), keeping clear of each route's
+  liquidity limit (`SPLIT_CAPACITY_PCT`). Listed only when it beats both routes on
+  their own. Splits are between two routes at a time, never three.
 
 No two paths of a route go through the same pool: a pool's price moves with every
 swap, so two swaps through one pool in one transaction would not each get the price
@@ -39,10 +40,18 @@ from shared.market.routing import NoRoute
 from shared.market.tokens import get_token
 from shared.market.view import MarketView
 
-__all__ = ["INTERMEDIATES", "Routing", "optimize", "rank_quotes"]
+__all__ = ["INTERMEDIATES", "SPLIT_CAPACITY_PCT", "Routing", "optimize", "rank_quotes"]
 
 INTERMEDIATES = ("SOL", "USDC", "USDT")
 """Tokens a two-hop path may pass through: the market's deepest hubs."""
+
+SPLIT_CAPACITY_PCT = 95
+"""A split sends a route at most this share of what it could take at the routing slot.
+
+Left to itself the search fills a cheap but shallow pool to its last bin, and the
+pool, a few slots later at landing, may hold a little less: the whole transaction
+would fail. The margin keeps a split fillable through ordinary price moves.
+"""
 
 _BPS = 10_000
 _KIND_ORDER = {"direct": 0, "multihop": 1, "split": 2}
@@ -87,6 +96,10 @@ class _Template:
             if amount is None:
                 return None
         return amount
+
+    def safe_limit(self, amount: int) -> int:
+        """The most input up to ``amount`` that stays within `SPLIT_CAPACITY_PCT` of what the route can take."""
+        return min(amount, self.limit(amount * 100 // SPLIT_CAPACITY_PCT) * SPLIT_CAPACITY_PCT // 100)
 
     def limit(self, amount: int) -> int:
         """The most input up to ``amount`` that every hop takes whole."""
@@ -149,7 +162,7 @@ def optimize(market: MarketView, token_in: str, token_out: str, amount_in: int, 
         failures.append(f"{symbol_in}->{middle}->{symbol_out}: no pair of pools can take it whole")
         unfillable = ev.Candidate(kind="multihop", description=_template_text(partial), amount_out=0, fillable=False)
         scored.append(_Scored(unfillable, Fraction(0)))
-        if partial.limit(amount_in) > 0:
+        if partial.safe_limit(amount_in) > 0:
             templates.append(partial)
     scored.extend(_splits(templates, amount_in))
     scored.sort(key=_rank)
@@ -201,7 +214,7 @@ def _splits(templates: Sequence[_Template], amount_in: int) -> list[_Scored]:
     for first, second in combinations(templates, 2):
         if first.pool_ids & second.pool_ids:
             continue
-        first_cap, second_cap = first.limit(amount_in), second.limit(amount_in)
+        first_cap, second_cap = first.safe_limit(amount_in), second.safe_limit(amount_in)
         if first_cap + second_cap < amount_in:
             continue
         share = best_split(first.out, second.out, amount_in, first_cap, second_cap)

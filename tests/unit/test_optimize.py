@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 from services.executor.settle import settler
 from services.router import split
 from services.router.curves import curve_for
-from services.router.optimize import optimize
+from services.router.optimize import SPLIT_CAPACITY_PCT, optimize
 from shared.chain.transaction import SwapIntent, SwapLeg, SwapPath
 from shared.market.config import DEFAULT_CONFIG, MarketConfig, PairSpec
 from shared.market.cpmm import swap_out
@@ -248,3 +248,13 @@ def test_a_two_hop_path_too_thin_for_the_whole_order_is_listed_unfillable_yet_ca
     best = routing.best
     assert best.kind == "split" and any(len(p.legs) == 2 for p in best.paths)
     assert best.amount_out > routing.best_direct.amount_out
+
+
+def test_a_split_leaves_a_shallow_pool_room_to_move_before_the_swap_lands():
+    amount = sol(50_000)
+    routing = optimize(MARKET, "SOL", "USDC", amount, 2_000)
+    assert routing.best.kind == "split"
+    dlmm = next(p for p in routing.best.paths if p.legs[0].venue == "meteora-dlmm")
+    capacity = curve_for(MARKET.pool("meteora-dlmm:SOL-USDC", 2_000), "SOL").capacity
+    assert capacity < amount  # the bins alone cannot take the order
+    assert dlmm.amount_in <= capacity * SPLIT_CAPACITY_PCT // 100
