@@ -3,6 +3,10 @@
 The same order, attempt and blockhash always give the same message and so the same
 signature; after a crash the executor rebuilds the transaction it recorded and gets
 the exact bytes it may already have sent.
+
+A route through one pool is one swap instruction, as it always was. A split or
+multi-hop route is one swap instruction per leg and carries its paths in the
+`SwapIntent`, so the chain settles them leg by leg.
 """
 
 from __future__ import annotations
@@ -12,7 +16,9 @@ from dataclasses import dataclass
 
 import base58
 
+from shared import events as ev
 from shared.chain import Blockhash, Instruction, Message, SwapIntent, Transaction, signed
+from shared.chain.transaction import SwapLeg, SwapPath
 from shared.market.tokens import get_token
 from shared.orders import OrderState
 
@@ -21,6 +27,7 @@ SYSTEM = "11111111111111111111111111111111"
 TOKEN = "TokenkegQfeZyiNwAJbNbGKPFXCWuBvf9Ss623VQ5DA"
 ASSOCIATED_TOKEN = "ATokenGPvbdGVxr1b2hvZbsiqW5xWH25efTNsLJA8knL"
 MEMO = "MemoSq4gqABAXKb96qnH8TysNcWxMyWCqXgDLGmfcHr"
+ASSERTION = "L1TEVtgA75k273wWz1s6XMmDhQY5i3MwcvKb4VbZzfK"  # Lighthouse: fails the transaction if a check fails
 PROGRAMS = {
     "raydium-cpmm": ("CPMMoo8L3F4NbTegBCKVNunggL7H1ZpdTHKxQB5qKP1C", "swap_base_input"),
     "meteora-dlmm": ("LBUZKhRxPF3XUpBCjp4YzTKgLccjZhTSDM9YuVaPwxo", "swap"),
@@ -70,14 +77,10 @@ def build(state: OrderState, *, attempt: int, blockhash: Blockhash, wallet: Wall
             Instruction(program_id=SYSTEM, name="Transfer", args={"to": wsol_account, "lamports": spec.amount_in}),
             Instruction(program_id=TOKEN, name="SyncNative", args={"account": wsol_account}),
         ]
-    program, name = PROGRAMS[route.venue]
-    instructions.append(
-        Instruction(
-            program_id=program,
-            name=name,
-            args={"pool": route.pool_id, "amountIn": spec.amount_in, "minimumAmountOut": route.min_out},
-        )
-    )
+    single = _single_pool(route)
+    # What the order receives lands in the wSOL account when it buys SOL, else in its token account.
+    receiving = wsol_account if unwraps else _address(wallet.address, f"ata:{spec.token_out}")
+    instructions += _swap_instructions(route, single, spec.amount_in, receiving)
     if wraps or unwraps:
         instructions.append(Instruction(program_id=TOKEN, name="CloseAccount", args={"account": wsol_account}))
     # Two orders with the same swap built in the same slot would otherwise be byte-identical,
@@ -89,15 +92,77 @@ def build(state: OrderState, *, attempt: int, blockhash: Blockhash, wallet: Wall
         compute_unit_limit=params.compute_unit_limit,
         compute_unit_price_micro_lamports=price,
         instructions=tuple(instructions),
-        swap=SwapIntent(
-            pool_id=route.pool_id,
-            token_in=spec.token_in,
-            token_out=spec.token_out,
-            amount_in=spec.amount_in,
-            min_amount_out=route.min_out,
-        ),
+        swap=_swap_intent(route, single, spec),
     )
     return signed(message, wallet.seed)
+
+
+def _single_pool(route: ev.Route) -> tuple[str, str] | None:
+    """``(venue, pool_id)`` when the route swaps through one pool only, else None."""
+    if not route.paths:
+        return route.venue, route.pool_id
+    if len(route.paths) == 1 and len(route.paths[0].legs) == 1:
+        leg = route.paths[0].legs[0]
+        return leg.venue, leg.pool_id
+    return None
+
+
+def _swap_intent(route: ev.Route, single: tuple[str, str] | None, spec: ev.OrderSpec) -> SwapIntent:
+    paths = ()
+    if single is None:
+        paths = tuple(
+            SwapPath(
+                amount_in=path.amount_in,
+                legs=tuple(SwapLeg(pool_id=leg.pool_id, token_in=leg.token_in, token_out=leg.token_out)
+                           for leg in path.legs),
+            )
+            for path in route.paths
+        )
+    return SwapIntent(
+        pool_id=route.pool_id if single is None else single[1],
+        token_in=spec.token_in,
+        token_out=spec.token_out,
+        amount_in=spec.amount_in,
+        min_amount_out=route.min_out,
+        paths=paths,
+    )
+
+
+def _swap_instructions(
+    route: ev.Route, single: tuple[str, str] | None, amount_in: int, receiving: str
+) -> list[Instruction]:
+    """One swap instruction per leg, with the order's floor checked once on what it receives.
+
+    A single path carries the floor on its last leg; earlier legs accept any output
+    (their output is only an input to the next leg). The paths of a split each take
+    what they get and one assertion after them checks the total, as aggregators do.
+    """
+    if single is not None:
+        venue, pool_id = single
+        program, name = PROGRAMS[venue]
+        args = {"pool": pool_id, "amountIn": amount_in, "minimumAmountOut": route.min_out}
+        return [Instruction(program_id=program, name=name, args=args)]
+    split = len(route.paths) > 1
+    swaps: list[Instruction] = []
+    for path in route.paths:
+        for index, leg in enumerate(path.legs):
+            last = index == len(path.legs) - 1
+            program, name = PROGRAMS[leg.venue]
+            args: dict[str, str | int] = {"pool": leg.pool_id, "amountIn": leg.amount_in}
+            if index > 0:
+                # A later leg sells all the previous one received, whatever the market paid.
+                args = {"pool": leg.pool_id, "amountIn": "all", "quotedAmountIn": leg.amount_in}
+            args["minimumAmountOut"] = route.min_out if last and not split else 0
+            swaps.append(Instruction(program_id=program, name=name, args=args))
+    if split:
+        swaps.append(
+            Instruction(
+                program_id=ASSERTION,
+                name="AssertAccountDelta",
+                args={"account": receiving, "minimumIncrease": route.min_out},
+            )
+        )
+    return swaps
 
 
 def priority_fee_lamports(tx: Transaction) -> int:

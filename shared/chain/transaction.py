@@ -27,14 +27,41 @@ class Instruction(msgspec.Struct, frozen=True, kw_only=True):
     args: dict[str, str | int] = {}
 
 
-class SwapIntent(msgspec.Struct, frozen=True, kw_only=True):
-    """What the swap instruction asks the pool program to do, in base units."""
+class SwapLeg(msgspec.Struct, frozen=True, kw_only=True):
+    """One swap of a path: sell ``token_in`` into ``pool_id`` for ``token_out``."""
+
+    pool_id: str
+    token_in: str
+    token_out: str
+
+
+class SwapPath(msgspec.Struct, frozen=True, kw_only=True):
+    """A share of the input swapped through ``legs`` in a row.
+
+    The first leg sells ``amount_in``; every later leg sells all that the leg before
+    it received, as an aggregator's route does.
+    """
+
+    amount_in: int
+    legs: tuple[SwapLeg, ...]
+
+
+class SwapIntent(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+    """What the swap instructions ask the pool programs to do, in base units.
+
+    Without ``paths`` it is one swap of ``amount_in`` through ``pool_id``. With
+    ``paths`` (a split or multi-hop route) ``pool_id`` only describes the route: the
+    paths' ``amount_in`` add up to ``amount_in``, each path swaps leg by leg, and
+    ``min_amount_out`` bounds the total the paths deliver. Empty ``paths`` are left
+    out of the encoding, so a single-pool message signs exactly as it always did.
+    """
 
     pool_id: str
     token_in: str
     token_out: str
     amount_in: int
     min_amount_out: int
+    paths: tuple[SwapPath, ...] = ()
 
 
 class Message(msgspec.Struct, frozen=True, kw_only=True):
@@ -91,6 +118,32 @@ def check_well_formed(tx: Transaction) -> None:
         raise PermanentChainError(f"swap min_amount_out is negative: {swap.min_amount_out}")
     if swap.token_in == swap.token_out:
         raise PermanentChainError(f"swap token_in and token_out are both {swap.token_in}")
+    if swap.paths:
+        _check_paths(swap)
+
+
+def _check_paths(swap: SwapIntent) -> None:
+    total = sum(path.amount_in for path in swap.paths)
+    if total != swap.amount_in:
+        raise PermanentChainError(f"swap paths sell {total} in all, not the swap's amount_in {swap.amount_in}")
+    used: set[str] = set()
+    for number, path in enumerate(swap.paths, start=1):
+        if path.amount_in <= 0:
+            raise PermanentChainError(f"path {number} must sell a positive amount, got {path.amount_in}")
+        if not path.legs:
+            raise PermanentChainError(f"path {number} has no legs")
+        holding = swap.token_in
+        for leg in path.legs:
+            if leg.token_in != holding:
+                raise PermanentChainError(f"path {number} sells {leg.token_in} into {leg.pool_id} but holds {holding}")
+            if leg.pool_id in used:
+                # Pools are settled from their state at the landing slot, so a second swap
+                # through one pool in the same transaction would be priced as if it were first.
+                raise PermanentChainError(f"pool {leg.pool_id} is swapped through twice in one transaction")
+            used.add(leg.pool_id)
+            holding = leg.token_out
+        if holding != swap.token_out:
+            raise PermanentChainError(f"path {number} ends in {holding}, not {swap.token_out}")
 
 
 def _require_base58(value: str, length: int, what: str) -> None:
