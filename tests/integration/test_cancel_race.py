@@ -17,7 +17,8 @@ from shared.eventlog import EventLog, ensure_streams
 from shared.ids import Ids
 from shared.market.model import Market
 from shared.topology import Topology
-from tests.kit import SPEC, make
+from tests.integration.test_executor_recovery import new_executor
+from tests.kit import SPEC, history, make
 
 LIMIT = msgspec.structs.replace(SPEC, order_type="limit", time_in_force="GTC", limit_price="0.000001", min_out=1)
 
@@ -31,8 +32,15 @@ async def env(nats_url, namespace):
     clock = SystemClock()
     emitter = Emitter(EventLog(nc, js, topology), Ids(clock), clock)
     yield emitter
-    await js.delete_stream(topology.orders_stream)
-    await js.delete_stream(topology.quotes_stream)
+    for stream in (topology.orders_stream, topology.quotes_stream, topology.launches()[0]):
+        try:
+            await js.delete_stream(stream)
+        except Exception:  # not created by this test
+            pass
+    try:
+        await js.delete_key_value(topology.chain_bucket)
+    except Exception:
+        pass
     await nc.close()
 
 
@@ -47,34 +55,53 @@ async def test_cancel_and_trigger_racing_never_both_take_effect(env):
     emitter = env
     clock = SystemClock()
     router = Router(emitter, Market(42), SlotClock(genesis_ms=0, slot_ms=400, now_ms=clock.now_ms), None)
-    outcomes = {"cancelled first": 0, "fired first": 0, "fired then cancelled": 0}
+    outcomes = {"cancelled while resting": 0, "cancelled after firing": 0}
     for n in range(40):
         order_id = f"race{n}"
         await open_order(emitter, order_id)
         racers = [router.fire(order_id, "limit reached"), cancel(order_id, emitter)]
         if n % 2:
             racers.reverse()
-        results = await asyncio.gather(*racers, return_exceptions=True)
-        fired = results[0] if n % 2 == 0 else results[1]
-        cancelled = results[1] if n % 2 == 0 else results[0]
-        events = [s.event for s in (await emitter.log.load(order_id)).events]
-        kinds = [type(e).__name__ for e in events]
-        final = (await emitter.log.load(order_id)).state.status
-        if isinstance(cancelled, ApiError):
-            # The cancel lost: the order was routed and nothing cancelled it.
-            assert cancelled.status == 409 and "OrderCancelled" not in kinds and "OrderRouted" in kinds
-            assert fired is True and final == "building"
-            outcomes["fired first"] += 1
+        results = await asyncio.gather(*racers)
+        fired, (state, changed) = (results if n % 2 == 0 else results[::-1])
+        kinds = [type(s.event).__name__ for s in (await emitter.log.load(order_id)).events]
+        # Nothing is on its way to the chain, so the cancel always lands, exactly once,
+        # either before the trigger (which then does nothing) or after it.
+        assert changed and state.status == "cancelled" and kinds.count("OrderCancelled") == 1
+        assert kinds[-1] == "OrderCancelled"
+        if "OrderTriggered" in kinds:
+            assert fired is True or kinds.count("OrderRouted") == 0
+            outcomes["cancelled after firing"] += 1
         else:
-            state, changed = cancelled
-            assert changed and final == "cancelled" and "OrderRouted" not in kinds
-            if "OrderTriggered" in kinds:
-                outcomes["fired then cancelled"] += 1  # triggered, cancelled before it was routed
-            else:
-                assert fired is False
-                outcomes["cancelled first"] += 1
-        assert kinds.count("OrderCancelled") + kinds.count("OrderRouted") == 1
-        again = await cancel(order_id, emitter) if final == "cancelled" else None
-        if again is not None:
-            assert again[1] is False, "cancelling twice is fine and changes nothing"
-    assert sum(outcomes.values()) == 40
+            assert fired is False
+            outcomes["cancelled while resting"] += 1
+        again_state, again_changed = await cancel(order_id, emitter)
+        assert again_state.status == "cancelled" and not again_changed, "cancelling twice is fine"
+    assert sum(outcomes.values()) == 40 and min(outcomes.values()) > 0, outcomes
+
+
+async def test_cancel_racing_the_executor_either_stops_it_or_is_refused(env, nats_url):
+    emitter = env
+    js = emitter.log._js
+    executor = await new_executor(js, emitter.log.topology, emitter.log, SystemClock())
+    seen = {"cancelled": 0, "refused": 0}
+    for n in range(30):
+        order_id = f"exec{n}"
+        last = 0
+        for event in history(ev.OrderAccepted, ev.RoutingStarted, ev.OrderRouted, order_id=order_id):
+            last = (await emitter.log.append(event, expected_stream_seq=last)).stream_seq
+        racers = [executor.drive(order_id), cancel(order_id, emitter)]
+        if n % 2:
+            racers.reverse()
+        results = await asyncio.gather(*racers, return_exceptions=True)
+        outcome = results[1] if n % 2 == 0 else results[0]
+        kinds = [type(s.event).__name__ for s in (await emitter.log.load(order_id)).events]
+        final = (await emitter.log.load(order_id)).state.status
+        if isinstance(outcome, ApiError):
+            assert outcome.status == 409 and "OrderCancelled" not in kinds
+            assert final == "confirmed" and kinds.count("TransactionBuilt") == 1
+            seen["refused"] += 1
+        else:
+            assert final == "cancelled" and "TransactionBuilt" not in kinds, "cancelled before anything was signed"
+            seen["cancelled"] += 1
+    assert sum(seen.values()) == 30 and min(seen.values()) > 0, seen
