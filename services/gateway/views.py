@@ -133,9 +133,15 @@ def describe(event: ev.OrderEvent, state: OrderState) -> str:
         case ev.RoutingStarted():
             return f"Comparing quotes for {tin}/{tout} across venues"
         case ev.OrderRouted(route=r):
-            others = ", ".join(f"{q.venue} {format_amount(q.amount_out, dec_out)}" for q in r.quotes)
+            others = ", ".join(f"{q.venue} {format_amount(q.amount_out, dec_out)}" for q in r.quotes) or "none direct"
+            where = r.venue
+            if r.kind != "direct":
+                chosen = next((c for c in r.candidates if c.kind == r.kind and c.amount_out == r.expected_out), None)
+                where = f"{r.kind} {chosen.description}" if chosen else r.kind
+                if r.gain_bps:
+                    where += f" (+{r.gain_bps} bps over the best single venue)"
             return (
-                f"Routed to {r.venue}: expect {format_amount(r.expected_out, dec_out)} {tout}, "
+                f"Routed to {where}: expect {format_amount(r.expected_out, dec_out)} {tout}, "
                 f"minimum {format_amount(r.min_out, dec_out)} (quotes: {others})"
             )
         case ev.TransactionBuilt():
