@@ -84,8 +84,8 @@ def main() -> None:
         from bench.stack import spawn
 
         extra = {} if args.failure_rate is None else {"CHAIN_FAILURE_RATE": str(args.failure_rate)}
-        with spawn(args.profile, extra) as url:
-            sys.exit(asyncio.run(run(args, url)))
+        with spawn(args.profile, extra) as stack:
+            sys.exit(asyncio.run(run(args, stack.url)))
     sys.exit(asyncio.run(run(args, args.url)))
 
 

@@ -8,8 +8,9 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 import httpx
 
@@ -19,26 +20,39 @@ ROOT = Path(__file__).resolve().parents[1]
 SERVICES = ("gateway", "router", "executor", "projector")
 
 
+@dataclass
+class Spawned:
+    url: str
+    nats_url: str
+    ops_ports: dict[str, int] = field(default_factory=dict)
+
+
 @contextlib.contextmanager
-def spawn(profile: str, extra_env: dict[str, str]) -> Iterator[str]:
-    """Start everything in a temporary directory; yield the gateway URL; stop everything."""
+def spawn(profile: str, extra_env: dict[str, str], *, before: Callable[[str], None] | None = None) -> Iterator[Spawned]:
+    """Start everything in a temporary directory and stop it all afterwards.
+
+    `before(nats_url)` runs once NATS is up and before any service starts (to load data).
+    """
     with tempfile.TemporaryDirectory(prefix="engine-bench-") as tmp:
         root = Path(tmp)
         with start_nats(store_dir=root / "nats") as nats, start_postgres(data_dir=root / "pg", durable=False) as pg:
+            if before is not None:
+                before(nats.url)
             port = free_port()
             env = dict(os.environ, NATS_URL=nats.url, DATABASE_URL=pg.url, SIM_PROFILE=profile, GATEWAY_PORT=str(port),
                        LOG_LEVEL="warning", PYTHONPATH=str(ROOT))
             env.update(extra_env)
+            stack = Spawned(url=f"http://127.0.0.1:{port}", nats_url=nats.url)
             procs = []
-            for offset, name in enumerate(SERVICES):
-                service_env = dict(env, OPS_PORT=str(free_port()))
+            for name in SERVICES:
+                stack.ops_ports[name] = port if name == "gateway" else free_port()
+                service_env = dict(env, OPS_PORT=str(stack.ops_ports[name]))
                 log = open(root / f"{name}.log", "wb")
                 procs.append(subprocess.Popen([sys.executable, "-m", f"services.{name}"], cwd=ROOT, env=service_env,
                                               stdout=log, stderr=subprocess.STDOUT))
-            url = f"http://127.0.0.1:{port}"
             try:
-                _wait_ready(url)
-                yield url
+                _wait_ready(stack.url)
+                yield stack
             finally:
                 for proc in procs:
                     proc.terminate()

@@ -27,8 +27,9 @@ from shared.market.tokens import get_token
 log = logging.getLogger(__name__)
 
 #: Candidates are taken up to this much above the small-swap price, so an order whose
-#: exact size would just fill is never missed because of the probe's own rounding.
-MARGIN_BPS = 100
+#: exact size would just fill is never missed because of the probe's own size.
+MARGIN_BPS = 10
+PROBE_OUTPUT = 1_000_000
 
 
 class Triggers:
@@ -99,15 +100,23 @@ class Triggers:
             self._held[order_id] = bound
 
     def _price_bound(self, token_in: str, token_out: str, slot: int) -> tuple[int, int] | None:
-        """Best output per input for one whole token in, raised by the margin."""
+        """The best price a small swap gets, raised by the margin, as (num, den) in base units.
+
+        The probe starts at one whole token and grows tenfold until its output has at least
+        a million base units, so rounding stays far below the margin.
+        """
         probe = 10 ** get_token(token_in).decimals
-        spec = ev.OrderSpec(order_type="market", token_in=token_in, token_out=token_out, amount_in=probe,
-                            slippage_bps=0, request_hash="")
-        try:
-            route = decide(spec, self._market, slot)
-        except NoRoute:
-            return None
-        return route.expected_out * (10_000 + MARGIN_BPS), probe * 10_000
+        for _ in range(12):
+            spec = ev.OrderSpec(order_type="market", token_in=token_in, token_out=token_out, amount_in=probe,
+                                slippage_bps=0, request_hash="")
+            try:
+                out = decide(spec, self._market, slot).expected_out
+            except NoRoute:
+                return None
+            if out >= PROBE_OUTPUT:
+                break
+            probe *= 10
+        return out * (10_000 + MARGIN_BPS), probe * 10_000
 
     def _spawn(self, order_id: str, work) -> int:
         if order_id in self._busy:
