@@ -19,6 +19,9 @@ from typing import Any, Iterator
 import kubernetes_validate
 import pytest
 import yaml
+from prometheus_client.metrics import MetricWrapperBase
+
+from shared import metrics
 
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"
@@ -49,10 +52,14 @@ COUNTERS = {
     "engine_events_handled_total", "engine_events_appended_total", "engine_append_conflicts_total",
     "engine_orders_terminal_total", "engine_execution_attempts_total", "engine_routes_selected_total",
 }
-GAUGES = {"engine_ws_connections", "engine_consumer_pending_messages", "engine_projector_lag_seconds"}
+GAUGES = {
+    "engine_ws_connections", "engine_consumer_pending_messages", "engine_projector_lag_seconds",
+    "engine_resting_orders",
+}
 HISTOGRAMS = {
     "engine_http_request_duration_seconds", "engine_event_handle_duration_seconds",
     "engine_order_duration_seconds", "engine_quote_duration_seconds", "engine_projector_batch_size",
+    "engine_trigger_tick_seconds",
 }
 # A classic histogram has no series under its bare name, only these three.
 HISTOGRAM_SERIES = {f"{name}{suffix}" for name in HISTOGRAMS for suffix in ("_bucket", "_sum", "_count")}
@@ -393,6 +400,17 @@ def test_dockerfile_installs_the_project_without_dev_extras_and_runs_as_non_root
 # Prometheus and Grafana ------------------------------------------------------------------
 
 
+def test_known_metric_names_are_exactly_the_metrics_the_services_define() -> None:
+    defined: dict[str, set[str]] = {"counter": set(), "gauge": set(), "histogram": set()}
+    for value in vars(metrics).values():
+        if isinstance(value, MetricWrapperBase):
+            (family,) = value.describe()
+            defined[family.type].add(family.name)
+    assert {f"{name}_total" for name in defined["counter"]} == COUNTERS
+    assert defined["gauge"] == GAUGES
+    assert defined["histogram"] == HISTOGRAMS
+
+
 def test_metric_name_extraction_ignores_functions_labels_and_keywords() -> None:
     expr = (
         "histogram_quantile(0.95, sum by (le, route) ("
@@ -437,6 +455,17 @@ def test_alert_rules_are_complete_and_cover_the_operational_failures() -> None:
         assert rule["annotations"]["summary"] and rule["annotations"]["description"]
         assert re.fullmatch(r"\d+[smh]", rule["for"])
     assert "> 30" in next(rule["expr"] for rule in rules if rule["alert"] == "ProjectorLagHigh")
+
+
+def test_resting_order_alerts_fire_on_slow_ticks_and_while_a_lost_book_is_recent() -> None:
+    rules = {rule["alert"]: rule for rule in alert_rules()}
+    tick, book = rules["TriggerTickSlow"], rules["RestingBookEmptied"]
+    assert "histogram_quantile(0.99" in tick["expr"] and re.search(r"\)\s*> 0\.4\s*$", tick["expr"])
+    assert tick["for"] == "5m"
+    assert "engine_resting_orders == 0" in book["expr"]
+    window = re.search(r"offset (\d+)m > 100", book["expr"])
+    # The expression holds only while the drop is younger than the offset: `for` must fit in it.
+    assert window and book["for"].endswith("m") and int(book["for"][:-1]) < int(window.group(1))
 
 
 def test_alert_expressions_select_only_known_metrics() -> None:
