@@ -9,8 +9,13 @@ memoised because the router asks for the same slot many times.
 Trades do not move the simulated pools: each slot's pools are fresh snapshots of
 the liquidity providers' positions around the current reference price.
 
+Every token's dollar value follows its own seeded path and each pair's reference price
+is the ratio of its two tokens' values (`shared.market.paths`), so cross rates agree:
+routing SOL through USDT to USDC gains nothing a real market would not allow. Pools
+drift a few basis points from the reference, so venues still disagree.
+
 Pairs launched at run time (`add_launch`) join the same way: their pools are a pure
-function of ``(seed, launch, slot)``, absent before the launch slot, so two markets that
+function of ``(seed, launches, slot)``, absent before the launch slot, so two markets that
 know the same launches list the same pools, whatever order they learnt them in.
 """
 
@@ -25,17 +30,17 @@ from shared.amounts import format_price
 from shared.market.config import DEFAULT_CONFIG, DlmmSpec, MarketConfig, PairSpec
 from shared.market.cpmm import CpmmPool
 from shared.market.dlmm import Bin, DlmmPool
-from shared.market.fixed_point import ONE, SCALE_OFFSET, get_price_from_id, pow_q64
+from shared.market.fixed_point import ONE, SCALE_OFFSET, get_price_from_id
 from shared.market.launches import LaunchConflict, PoolLaunch, listed_pair
 from shared.market.noise import smooth_noise, uniform
+from shared.market.paths import InconsistentPrices, TokenPaths, tick_factor_q64
 from shared.market.pools import VENUE_CPMM, VENUE_DLMM, Pool
 from shared.market.quotes import Quote, quote_pool
 from shared.market.tokens import get_token
 
-__all__ = ["Market", "UnknownPool", "pool_id_for"]
+__all__ = ["InconsistentPrices", "Market", "UnknownPool", "pool_id_for"]
 
-_TICK_BASE = ONE + ONE // 100_000  # one tick is a tenth of a basis point
-_TICKS_PER_BP = 10
+_TICKS_PER_BP = 10  # one tick is a tenth of a basis point
 _BIN_JITTER_PCT = 20
 _REDUCTION_FACTOR_BPS = 5_000  # the share of recent volatility a DLMM pair remembers
 _MIN_BIN_ID, _MAX_BIN_ID = -443_636, 443_636
@@ -53,15 +58,11 @@ def pool_id_for(venue: str, pair_id: str) -> str:
     return f"{venue}:{pair_id}"
 
 
-@lru_cache(maxsize=4096)
-def _tick_factor_q64(ticks: int) -> int:
-    return pow_q64(_TICK_BASE, ticks)
-
-
 class Market:
     """A seeded market of CPMM and DLMM pools whose prices move with the slot.
 
-    ``launches`` lists pairs launched after genesis, as `add_launch` would.
+    ``launches`` lists pairs launched after genesis, as `add_launch` would. Raises
+    `InconsistentPrices` when the config's genesis prices disagree with each other.
     """
 
     def __init__(
@@ -71,13 +72,13 @@ class Market:
         self.config = config
         self._pairs: dict[str, PairSpec] = {}
         self._genesis_q64: dict[str, int] = {}
-        self._anchor_ticks: dict[str, int] = {}
         self._cpmm_liquidity: dict[str, int] = {}
         self._genesis_bin: dict[str, int] = {}
         self._launches: dict[str, PoolLaunch] = {}
         for pair in config.pairs:
             self._add_pair(pair)
         self._pool_cache = lru_cache(maxsize=1024)(self._build_pool)
+        self._paths = self._token_paths()
         for launch in launches:
             self.add_launch(launch)
 
@@ -105,7 +106,14 @@ class Market:
         pairs = {pair_id: pair for pair_id, pair in self._pairs.items() if pair_id not in self._launches}
         pairs.update((item.pair_id, self._pairs[item.pair_id]) for item in launched)
         self._pairs = pairs
+        # A launch learnt late may list a token earlier than the launches already known
+        # and so re-anchor its value path: reprice everything, forget built pools.
+        self._paths = self._token_paths()
+        self._pool_cache.cache_clear()
         return True
+
+    def _token_paths(self) -> TokenPaths:
+        return TokenPaths(self.seed, self.config.path, self.config.tokens, self._pairs.values(), self._launches)
 
     def launches(self) -> tuple[PoolLaunch, ...]:
         """Every launch the market has learnt, in listing order."""
@@ -123,37 +131,46 @@ class Market:
             raise ValueError(f"pair {pair.pair_id} needs a positive price")
         self._pairs[pair.pair_id] = pair
         self._genesis_q64[pair.pair_id] = genesis
-        if pair.listed_from_slot > 0:
-            # A pair listed later starts its path at its listing price, not wherever
-            # the seeded path happens to be at that slot.
-            self._anchor_ticks[pair.pair_id] = self._path_ticks(pair, pair.listed_from_slot)
         if pair.cpmm is not None:
             reserve_y = _quote_units(pair.cpmm.depth, pair)
             reserve_x = (reserve_y << SCALE_OFFSET) // genesis
             self._cpmm_liquidity[pair.pair_id] = isqrt(reserve_x * reserve_y)
         if pair.dlmm is not None:
-            self._genesis_bin[pair.pair_id] = _bin_at_or_below(genesis, pair.dlmm.bin_step, None)
+            step = pair.dlmm.bin_step
+            self._genesis_bin[pair.pair_id] = _bin_at_or_below(_centred(genesis, step), step, None)
 
     def pairs(self) -> tuple[PairSpec, ...]:
         """Every pair the market lists (including ones not launched yet)."""
         return tuple(self._pairs.values())
 
     def reference_ticks(self, pair_id: str, slot: int) -> int:
-        """How far the pair's reference price is from genesis at ``slot``, in tenths of a bp."""
-        pair = self._pair(pair_id)
-        return self._path_ticks(pair, _check_slot(slot)) - self._anchor_ticks.get(pair_id, 0)
+        """How far the pair's reference price is from its listing price at ``slot``, in tenths of a bp.
 
-    def _path_ticks(self, pair: PairSpec, slot: int) -> int:
-        path = self.config.path
-        scale = pair.volatility_pct
-        ticks = uniform(path.slot_jitter * scale // 100, self.seed, pair.pair_id, "jitter", slot)
-        for index, wave in enumerate(path.waves):
-            ticks += smooth_noise(slot, wave.spacing, wave.amplitude * scale // 100, self.seed, pair.pair_id, index)
-        return ticks
+        It is the base token's value path less the quote token's, both counted from the
+        pair's listing slot (plus, for a pair listed off the cross rate, the part of the
+        gap arbitrage has closed).
+        """
+        self._pair(pair_id)
+        return self._paths.pair_ticks(pair_id, _check_slot(slot))
+
+    def usd_price(self, symbol: str, slot: int) -> str:
+        """Dollars per whole ``symbol`` at ``slot``: the value path each of its pairs is a ratio of.
+
+        Raises `UnknownPool` for a token no pair lists (yet, at that slot). Tokens no
+        dollar pair reaches are valued from rough reference values.
+        """
+        token = get_token(symbol).symbol
+        try:
+            value = self._paths.value(token)
+        except KeyError:
+            raise UnknownPool(f"no pair lists {token}") from None
+        if _check_slot(slot) < value.listed_from_slot:
+            raise UnknownPool(f"{token} is not listed until slot {value.listed_from_slot}")
+        return self._paths.usd_price(token, slot)
 
     def reference_price_q64(self, pair_id: str, slot: int) -> int:
         """Reference price at ``slot``: quote base units per base-token base unit, Q64.64."""
-        factor = _tick_factor_q64(self.reference_ticks(pair_id, slot))
+        factor = tick_factor_q64(self.reference_ticks(pair_id, slot))
         return self._genesis_q64[pair_id] * factor >> SCALE_OFFSET
 
     def reference_price(self, pair_id: str, slot: int) -> str:
@@ -210,7 +227,9 @@ class Market:
     def _pool_ticks(self, pool_id: str, pair_id: str, slot: int) -> int:
         pair = self._pairs[pair_id]
         wave = self.config.path.venue_offset
-        amplitude = wave.amplitude * min(pair.volatility_pct, 100) // 100
+        # Venues of a stablecoin pair stay closer together than those of volatile ones.
+        volatility = max(self._paths.volatility_pct(pair.base), self._paths.volatility_pct(pair.quote))
+        amplitude = wave.amplitude * min(volatility, 100) // 100
         offset = smooth_noise(slot, wave.spacing, amplitude, self.seed, pool_id, "offset")
         return self.reference_ticks(pair_id, slot) + offset
 
@@ -218,7 +237,7 @@ class Market:
         pair = self._pairs[pair_id]
         pool_id = pool_id_for(venue, pair_id)
         ticks = self._pool_ticks(pool_id, pair_id, slot)
-        price = self._genesis_q64[pair_id] * _tick_factor_q64(ticks) >> SCALE_OFFSET
+        price = self._genesis_q64[pair_id] * tick_factor_q64(ticks) >> SCALE_OFFSET
         if venue == VENUE_CPMM:
             assert pair.cpmm is not None
             liquidity_squared = self._cpmm_liquidity[pair_id] ** 2
@@ -239,7 +258,11 @@ class Market:
     ) -> DlmmPool:
         step = spec.bin_step
         guess = self._genesis_bin[pair.pair_id] + ticks // (step * _TICKS_PER_BP)
-        active = _bin_at_or_below(price, step, guess)
+        # The active bin is the one whose price is nearest the pool's: trades in it fill
+        # at its price, so it sits as often above the pool's price as below, and neither
+        # buyers nor sellers get a systematic edge over the other venue.
+        centred = _centred(price, step)
+        active = _bin_at_or_below(centred, step, guess)
         depth = _quote_units(spec.bin_depth, pair)
         width = spec.bins_each_side + 1
         bins: list[Bin] = []
@@ -252,10 +275,10 @@ class Market:
             elif bin_id > active:
                 bins.append(Bin(bin_id=bin_id, reserve_x=(value << SCALE_OFFSET) // bin_price))
             else:
-                # The further the price has climbed through the active bin, the more
-                # of its X buyers have already taken and replaced with Y.
+                # The further the price has climbed through the active bin's range, the
+                # more of its X buyers have already taken and replaced with Y.
                 next_price = get_price_from_id(bin_id + 1, step)
-                reserve_y = value * (price - bin_price) // (next_price - bin_price)
+                reserve_y = value * (centred - bin_price) // (next_price - bin_price)
                 reserve_x = ((value - reserve_y) << SCALE_OFFSET) // bin_price
                 bins.append(Bin(bin_id=bin_id, reserve_x=reserve_x, reserve_y=reserve_y))
         bins_moved = moved // (step * _TICKS_PER_BP)
@@ -284,6 +307,11 @@ def _check_slot(slot: int) -> int:
 def _quote_units(amount: str, pair: PairSpec) -> int:
     value = Fraction(amount) * 10 ** get_token(pair.quote).decimals
     return value.numerator // value.denominator
+
+
+def _centred(price: int, bin_step: int) -> int:
+    """The price half a bin step up: the bin at or below it is the bin whose price is nearest ``price``."""
+    return price * (20_000 + bin_step) // 20_000
 
 
 def _bin_at_or_below(price: int, bin_step: int, guess: int | None) -> int:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 
-__all__ = ["hash_int", "smooth_noise", "uniform"]
+__all__ = ["hash_int", "smooth_noise", "smoothstep", "uniform"]
 
 
 def hash_int(*parts: object) -> int:
@@ -40,6 +40,13 @@ def smooth_noise(position: int, spacing: int, amplitude: int, *parts: object) ->
     knot, offset = divmod(shifted, spacing)
     start = uniform(amplitude, "knot", knot, *parts)
     end = uniform(amplitude, "knot", knot + 1, *parts)
-    # smoothstep(t) = 3t^2 - 2t^3 with t = offset / spacing, kept as one exact fraction
-    weight = 3 * offset * offset * spacing - 2 * offset**3
-    return start + (end - start) * weight // spacing**3
+    return start + smoothstep(end - start, offset, spacing)
+
+
+def smoothstep(amount: int, position: int, span: int) -> int:
+    """``amount * smoothstep(position / span)``, rounded down: 0 at 0, ``amount`` at ``span``, flat at both.
+
+    smoothstep(t) = 3t^2 - 2t^3, kept as one exact fraction; ``position`` must lie in ``[0, span]``.
+    """
+    weight = 3 * position * position * span - 2 * position**3
+    return amount * weight // span**3

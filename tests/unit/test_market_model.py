@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from collections import Counter
 from decimal import Decimal
+from fractions import Fraction
 from math import isqrt
 
 import base58
@@ -10,7 +11,16 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from shared.market.config import DEFAULT_CONFIG, CpmmSpec, DlmmSpec, MarketConfig, PairSpec, PricePath, Wave
+from shared.market.config import (
+    DEFAULT_CONFIG,
+    DEFAULT_TOKENS,
+    CpmmSpec,
+    DlmmSpec,
+    MarketConfig,
+    PairSpec,
+    PricePath,
+    Wave,
+)
 from shared.market.cpmm import CpmmPool
 from shared.market.dlmm import DlmmPool
 from shared.market.fixed_point import ONE, get_price_from_id
@@ -24,6 +34,7 @@ from shared.market.view import MarketView
 MARKET = Market(seed=42)
 slots = st.integers(min_value=0, max_value=10**9)
 MAX_TICKS = sum(w.amplitude for w in PricePath().waves) + PricePath().slot_jitter
+VOLATILITY = {token.symbol: token.volatility_pct for token in DEFAULT_TOKENS}
 
 
 def encoded(pools):
@@ -103,9 +114,11 @@ def test_smooth_noise_stays_within_its_amplitude_and_moves_gently():
 
 
 @given(slots)
-def test_the_reference_price_stays_within_the_path_bounds(slot):
+def test_the_reference_price_stays_within_its_tokens_path_bounds(slot):
     for pair in DEFAULT_CONFIG.pairs:
-        assert abs(MARKET.reference_ticks(pair.pair_id, slot)) <= MAX_TICKS * pair.volatility_pct // 100
+        # each token's path lies within MAX_TICKS of its centre, so within twice that of its genesis value
+        bound = 2 * MAX_TICKS * (VOLATILITY[pair.base] + VOLATILITY[pair.quote]) // 100
+        assert abs(MARKET.reference_ticks(pair.pair_id, slot)) <= bound
 
 
 @given(st.integers(min_value=0, max_value=10**8))
@@ -128,10 +141,12 @@ def test_the_price_moves_tenths_of_a_percent_in_seconds_and_percents_in_an_hour(
     assert 500 <= median_move(9_000) <= 6_000  # 1 h: 0.5-6 %
 
 
-def test_the_reference_price_starts_near_the_configured_price():
-    price = MARKET.reference_price_q64("SOL-USDC", 0)
-    usdc_per_sol = price * 10**9 // 10**6
-    assert 138 * ONE < usdc_per_sol < 162 * ONE
+@pytest.mark.parametrize("pair", DEFAULT_CONFIG.pairs, ids=lambda pair: pair.pair_id)
+def test_the_reference_price_starts_exactly_at_the_configured_price(pair):
+    units = Fraction(pair.price) * 10 ** get_token(pair.quote).decimals / 10 ** get_token(pair.base).decimals
+    assert MARKET.reference_ticks(pair.pair_id, 0) == 0
+    assert MARKET.reference_price_q64(pair.pair_id, 0) == units.numerator * ONE // units.denominator
+    assert Decimal(MARKET.reference_price(pair.pair_id, 0)) == Decimal(pair.price)
 
 
 # pools follow the price
@@ -156,7 +171,8 @@ def test_both_venues_price_a_pair_close_to_its_reference(slot):
     cpmm_price = cpmm.reserve_b * ONE // cpmm.reserve_a
     offset = PricePath().venue_offset.amplitude  # ticks of 0.1 bp
     assert abs(cpmm_price - reference) * 100_000 <= reference * (offset + 5)
-    assert abs(dlmm.spot_price_q64 - reference) * 100_000 <= reference * (offset + 10 * dlmm.bin_step + 5)
+    # the active bin is the one nearest the pool's price: at most half a bin step away
+    assert abs(dlmm.spot_price_q64 - reference) * 100_000 <= reference * (offset + 5 * dlmm.bin_step + 5)
 
 
 @settings(max_examples=15)
@@ -267,7 +283,7 @@ def test_a_malformed_market_config_is_refused(pairs):
         Market(seed=0, config=MarketConfig(pairs=pairs))
 
 
-def test_a_dlmm_pair_with_a_low_price_places_its_active_bin_correctly():
+def test_a_dlmm_pair_with_a_low_price_makes_the_bin_nearest_its_price_active():
     market = Market(seed=5, config=MarketConfig(
         pairs=(PairSpec(base="BONK", quote="SOL", price="0.000000135",
                         dlmm=DlmmSpec(bin_step=25, base_factor=10_000, variable_fee_control=0,
@@ -276,12 +292,16 @@ def test_a_dlmm_pair_with_a_low_price_places_its_active_bin_correctly():
     ))
     pool = market.pool("meteora-dlmm:BONK-SOL", 123)
     target = 135 * 10**9 * ONE // (10**9 * 10**5)  # lamports per BONK base unit, Q64.64
-    assert get_price_from_id(pool.active_id, 25) <= target < get_price_from_id(pool.active_id + 1, 25)
+    distance = {bin_id: abs(get_price_from_id(bin_id, 25) - target) for bin_id in range(pool.active_id - 1,
+                                                                                       pool.active_id + 2)}
+    assert min(distance, key=distance.get) == pool.active_id
+    active = next(b for b in pool.bins if b.bin_id == pool.active_id)
+    assert active.reserve_x > 0 and active.reserve_y > 0  # buyers and sellers both find some in it
 
 
 def test_the_reference_price_reads_in_token_units():
-    shown = Decimal(MARKET.reference_price("SOL-USDC", 0))
-    assert 138 < shown < 162
+    assert MARKET.reference_price("SOL-USDC", 0) == "150"
+    assert 120 < Decimal(MARKET.reference_price("SOL-USDC", 12_345)) < 180
     with pytest.raises(UnknownPool, match="unknown pair"):
         MARKET.reference_price_q64("SOL-DOGE", 0)
 
