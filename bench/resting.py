@@ -130,9 +130,11 @@ def main() -> None:
     with spawn("zero", {}, before=before) as stack:
         router = f"http://127.0.0.1:{stack.ops_ports['router']}"
         while True:
-            ready = httpx.get(f"{router}/readyz", timeout=5).json()
-            if ready["checks"].get("book"):
-                break
+            try:
+                if httpx.get(f"{router}/readyz", timeout=5).json()["checks"].get("book"):
+                    break
+            except httpx.HTTPError:
+                pass  # not listening yet
             time.sleep(0.05)
         armed = time.perf_counter() - timings["services_started"]
         first = scrape(httpx.get(f"{router}/metrics").text)
