@@ -129,13 +129,16 @@ def main() -> None:
 
     with spawn("zero", {}, before=before) as stack:
         router = f"http://127.0.0.1:{stack.ops_ports['router']}"
-        while True:
+        deadline = time.monotonic() + 600
+        while time.monotonic() < deadline:
             try:
                 if httpx.get(f"{router}/readyz", timeout=5).json()["checks"].get("book"):
                     break
             except httpx.HTTPError:
                 pass  # not listening yet
             time.sleep(0.05)
+        else:
+            raise SystemExit("the router did not arm its book within 10 minutes; see its log")
         armed = time.perf_counter() - timings["services_started"]
         first = scrape(httpx.get(f"{router}/metrics").text)
         time.sleep(args.seconds)

@@ -51,7 +51,11 @@ class ConsumerSpec:
 
 
 async def ensure_consumer(js: JetStreamContext, stream: str, spec: ConsumerSpec) -> None:
-    """Create the durable consumer if missing (idempotent; shared by every replica)."""
+    """Create the durable consumer if missing (idempotent; shared by every replica).
+
+    An existing consumer is used as it is: its position is the point of it, and some of
+    its settings (deliver policy, filter) cannot change in place. A difference is logged.
+    """
     config = api.ConsumerConfig(
         durable_name=spec.durable,
         filter_subject=spec.filter_subject,
@@ -60,12 +64,22 @@ async def ensure_consumer(js: JetStreamContext, stream: str, spec: ConsumerSpec)
         ack_wait=spec.ack_wait,
         max_ack_pending=spec.max_ack_pending,
     )
-    try:
-        await js.add_consumer(stream, config)
-    except nats.js.errors.BadRequestError as exc:
-        if exc.err_code != 10148:  # exists with a different configuration: keep the running one
-            raise
-        log.warning("consumer %s exists with another configuration; using it as it is", spec.durable)
+    for _ in range(3):
+        try:
+            info = await js.consumer_info(stream, spec.durable)
+        except nats.js.errors.NotFoundError:
+            try:
+                await js.add_consumer(stream, config)
+                return
+            except nats.js.errors.APIError:
+                continue  # another replica created it meanwhile: look again
+        existing = info.config
+        if (existing.filter_subject, existing.ack_wait, existing.max_ack_pending) != (
+            spec.filter_subject, spec.ack_wait, spec.max_ack_pending
+        ):
+            log.warning("consumer %s exists with other settings; using it as it is", spec.durable)
+        return
+    raise RuntimeError(f"could not create or find consumer {spec.durable} on {stream}")
 
 
 class Consumer:

@@ -1,0 +1,35 @@
+import nats
+import nats.js.api as api
+import pytest
+
+from shared.consumer import ConsumerSpec, ensure_consumer
+from shared.eventlog import ensure_streams
+from shared.topology import Topology
+
+
+@pytest.fixture
+async def js(nats_url, namespace):
+    nc = await nats.connect(nats_url)
+    js = nc.jetstream()
+    topology = Topology(namespace=namespace)
+    await ensure_streams(js, topology)
+    yield js, topology
+    for stream in (topology.orders_stream, topology.quotes_stream, topology.launches()[0]):
+        await js.delete_stream(stream)
+    await nc.close()
+
+
+async def test_a_consumer_is_created_once_and_an_existing_one_is_kept_as_it_is(js):
+    js, topology = js
+    spec = ConsumerSpec(durable="worker", filter_subject=topology.orders_wildcard)
+    await ensure_consumer(js, topology.orders_stream, spec)
+    await ensure_consumer(js, topology.orders_stream, spec)
+    other = ConsumerSpec(durable="late", filter_subject=topology.orders_wildcard)
+    await js.add_consumer(topology.orders_stream, api.ConsumerConfig(
+        durable_name="late", filter_subject=topology.orders_wildcard, ack_policy=api.AckPolicy.EXPLICIT,
+        deliver_policy=api.DeliverPolicy.NEW))
+    await ensure_consumer(js, topology.orders_stream, other)  # a setting it cannot change: kept, no error
+    info = await js.consumer_info(topology.orders_stream, "late")
+    assert info.config.deliver_policy == api.DeliverPolicy.NEW
+    names = {c.name for c in await js.consumers_info(topology.orders_stream)}
+    assert {"worker", "late"} <= names
