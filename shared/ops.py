@@ -43,7 +43,10 @@ def ops_handlers(service: str, checks: Mapping[str, Check]) -> list[HTTPRouteHan
 
 async def serve(app: Litestar, host: str, port: int, stop: asyncio.Event) -> None:
     """Serve `app` with uvicorn inside the running loop until `stop` is set."""
-    config = uvicorn.Config(app, host=host, port=port, log_config=None, access_log=False, lifespan="on")
+    # Open WebSockets (streams of orders still resting) must not hold a shutdown forever.
+    config = uvicorn.Config(
+        app, host=host, port=port, log_config=None, access_log=False, lifespan="on", timeout_graceful_shutdown=5
+    )
     server = uvicorn.Server(config)
     server.install_signal_handlers = lambda: None  # the service owns signals
     task = asyncio.create_task(server.serve())

@@ -180,19 +180,32 @@ async def _stream(socket: WebSocket, state: State, order_id: str, after: int, se
         if current is not None and current.terminal:
             await socket.close(code=1000, reason=current.status)
             return
-        while True:
-            wait = None if current is not None else state.settings.unknown_order_wait_s
-            try:
-                event = await asyncio.wait_for(anext(events), wait)
-            except asyncio.TimeoutError:
-                await socket.close(code=4404, reason="unknown order")
-                return
-            current = apply(current, event)
-            if event.seq > after:
-                await socket.send_json(views.stream_message(event, current))
-                sent.inc()
-            if current.terminal:
-                await socket.close(code=1000, reason=current.status)
-                return
+        gone = asyncio.ensure_future(_disconnected(socket))
+        try:
+            while True:
+                wait = None if current is not None else state.settings.unknown_order_wait_s
+                following = asyncio.ensure_future(anext(events))
+                done, _ = await asyncio.wait({following, gone}, timeout=wait, return_when=asyncio.FIRST_COMPLETED)
+                if following not in done:
+                    following.cancel()
+                    if gone not in done:
+                        await socket.close(code=4404, reason="unknown order")
+                    return  # or the client left: stop following the order
+                event = following.result()
+                current = apply(current, event)
+                if event.seq > after:
+                    await socket.send_json(views.stream_message(event, current))
+                    sent.inc()
+                if current.terminal:
+                    await socket.close(code=1000, reason=current.status)
+                    return
+        finally:
+            gone.cancel()
     finally:
         await events.aclose()
+
+
+async def _disconnected(socket: WebSocket) -> None:
+    """Returns when the client goes away (anything it sends meanwhile is ignored)."""
+    while (await socket.receive())["type"] != "websocket.disconnect":
+        pass

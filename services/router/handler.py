@@ -44,13 +44,18 @@ class Router:
         self._delay = quote_delay_ms
         self._sleep = sleep
         self._rng = rng or random.Random()
+        #: The slot each order was last quoted in (read by the trigger loop, then dropped).
+        self.checked_slots: dict[str, int] = {}
 
     async def handle(self, event: ev.OrderEvent, _msg=None) -> None:
         """Consumer entry for OrderAccepted; safe to run again on redelivery."""
         await self._retrying(self._accept, event.order_id)
 
     async def fire(self, order_id: str, reason: str) -> bool:
-        """Trigger a resting order if the market now meets its floor; True if it fired."""
+        """Trigger a resting order if the market now meets its floor; True if it fired.
+
+        `last_check_slot` then holds the slot whose prices the decision used.
+        """
         return bool(await self._retrying(self._fire, order_id, reason))
 
     async def expire(self, order_id: str, reason: str) -> None:
@@ -80,6 +85,7 @@ class Router:
                     spec.token_in, spec.token_out, self._slots.current_slot()
                 ):
                     await self._route(history, triggered="pool already open")  # no need to wait for a slot
+                    self.checked_slots.pop(order_id, None)
                 return
             history = await self._emit.append(history, ev.RoutingStarted)
         if history.state.status == "routing":
@@ -92,6 +98,8 @@ class Router:
         started = time.perf_counter()
         await self._quote_latency()
         slot = self._slots.current_slot()
+        if triggered is not None:
+            self.checked_slots[state.order_id] = slot
         try:
             route = decide(spec, self._market, slot)
         except NoRoute as exc:

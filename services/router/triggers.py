@@ -14,7 +14,7 @@ import asyncio
 import logging
 import time
 
-from services.router.book import LimitBook
+from services.router.book import LimitBook, RestingOrder
 from services.router.decide import NoRoute, decide
 from services.router.handler import Router
 from shared import events as ev
@@ -44,6 +44,8 @@ class Triggers:
         self._busy: set[str] = set()
         #: Orders whose exact quote missed their floor, with the price bound of that try.
         self._held: dict[str, tuple[int, int]] = {}
+        self._bounds: dict[tuple[str, str], tuple[int, int] | None] = {}
+        self._bounds_slot = -1
         self._tasks: set[asyncio.Task] = set()
         self.last_tick_ms = 0.0
         self.last_touched = 0
@@ -73,14 +75,14 @@ class Triggers:
         for order in self._book.due(self._clock.now_ms()):
             touched += self._spawn(order.order_id, self._router.expire(order.order_id, "expiresAt passed"))
         for token_in, token_out in self._book.sides():
-            bound = self._price_bound(token_in, token_out, slot)
+            bound = self._bound(token_in, token_out, slot)
             if bound is None:
                 continue
             for order in self._book.candidates(token_in, token_out, *bound):
                 held = self._held.get(order.order_id)
                 if held is not None and bound[0] * held[1] <= held[0] * bound[1]:
                     continue  # its own size missed at a price at least this good: wait for better
-                touched += self._spawn(order.order_id, self._fire_limit(order.order_id, slot, bound))
+                touched += self._spawn(order.order_id, self._fire_limit(order, slot))
         for token_a, token_b in self._book.sniper_pairs():
             if self._market.pools_for(token_a, token_b, slot):
                 for order in self._book.waiting_for_pair(token_a, token_b):
@@ -93,11 +95,26 @@ class Triggers:
         metrics.RESTING_ORDERS.labels(metrics.service()).set(len(self._book))
         return touched
 
-    async def _fire_limit(self, order_id: str, slot: int, bound: tuple[int, int]) -> None:
-        if await self._router.fire(order_id, f"limit reached in slot {slot}"):
-            self._held.pop(order_id, None)
-        else:
-            self._held[order_id] = bound
+    async def _fire_limit(self, order: RestingOrder, slot: int) -> None:
+        fired = await self._router.fire(order.order_id, f"limit reached in slot {slot}")
+        checked = self._router.checked_slots.pop(order.order_id, slot)
+        if fired:
+            self._held.pop(order.order_id, None)
+            return
+        # Held at the prices of the slot it was actually quoted in (quoting takes time, and
+        # the market may have moved since the tick): retried once the market beats them.
+        bound = self._bound(order.token_in, order.token_out, checked)
+        if bound is not None:
+            self._held[order.order_id] = bound
+
+    def _bound(self, token_in: str, token_out: str, slot: int) -> tuple[int, int] | None:
+        """`_price_bound`, computed once per direction and slot."""
+        if slot != self._bounds_slot:
+            self._bounds, self._bounds_slot = {}, slot
+        key = (token_in, token_out)
+        if key not in self._bounds:
+            self._bounds[key] = self._price_bound(token_in, token_out, slot)
+        return self._bounds[key]
 
     def _price_bound(self, token_in: str, token_out: str, slot: int) -> tuple[int, int] | None:
         """The best price a small swap gets, raised by the margin, as (num, den) in base units.

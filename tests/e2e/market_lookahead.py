@@ -41,19 +41,24 @@ def best_out(market: Market, token_in: str, token_out: str, amount_in: int, slot
         return 0
 
 
-def find_crossing(market: Market, slots: SlotClock, *, quiet_slots: int, within_slots: int,
+def find_crossing(market: Market, slots: SlotClock, *, quiet_slots: int, within_slots: int, hold_slots: int = 12,
                   directions=(("SOL", "USDC", "1"), ("USDC", "SOL", "100"))) -> Crossing:
-    """A limit above the best output of the next `quiet_slots`, reached within `within_slots`."""
+    """A limit above the best output of the next `quiet_slots`, then met for `hold_slots` in a row.
+
+    The run matters: quoting takes time, so a price that touches the limit for one slot
+    may be gone when the order is quoted, as in a real market.
+    """
     now = slots.current_slot()
     for token_in, token_out, amount in directions:
         dec_in = get_token(token_in).decimals
         amount_in = int(Fraction(amount) * 10**dec_in)
         outs = [best_out(market, token_in, token_out, amount_in, s) for s in range(now, now + within_slots)]
         near = max(outs[:quiet_slots])
-        later = [(i, out) for i, out in enumerate(outs) if i >= quiet_slots and out > near]
-        if not later:
+        # The highest floor some run of hold_slots consecutive slots after the quiet part meets.
+        floors = [min(outs[i:i + hold_slots]) for i in range(quiet_slots, within_slots - hold_slots)]
+        if not floors or max(floors) <= near:
             continue
-        min_out = near + max(1, (max(out for _, out in later) - near) // 4)
+        min_out = near + max(1, (max(floors) - near) // 2)
         first = next(i for i, out in enumerate(outs) if out >= min_out)
         limit = Fraction(min_out * 10**dec_in, amount_in * 10 ** get_token(token_out).decimals)
         text = _decimal(limit)
