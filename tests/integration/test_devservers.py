@@ -36,7 +36,8 @@ STUBBORN = textwrap.dedent("""
     print("pid", os.getpid(), flush=True)
     time.sleep(120)
 """)
-CRASHY = "print('bye'); raise SystemExit(3)"
+# Crashes a moment after start, so the steady service has said its pid by then.
+CRASHY = "import time; time.sleep(1.0); print('bye'); raise SystemExit(3)"
 LAUNCHER = textwrap.dedent("""
     import sys
     from pathlib import Path
