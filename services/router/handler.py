@@ -116,12 +116,10 @@ class Router:
         if route.expected_out < floor:
             if triggered is not None:
                 return False  # not yet: the order keeps resting
-            if spec.order_type == "limit":
-                reason = f"immediate-or-cancel: best output {route.expected_out} is below the limit's {floor}"
-                await self._emit.append(history, ev.OrderExpired, reason=reason)
-                return True
-            # A sniper order over its maxPrice rests until the price comes down.
-            return False
+            # Only an immediate-or-cancel limit is routed untriggered with a floor.
+            reason = f"immediate-or-cancel: best output {route.expected_out} is below the limit's {floor}"
+            await self._emit.append(history, ev.OrderExpired, reason=reason)
+            return True
         if triggered is not None:
             history = await self._emit.append(
                 history, ev.OrderTriggered, slot=slot, reason=triggered, best_out=route.expected_out
