@@ -91,9 +91,10 @@ def test_the_split_search_finds_the_best_share_a_brute_force_finds(reserves, fee
     best = max(first(x) + second(amount - x) for x in range(amount + 1))
     # The fee is rounded up to whole input units, so at these tiny amounts each route's
     # output is a sawtooth, not concave: the search can settle one fee step away from the
-    # peak. That step costs at most a few basis points here and nothing measurable at
-    # real order sizes (one base unit of input in millions).
-    assert best - max(2, best * 5 // 10_000) <= first(share) + second(amount - share) <= best
+    # peak. A step is one unit of input on each route, worth at most its spot price in
+    # output (a few units here; nothing measurable at real sizes of millions of units).
+    step = -(-a_out // a_in) + -(-b_out // b_in)
+    assert best - step - 2 <= first(share) + second(amount - share) <= best
 
 
 def test_the_split_search_keeps_each_route_within_what_it_can_take():
