@@ -1,0 +1,43 @@
+"""Paths, service settings and YAML loading shared by the deployment-file tests."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+DEPLOY = ROOT / "deploy"
+K8S = DEPLOY / "k8s"
+
+SERVICE_PORTS = {"gateway": 8000, "router": 9101, "executor": 9102, "projector": 9103}
+PORT_VARIABLES = {
+    "gateway": "GATEWAY_PORT", "router": "OPS_PORT", "executor": "OPS_PORT", "projector": "OPS_PORT",
+}
+SHARED_SETTINGS = {
+    "NATS_URL", "DATABASE_URL", "ENGINE_NAMESPACE", "STREAM_REPLICAS", "LOG_LEVEL", "LOG_FORMAT",
+    "SIM_PROFILE", "SIM_SEED", "OTEL_TRACES_EXPORTER", "OTEL_EXPORTER_OTLP_ENDPOINT",
+}
+EXTRA_SETTINGS = {
+    "gateway": {"GATEWAY_HOST", "GATEWAY_PORT", "GATEWAY_PUBLIC_URL"},
+    "router": {"OPS_PORT"},
+    "executor": {"OPS_PORT", "EXECUTOR_MAX_ATTEMPTS", "CHAIN_FAILURE_RATE"},
+    "projector": {"OPS_PORT"},
+}
+
+
+# libyaml's parser when present: the pure-Python one makes these tests several times slower.
+YamlLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+def load_yaml(path: Path) -> Any:
+    return yaml.load(path.read_text(), Loader=YamlLoader)
+
+
+def load_yaml_documents(path: Path) -> list[Any]:
+    return [doc for doc in yaml.load_all(path.read_text(), Loader=YamlLoader) if doc]
+
+
+def compose() -> dict[str, Any]:
+    return load_yaml(ROOT / "compose.yaml")

@@ -1,0 +1,151 @@
+"""The simulated chain's submission, landing, settlement and expiry, on a fake clock."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from shared.chain import PermanentChainError, TransientChainError, blockhash_at, sign, signed
+from tests.unit.chain_kit import SIGNER, SLOT_MS, fresh_tx, make_chain, make_message
+
+
+# --- submission, landing and settlement -----------------------------------------------------
+
+
+async def test_an_accepted_transaction_is_pending_until_its_confirm_delay_passes() -> None:
+    chain, time, _ = make_chain(confirm_delay_ms=(1200, 1200))
+    tx = await fresh_tx(chain)
+    receipt = await chain.submit(tx)
+    assert receipt.signature == tx.signature and not receipt.already_processed
+    assert receipt.last_valid_slot == tx.message.blockhash.last_valid_slot
+    time.advance(1199)
+    status = await chain.signature_status(tx.signature)
+    assert status is not None and status.state == "pending" and status.slot is None
+
+
+async def test_a_landed_swap_is_confirmed_with_the_output_settled_at_its_landing_slot() -> None:
+    chain, time, _ = make_chain(confirm_delay_ms=(1200, 1200))
+    tx = await fresh_tx(chain)
+    receipt = await chain.submit(tx)
+    landing_slot = receipt.submitted_slot + 3
+    time.advance(1200)
+    status = await chain.signature_status(tx.signature)
+    assert status is not None and status.state == "confirmed"
+    assert status.slot == landing_slot
+    assert status.amount_out == 2_000_000_000 + landing_slot
+    assert status.error is None
+
+
+async def test_confirmations_count_the_slots_since_landing() -> None:
+    chain, time, _ = make_chain(confirm_delay_ms=(0, 0))
+    tx = await fresh_tx(chain)
+    await chain.submit(tx)
+    first = await chain.signature_status(tx.signature)
+    time.advance(5 * SLOT_MS)
+    later = await chain.signature_status(tx.signature)
+    assert first is not None and first.confirmations == 0
+    assert later is not None and later.confirmations == 5 and later.slot == first.slot
+
+
+async def test_a_swap_the_program_rejects_lands_as_failed_with_the_program_error() -> None:
+    chain, time, _ = make_chain()
+    tx = await fresh_tx(chain, pool_id="broken-pool")
+    await chain.submit(tx)
+    time.advance(1000)
+    status = await chain.signature_status(tx.signature)
+    assert status is not None and status.state == "failed"
+    assert status.error == "PoolPaused" and status.amount_out is None
+
+
+async def test_the_swap_program_fails_a_swap_whose_output_is_below_its_minimum() -> None:
+    chain, time, _ = make_chain()
+    tx = await fresh_tx(chain, min_amount_out=3_000_000_000)
+    await chain.submit(tx)
+    time.advance(1000)
+    status = await chain.signature_status(tx.signature)
+    assert status is not None and status.state == "failed"
+    assert status.error is not None and status.error.startswith("ExceededSlippage")
+
+
+async def test_an_unknown_signature_has_no_status() -> None:
+    chain, _, _ = make_chain()
+    assert await chain.signature_status(sign(make_message(blockhash_at("unit", 1, 25)), SIGNER)) is None
+
+
+async def test_resubmitting_a_signature_returns_the_first_receipt_and_records_nothing_new() -> None:
+    chain, time, store = make_chain()
+    tx = await fresh_tx(chain)
+    first = await chain.submit(tx)
+    time.advance(500)
+    second = await chain.submit(tx)
+    assert second.already_processed
+    assert (second.submitted_ms, second.submitted_slot) == (first.submitted_ms, first.submitted_slot)
+    assert len(store.values) == 1
+
+
+async def test_concurrent_submits_of_one_signature_execute_once() -> None:
+    chain, _, store = make_chain()
+    tx = await fresh_tx(chain)
+    receipts = await asyncio.gather(*(chain.submit(tx) for _ in range(5)))
+    assert [r.already_processed for r in receipts].count(False) == 1
+    assert len({(r.signature, r.submitted_ms, r.submitted_slot, r.last_valid_slot) for r in receipts}) == 1
+    assert len(store.values) == 1
+
+
+async def test_another_replica_on_the_same_store_sees_the_same_outcome() -> None:
+    chain, time, store = make_chain()
+    tx = await fresh_tx(chain)
+    await chain.submit(tx)
+    time.advance(2000)
+    replica, _, _ = make_chain(time=time, store=store)
+    assert await replica.signature_status(tx.signature) == await chain.signature_status(tx.signature)
+    assert (await replica.submit(tx)).already_processed
+
+
+# --- expiry -----------------------------------------------------------------------------------
+
+
+async def test_a_transaction_with_an_expired_blockhash_is_refused_and_never_lands() -> None:
+    chain, time, store = make_chain(blockhash_ttl_slots=5)
+    tx = await fresh_tx(chain)
+    time.advance(6 * SLOT_MS)
+    with pytest.raises(TransientChainError) as refused:
+        await chain.submit(tx)
+    assert refused.value.kind == "blockhash_expired"
+    assert store.values == {}
+    assert await chain.signature_status(tx.signature) is None
+
+
+async def test_a_transaction_is_still_accepted_in_the_last_valid_slot() -> None:
+    chain, time, _ = make_chain(blockhash_ttl_slots=5, confirm_delay_ms=(0, 0))
+    tx = await fresh_tx(chain)
+    time.advance(5 * SLOT_MS + SLOT_MS - 1)
+    assert not (await chain.submit(tx)).already_processed
+    status = await chain.signature_status(tx.signature)
+    assert status is not None and status.state == "confirmed"
+
+
+async def test_a_transaction_that_would_land_after_its_blockhash_expired_is_lost() -> None:
+    chain, time, _ = make_chain(blockhash_ttl_slots=2, confirm_delay_ms=(2000, 2000))
+    tx = await fresh_tx(chain)
+    receipt = await chain.submit(tx)
+    for _ in range(10):
+        time.advance(SLOT_MS)
+        assert await chain.signature_status(tx.signature) is None
+    assert receipt.last_valid_slot < (await chain.current_slot())
+
+
+async def test_a_blockhash_from_a_slot_the_node_has_not_reached_is_not_found() -> None:
+    chain, _, _ = make_chain()
+    ahead = blockhash_at("unit", await chain.current_slot() + 3, 25)
+    with pytest.raises(TransientChainError) as refused:
+        await chain.submit(signed(make_message(ahead), SIGNER))
+    assert refused.value.kind == "blockhash_not_found"
+
+
+async def test_a_blockhash_this_chain_never_produced_is_a_permanent_error() -> None:
+    chain, _, _ = make_chain()
+    slot = await chain.current_slot()
+    with pytest.raises(PermanentChainError):
+        await chain.submit(signed(make_message(blockhash_at("another-chain", slot, 25)), SIGNER))
