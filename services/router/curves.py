@@ -14,7 +14,7 @@ from __future__ import annotations
 from bisect import bisect_left
 
 from shared.market.cpmm import CpmmPool, swap_out
-from shared.market.dlmm import FEE_PRECISION, DlmmPool
+from shared.market.dlmm import FEE_PRECISION, DlmmPool, input_to_empty
 from shared.market.fixed_point import ceil_div, get_price_from_id, mul_shr, shl_div
 from shared.market.pools import Pool
 
@@ -65,10 +65,7 @@ def _dlmm_curve(pool: DlmmPool, swap_for_y: bool) -> Curve:
             continue
         price = get_price_from_id(item.bin_id, pool.bin_step)
         rate = pool.fee_rate_at(item.bin_id)
-        if swap_for_y:
-            max_in = shl_div(reserve_out, price, round_up=True)
-        else:
-            max_in = mul_shr(reserve_out, price, round_up=True)
+        max_in = input_to_empty(reserve_out, price, swap_for_y)
         consumed += max_in + ceil_div(max_in * rate, FEE_PRECISION - rate)
         given += reserve_out
         ends.append(consumed)

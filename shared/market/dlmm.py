@@ -164,10 +164,7 @@ def swap_exact_in(pool: DlmmPool, swap_for_y: bool, amount_in: int) -> SwapResul
             continue
         price = get_price_from_id(item.bin_id, pool.bin_step)
         rate = pool.fee_rate_at(item.bin_id)
-        if swap_for_y:
-            max_in = shl_div(reserve_out, price, round_up=True)
-        else:
-            max_in = mul_shr(reserve_out, price, round_up=True)
+        max_in = input_to_empty(reserve_out, price, swap_for_y)
         max_fee = ceil_div(max_in * rate, FEE_PRECISION - rate)
         if left > max_in + max_fee:
             consumed, out, fee = max_in + max_fee, reserve_out, max_fee
@@ -186,3 +183,10 @@ def swap_exact_in(pool: DlmmPool, swap_for_y: bool, amount_in: int) -> SwapResul
         fee=total_fee,
         filled=left == 0,
     )
+
+
+def input_to_empty(reserve_out: int, price_q64: int, swap_for_y: bool) -> int:
+    """The input (before fees) that takes all of a bin's `reserve_out`, rounded up."""
+    if swap_for_y:
+        return shl_div(reserve_out, price_q64, round_up=True)
+    return mul_shr(reserve_out, price_q64, round_up=True)
