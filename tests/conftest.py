@@ -75,3 +75,27 @@ async def pg_schema(database_url: str, namespace: str) -> AsyncIterator[str]:
         await conn.execute(f'DROP SCHEMA IF EXISTS "{namespace}" CASCADE')
     finally:
         await conn.close()
+
+
+@pytest.fixture
+async def jetstream(nats_url: str, namespace: str) -> AsyncIterator[tuple]:
+    """A connection with the engine's streams created under this test's namespace.
+
+    Yields `(nc, js, topology)`; afterwards every stream and bucket of the namespace goes.
+    """
+    import nats
+
+    from shared.eventlog import ensure_streams
+    from shared.topology import Topology
+
+    nc = await nats.connect(nats_url)
+    js = nc.jetstream()
+    topology = Topology(namespace=namespace)
+    await ensure_streams(js, topology)
+    yield nc, js, topology
+    prefix = f"{namespace.upper()}_"
+    for info in await js.streams_info():
+        name = info.config.name
+        if name.startswith(prefix) or name == f"KV_{topology.chain_bucket}":
+            await js.delete_stream(name)
+    await nc.close()

@@ -3,7 +3,6 @@
 import asyncio
 
 import msgspec
-import nats
 import pytest
 
 from services.gateway.cancel import cancel
@@ -13,10 +12,9 @@ from shared import events as ev
 from shared.chain import SlotClock
 from shared.clock import SystemClock
 from shared.emit import Emitter
-from shared.eventlog import EventLog, ensure_streams
+from shared.eventlog import EventLog
 from shared.ids import Ids
 from shared.market.model import Market
-from shared.topology import Topology
 from tests.integration.test_executor_recovery import new_executor
 from tests.kit import SPEC, history, make
 
@@ -24,24 +22,10 @@ LIMIT = msgspec.structs.replace(SPEC, order_type="limit", time_in_force="GTC", l
 
 
 @pytest.fixture
-async def env(nats_url, namespace):
-    nc = await nats.connect(nats_url)
-    js = nc.jetstream()
-    topology = Topology(namespace=namespace)
-    await ensure_streams(js, topology)
+def env(jetstream):
+    nc, js, topology = jetstream
     clock = SystemClock()
-    emitter = Emitter(EventLog(nc, js, topology), Ids(clock), clock)
-    yield emitter
-    for stream in (topology.orders_stream, topology.quotes_stream, topology.launches()[0]):
-        try:
-            await js.delete_stream(stream)
-        except Exception:  # not created by this test
-            pass
-    try:
-        await js.delete_key_value(topology.chain_bucket)
-    except Exception:
-        pass
-    await nc.close()
+    return Emitter(EventLog(nc, js, topology), Ids(clock), clock)
 
 
 async def open_order(emitter: Emitter, order_id: str) -> None:

@@ -1,22 +1,13 @@
-import nats
 import nats.js.api as api
 import pytest
 
 from shared.consumer import ConsumerSpec, ensure_consumer
-from shared.eventlog import ensure_streams
-from shared.topology import Topology
 
 
 @pytest.fixture
-async def js(nats_url, namespace):
-    nc = await nats.connect(nats_url)
-    js = nc.jetstream()
-    topology = Topology(namespace=namespace)
-    await ensure_streams(js, topology)
-    yield js, topology
-    for stream in (topology.orders_stream, topology.quotes_stream, topology.launches()[0]):
-        await js.delete_stream(stream)
-    await nc.close()
+def js(jetstream):
+    _, js, topology = jetstream
+    return js, topology
 
 
 async def test_a_consumer_is_created_once_and_an_existing_one_is_kept_as_it_is(js):

@@ -1,25 +1,16 @@
 import asyncio
 
-import nats
 import pytest
 
 from shared import events as ev
 from shared.eventlog import ConcurrencyConflict, EventLog, ensure_streams
-from shared.topology import Topology
 from tests.helpers import eventually
 from tests.kit import HAPPY, history, make
 
 
 @pytest.fixture
-async def log(nats_url, namespace):
-    nc = await nats.connect(nats_url)
-    js = nc.jetstream()
-    topology = Topology(namespace=namespace)
-    await ensure_streams(js, topology)
-    yield EventLog(nc, js, topology)
-    await js.delete_stream(topology.orders_stream)
-    await js.delete_stream(topology.quotes_stream)
-    await nc.close()
+def log(jetstream):
+    return EventLog(*jetstream)
 
 
 async def stream_messages(log: EventLog) -> int:

@@ -2,7 +2,6 @@
 
 import asyncio
 
-import nats
 import pytest
 
 from services.executor.build import BuildParams, Wallet
@@ -12,9 +11,8 @@ from shared.chain import ChainConfig, JetStreamChainStore, SettleOutcome, Simula
 from shared.clock import SystemClock
 from shared.consumer import Consumer, ConsumerSpec
 from shared.emit import Emitter
-from shared.eventlog import EventLog, ensure_streams
+from shared.eventlog import EventLog
 from shared.ids import Ids
-from shared.topology import Topology
 from tests.helpers import eventually
 from tests.kit import history
 
@@ -42,18 +40,9 @@ def settle(swap, slot):
 
 
 @pytest.fixture
-async def env(nats_url, namespace):
-    nc = await nats.connect(nats_url)
-    js = nc.jetstream()
-    topology = Topology(namespace=namespace)
-    await ensure_streams(js, topology)
-    log = EventLog(nc, js, topology)
-    clock = SystemClock()
-    yield nc, js, topology, log, clock
-    await js.delete_stream(topology.orders_stream)
-    await js.delete_stream(topology.quotes_stream)
-    await js.delete_key_value(topology.chain_bucket)
-    await nc.close()
+def env(jetstream):
+    nc, js, topology = jetstream
+    return nc, js, topology, EventLog(nc, js, topology), SystemClock()
 
 
 async def routed_order(log: EventLog, order_id: str) -> None:

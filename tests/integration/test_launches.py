@@ -14,7 +14,6 @@ import pytest
 
 from shared.chain import SlotClock
 from shared.clock import SystemClock
-from shared.eventlog import ensure_streams
 from shared.launchlog import LaunchRegistry, publish_launch, run_schedule, stored_launch
 from shared.market.launches import decode_launch, encode_launch, new_launch
 from shared.market.model import Market
@@ -27,15 +26,8 @@ PUMP = new_launch("PUMP-USDC", listed_at_slot=1_000, price="0.002", depth="50000
 
 
 @pytest.fixture
-async def js(nats_url, namespace):
-    nc = await nats.connect(nats_url)
-    js = nc.jetstream()
-    topology = Topology(namespace=namespace)
-    await ensure_streams(js, topology)
-    yield js
-    for stream in (topology.orders_stream, topology.quotes_stream, topology.launches()[0]):
-        await js.delete_stream(stream)
-    await nc.close()
+def js(jetstream):
+    return jetstream[1]
 
 
 @pytest.fixture
