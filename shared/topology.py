@@ -61,5 +61,18 @@ class Topology(msgspec.Struct, frozen=True, kw_only=True):
     def chain_bucket(self) -> str:
         return self._stream("CHAIN")
 
+    @property
+    def accounts_bucket(self) -> str:
+        """Key-value bucket of API keys (`keys.<keyId>`) and the gateway's secrets (`secrets.<name>`)."""
+        return self._stream("ACCOUNTS")
+
+    @property
+    def ratelimit_stream(self) -> str:
+        """Counter stream (ADR-49) of requests per API key, kind and time window."""
+        return self._stream("RATELIMIT")
+
+    def ratelimit_subject(self, key_id: str, kind: str, window: int | str) -> str:
+        return self._subject(f"ratelimit.{key_id}.{kind}.{window}")
+
     def consumer(self, service: str) -> str:
         return service
