@@ -26,6 +26,7 @@ from nats.js import JetStreamContext
 
 from shared import events as ev
 from shared import metrics, tracing
+from shared.accounts import ensure_accounts
 from shared.orders import OrderState, fold
 from shared.topology import Topology
 
@@ -97,8 +98,20 @@ async def ensure_streams(js: JetStreamContext, topology: Topology, *, replicas: 
         allow_direct=True,
         description="Pool launches: the first launch of each pair",
     )
-    for config in (orders, quotes, launches):
+    # Requests per API key and time window, summed by the server (ADR-49 counters); a
+    # window is only read while it is current, so a minute of age is plenty.
+    ratelimit = api.StreamConfig(
+        name=topology.ratelimit_stream,
+        subjects=[topology.ratelimit_subject("*", "*", "*")],
+        storage=api.StorageType.MEMORY,
+        allow_msg_counter=True,
+        max_age=60.0,
+        num_replicas=replicas,
+        description="Requests per API key, kind and window",
+    )
+    for config in (orders, quotes, launches, ratelimit):
         await _add_or_update(js, config)
+    await ensure_accounts(js, topology, replicas=replicas)
 
 
 async def _add_or_update(js: JetStreamContext, config: api.StreamConfig) -> None:

@@ -47,6 +47,8 @@ class OrderSpec(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):
     limit_price: str | None = None
     #: The least output the order accepts, in tokenOut base units, derived from the price above.
     min_out: int | None = None
+    #: The account that submitted the order: the only one that may see or touch it.
+    account: str = ""
 
 
 class QuoteSnapshot(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):

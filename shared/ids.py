@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import os
 import re
 import uuid
@@ -10,14 +12,20 @@ from typing import Callable
 from shared.clock import Clock
 
 # Order ids name a NATS subject token, so they are restricted to a safe alphabet.
-ORDER_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
-_CLIENT_KEYS = uuid.UUID("6f1b0c5e-2f0a-4f8e-9a57-3c0f5a1d9e42")
+ORDER_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 
 
 class Ids:
-    def __init__(self, clock: Clock, random_bytes: Callable[[int], bytes] = os.urandom):
+    def __init__(self, clock: Clock, random_bytes: Callable[[int], bytes] = os.urandom, *, secret: bytes = b""):
         self._clock = clock
         self._random = random_bytes
+        self._secret = secret
+
+    def keyed_order_id(self, account: str, client_order_id: str) -> str:
+        """The order id an account's `clientOrderId` names (needs the server's secret)."""
+        if not self._secret:
+            raise RuntimeError("keyed order ids need the server's order-id secret")
+        return order_id_for_client_key(self._secret, account, client_order_id)
 
     def order_id(self) -> str:
         """A UUIDv7: sorts by creation time, unique without coordination."""
@@ -30,10 +38,18 @@ class Ids:
         return str(uuid.UUID(bytes=self._random(16), version=4))
 
 
-def order_id_for_client_key(client_order_id: str) -> str:
-    """The same client key always names the same order, on every gateway replica."""
-    return str(uuid.uuid5(_CLIENT_KEYS, client_order_id))
+def order_id_for_client_key(secret: bytes, account: str, client_order_id: str) -> str:
+    """The same account and client key always name the same order, on every gateway replica.
+
+    A keyed HMAC, so nobody without the server's secret can compute another account's
+    order id from a guessed `clientOrderId`; formatted as a UUID (version 8).
+    """
+    digest = hmac.new(secret, f"{account}\x00{client_order_id}".encode(), hashlib.sha256).digest()
+    value = int.from_bytes(digest[:16], "big")
+    value = (value & ~(0xF << 76)) | (0x8 << 76)  # version 8: application-defined
+    value = (value & ~(0b11 << 62)) | (0b10 << 62)  # RFC 4122 variant
+    return str(uuid.UUID(int=value))
 
 
 def is_order_id(value: str) -> bool:
-    return bool(ORDER_ID.match(value))
+    return isinstance(value, str) and ORDER_ID.fullmatch(value) is not None

@@ -10,7 +10,8 @@ from shared import events as ev
 _ids = itertools.count(1)
 
 SPEC = ev.OrderSpec(
-    order_type="market", token_in="SOL", token_out="USDC", amount_in=1_000_000_000, slippage_bps=50, request_hash="h"
+    order_type="market", token_in="SOL", token_out="USDC", amount_in=1_000_000_000, slippage_bps=50, request_hash="h",
+    account="trader",
 )
 ROUTE = ev.Route(
     venue="raydium-cpmm",

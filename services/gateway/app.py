@@ -11,13 +11,16 @@ from litestar.config.cors import CORSConfig
 from litestar.openapi import OpenAPIConfig
 from litestar.types import ASGIApp, Receive, Scope, Send
 
+from services.gateway.auth import Guard, KeyCache, Limits, api_guard
 from services.gateway.errors import EXCEPTION_HANDLERS
+from services.gateway.limits import RateLimiter
 from services.gateway.live import LiveHub
 from services.gateway.quotes import QuoteHub, quote_stream, quotes
 from services.gateway.reads import ReadModel, open_pool
 from services.gateway.routes import OrderController, stream
 from services.gateway.settings import GatewaySettings
 from shared import metrics
+from shared.accounts import KeyStore
 from shared.clock import SystemClock
 from shared.emit import Emitter
 from shared.eventlog import EventLog, ensure_streams
@@ -61,8 +64,19 @@ def create_app(settings: GatewaySettings) -> Litestar:
         pool = await open_pool(settings.database_url, settings.database_schema, size=settings.db_pool_size)
         log = EventLog(nc, js, topology)
         clock = SystemClock()
-        ids = Ids(clock)
+        keys = await KeyStore.open(js, topology)
+        ids = Ids(clock, secret=await keys.order_id_secret())
+        guard = Guard(
+            KeyCache(keys, ttl=settings.key_cache_ttl_s),
+            RateLimiter(js, topology, window_s=settings.rate_limit_window_s),
+            Limits(
+                submit_rate=settings.submit_rate_limit,
+                read_rate=settings.read_rate_limit,
+                max_streams=settings.max_streams_per_key,
+            ),
+        )
         app.state.update(
+            guard=guard,
             settings=settings,
             nc=nc,
             log=log,
@@ -91,7 +105,7 @@ def create_app(settings: GatewaySettings) -> Litestar:
         logging_config=None,
         exception_handlers=EXCEPTION_HANDLERS,
         request_max_body_size=settings.max_body_bytes,
-        middleware=[http_metrics],
+        middleware=[http_metrics, api_guard],
         cors_config=CORSConfig(allow_origins=["*"]),
         openapi_config=OpenAPIConfig(
             title="DEX order execution engine",

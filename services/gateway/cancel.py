@@ -14,16 +14,16 @@ from shared.eventlog import ConcurrencyConflict
 from shared.orders import OrderState
 
 
-async def cancel(order_id: str, emitter: Emitter, *, attempts: int = 10) -> tuple[OrderState, bool]:
-    """Cancel the order; returns its state and whether this call cancelled it.
+async def cancel(order_id: str, account: str, emitter: Emitter, *, attempts: int = 10) -> tuple[OrderState, bool]:
+    """Cancel `account`'s order; returns its state and whether this call cancelled it.
 
-    Raises 404 for an unknown order and 409 (with the current status) when the order is
+    Raises 404 for an unknown order (or another account's) and 409 (with the current status) when the order is
     finished or its transaction may already be on its way to the chain.
     """
     for _ in range(attempts):
         history = await emitter.log.load(order_id)
         state = history.state
-        if state is None:
+        if state is None or state.spec.account != account:
             raise ApiError(404, "order_not_found", f"no order with id {order_id!r}", field="orderId")
         if state.status == "cancelled":
             return state, False

@@ -11,13 +11,23 @@ log = logging.getLogger(__name__)
 
 
 class ApiError(Exception):
-    def __init__(self, status: int, error: str, detail: str, *, field: str | None = None, extra: dict | None = None):
+    def __init__(
+        self,
+        status: int,
+        error: str,
+        detail: str,
+        *,
+        field: str | None = None,
+        extra: dict | None = None,
+        extra_headers: dict[str, str] | None = None,
+    ):
         super().__init__(detail)
         self.status = status
         self.error = error
         self.detail = detail
         self.field = field
         self.extra = extra or {}
+        self.headers = extra_headers or {}
 
 
 def bad_request(field: str, detail: str, error: str = "invalid_field") -> ApiError:
@@ -33,7 +43,12 @@ def _body(error: str, detail: str, field: str | None = None, extra: dict | None 
 
 
 def on_api_error(_: Request, exc: ApiError) -> Response:
-    return Response(_body(exc.error, exc.detail, exc.field, exc.extra), status_code=exc.status, media_type=MediaType.JSON)
+    return Response(
+        _body(exc.error, exc.detail, exc.field, exc.extra),
+        status_code=exc.status,
+        media_type=MediaType.JSON,
+        headers=exc.headers,
+    )
 
 
 _HTTP_NAMES = {

@@ -40,9 +40,11 @@ class ReadModel:
         row = await self._pool.fetchrow("select state from orders where order_id = $1", order_id)
         return _state.decode(row["state"]) if row else None
 
-    async def orders(self, *, status: str | None, limit: int, cursor: str | None) -> tuple[list[OrderState], str | None]:
-        """Newest first; returns the page and the cursor of the next page (or None)."""
-        where, args = [], []
+    async def orders(
+        self, *, account: str, status: str | None, limit: int, cursor: str | None
+    ) -> tuple[list[OrderState], str | None]:
+        """The account's orders, newest first; returns the page and the next page's cursor (or None)."""
+        where, args = ["account = $1"], [account]
         if status is not None:
             args.append(status)
             where.append(f"status = ${len(args)}")
@@ -53,7 +55,7 @@ class ReadModel:
         args.append(limit + 1)
         sql = (
             "select state, created_at, order_id from orders"
-            + (" where " + " and ".join(where) if where else "")
+            + " where " + " and ".join(where)
             + f" order by created_at desc, order_id desc limit ${len(args)}"
         )
         rows = await self._pool.fetch(sql, *args)

@@ -6,6 +6,8 @@ import asyncio
 import logging
 from typing import Any
 
+import msgspec
+
 from litestar import Controller, Request, Response, WebSocket, delete, get, post, websocket
 from litestar.datastructures import State
 from litestar.params import Parameter
@@ -17,6 +19,7 @@ from services.gateway.intake import parse_order
 from services.gateway.reads import BadCursor
 from services.gateway.submit import submit
 from shared import metrics, tracing
+from shared.events import OrderAccepted
 from shared.ids import is_order_id
 from shared.orders import STATUSES, OrderState, apply
 
@@ -27,7 +30,12 @@ def _not_found(order_id: str) -> ApiError:
     return ApiError(404, "order_not_found", f"no order with id {order_id!r}", field="orderId")
 
 
-async def load_order(state: State, order_id: str) -> OrderState:
+def owned(order: OrderState | None, account: str) -> bool:
+    """Another account's order is treated everywhere exactly as one that does not exist."""
+    return order is not None and order.spec.account == account
+
+
+async def load_order(state: State, order_id: str, account: str) -> OrderState:
     """The read model's view, or the log's when the projector has not caught up."""
     if not is_order_id(order_id):
         raise _not_found(order_id)
@@ -38,7 +46,7 @@ async def load_order(state: State, order_id: str) -> OrderState:
         found = None
     if found is None:
         found = (await state.log.load(order_id)).state
-    if found is None:
+    if not owned(found, account):
         raise _not_found(order_id)
     return found
 
@@ -62,6 +70,7 @@ class OrderController(Controller):
         different body, 409.
         """
         spec = parse_order(await request.body(), state.clock.now_ms())
+        spec = msgspec.structs.replace(spec, account=request.user)
         with tracing.span("submit order", **{"order.type": spec.order_type}) as span:
             result = await submit(spec, log=state.log, ids=state.ids, clock=state.clock)
             span.set_attribute("order.id", result.state.order_id)
@@ -73,13 +82,14 @@ class OrderController(Controller):
         return Response(body, status_code=202 if result.created else 200)
 
     @get(["/{order_id:str}", "/status/{order_id:str}"])
-    async def order(self, order_id: str, state: State) -> dict[str, Any]:
+    async def order(self, order_id: str, request: Request, state: State) -> dict[str, Any]:
         """One order: status, route, quotes, amounts, transaction, failure reason."""
-        return views.order_view(await load_order(state, order_id))
+        return views.order_view(await load_order(state, order_id, request.user))
 
     @get("/")
     async def orders(
         self,
+        request: Request,
         state: State,
         status: str | None = Parameter(default=None, description="Only orders in this status"),
         limit: str = Parameter(default="20", description="Page size, 1-100"),
@@ -91,13 +101,15 @@ class OrderController(Controller):
         if not limit.isdigit() or not 1 <= int(limit) <= 100:
             raise bad_request("limit", "limit must be an integer from 1 to 100")
         try:
-            page, next_cursor = await state.reads.orders(status=status, limit=int(limit), cursor=cursor)
+            page, next_cursor = await state.reads.orders(
+                account=request.user, status=status, limit=int(limit), cursor=cursor
+            )
         except BadCursor as exc:
             raise bad_request("cursor", str(exc)) from None
         return {"orders": [views.order_view(s) for s in page], "nextCursor": next_cursor}
 
     @delete("/{order_id:str}", status_code=200)
-    async def cancel_order(self, order_id: str, state: State) -> dict[str, Any]:
+    async def cancel_order(self, order_id: str, request: Request, state: State) -> dict[str, Any]:
         """Cancel an order that has no transaction on its way to the chain.
 
         Cancelling twice is fine (200 both times, `cancelled: false` the second time).
@@ -105,11 +117,11 @@ class OrderController(Controller):
         """
         if not is_order_id(order_id):
             raise _not_found(order_id)
-        current, changed = await cancel(order_id, state.emitter)
+        current, changed = await cancel(order_id, request.user, state.emitter)
         return views.order_view(current) | {"cancelled": changed}
 
     @get("/{order_id:str}/events")
-    async def events(self, order_id: str, state: State) -> dict[str, Any]:
+    async def events(self, order_id: str, request: Request, state: State) -> dict[str, Any]:
         """The order's full event history, oldest first."""
         if not is_order_id(order_id):
             raise _not_found(order_id)
@@ -120,7 +132,7 @@ class OrderController(Controller):
             history = []
         if not history:
             history = [s.event for s in (await state.log.read(order_id))]
-        if not history:
+        if not history or not isinstance(history[0], OrderAccepted) or history[0].order.account != request.user:
             raise _not_found(order_id)
         messages, current = [], None
         for event in history:
@@ -153,7 +165,10 @@ async def stream(socket: WebSocket, order_id: str) -> None:
 
 
 async def _stream(socket: WebSocket, state: State, order_id: str, after: int, sent) -> None:
+    account = socket.user
+    deadline = asyncio.get_running_loop().time() + state.settings.unknown_order_wait_s
     current: OrderState | None = None
+    hidden = False  # another account's order: shown exactly as one that does not exist
     replayed = []
     events = state.hub.watch(order_id, after_seq=0)
     try:
@@ -165,6 +180,8 @@ async def _stream(socket: WebSocket, state: State, order_id: str, after: int, se
             current = apply(current, event)
             if event.seq > after:
                 replayed.append(views.stream_message(event, current))
+        if current is not None and not owned(current, account):
+            current, hidden, replayed = None, True, []
         await socket.send_json({
             "type": "connection",
             "orderId": order_id,
@@ -183,7 +200,7 @@ async def _stream(socket: WebSocket, state: State, order_id: str, after: int, se
         gone = asyncio.ensure_future(_disconnected(socket))
         try:
             while True:
-                wait = None if current is not None else state.settings.unknown_order_wait_s
+                wait = None if current is not None else max(0.0, deadline - asyncio.get_running_loop().time())
                 following = asyncio.ensure_future(anext(events))
                 done, _ = await asyncio.wait({following, gone}, timeout=wait, return_when=asyncio.FIRST_COMPLETED)
                 if following not in done:
@@ -192,7 +209,13 @@ async def _stream(socket: WebSocket, state: State, order_id: str, after: int, se
                         await socket.close(code=4404, reason="unknown order")
                     return  # or the client left: stop following the order
                 event = following.result()
-                current = apply(current, event)
+                if hidden:
+                    continue
+                state_after = apply(current, event)
+                if not owned(state_after, account):
+                    hidden = True
+                    continue
+                current = state_after
                 if event.seq > after:
                     await socket.send_json(views.stream_message(event, current))
                     sent.inc()

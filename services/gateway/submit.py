@@ -9,7 +9,7 @@ from shared import events as ev
 from shared import metrics
 from shared.clock import Clock
 from shared.eventlog import ConcurrencyConflict, EventLog
-from shared.ids import Ids, order_id_for_client_key
+from shared.ids import Ids
 from shared.orders import OrderState, apply
 
 
@@ -22,11 +22,14 @@ class Submitted:
 async def submit(spec: ev.OrderSpec, *, log: EventLog, ids: Ids, clock: Clock) -> Submitted:
     """Append OrderAccepted; a repeated clientOrderId returns the existing order.
 
-    The order id of a keyed order is derived from the key, so every gateway replica
-    computes the same one and the log's optimistic concurrency (expected last sequence 0)
-    lets exactly one submission create it.
+    The order id of a keyed order is derived from the account and the key (with the
+    server's secret), so every gateway replica computes the same one and the log's
+    optimistic concurrency (expected last sequence 0) lets exactly one submission create it.
     """
-    order_id = order_id_for_client_key(spec.client_order_id) if spec.client_order_id else ids.order_id()
+    if spec.client_order_id:
+        order_id = ids.keyed_order_id(spec.account, spec.client_order_id)
+    else:
+        order_id = ids.order_id()
     now = clock.now_ms()
     event = ev.OrderAccepted(
         order_id=order_id,

@@ -49,6 +49,7 @@ _ORDERS = (
     ("last_seq", "int"),
     ("last_stream_seq", "bigint"),
     ("state", "jsonb"),
+    ("account", "text"),
 )
 _EVENTS = (
     ("order_id", "text"),
@@ -205,6 +206,7 @@ def order_record(order_id: str, row: Current) -> tuple:
         s.seq,
         row.last_stream_seq,
         _encoder.encode(s).decode(),
+        s.spec.account,
     )
 
 

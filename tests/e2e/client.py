@@ -22,15 +22,17 @@ async def submit(client: httpx.AsyncClient, body: dict[str, Any]) -> dict[str, A
     return response.json()
 
 
-async def stream(ws_base: str, order_id: str, *, after_seq: int | None = None, path: str = "stream",
-                 timeout: float = 30) -> tuple[list[dict[str, Any]], int | None]:
-    """Every message until the server closes, and the close code."""
+async def stream(stack: Any, order_id: str, *, after_seq: int | None = None, path: str = "stream",
+                 timeout: float = 30, key: str | None = None) -> tuple[list[dict[str, Any]], int | None]:
+    """Every message until the server closes, and the close code (`key`: another account's)."""
+    ws_base = stack.ws_url
+    headers = {"Authorization": f"Bearer {key if key is not None else stack.api_key}"}
     url = f"{ws_base}/api/orders/{order_id}/stream" if path == "stream" else f"{ws_base}/api/orders/status/{order_id}"
     if after_seq is not None:
         url += f"?afterSeq={after_seq}"
     messages: list[dict[str, Any]] = []
     async with asyncio.timeout(timeout):
-        async with websockets.connect(url) as ws:
+        async with websockets.connect(url, additional_headers=headers) as ws:
             try:
                 async for raw in ws:
                     messages.append(json.loads(raw))

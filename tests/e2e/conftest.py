@@ -6,6 +6,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 import uuid
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
@@ -13,7 +14,13 @@ from pathlib import Path
 
 import asyncpg
 import httpx
+import nats
 import pytest
+
+from shared import accounts
+from shared.accounts import KeyStore
+from shared.ids import order_id_for_client_key
+from shared.topology import Topology
 
 from tests.helpers import eventually, free_port
 
@@ -36,6 +43,10 @@ E2E_ENV = {
     "EXECUTOR_POLL_MS": "20",
     "LOG_FORMAT": "text",
     "LOG_LEVEL": "warning",
+    # Long rate windows so a test's burst fits in one; revocations and unknown streams quick.
+    "RATE_LIMIT_WINDOW_S": "10",
+    "KEY_CACHE_TTL_S": "0.5",
+    "UNKNOWN_ORDER_WAIT_S": "2",
 }
 
 
@@ -49,6 +60,37 @@ class Stack:
     logs: Path
     processes: dict[str, subprocess.Popen] = field(default_factory=dict)
     ops_ports: dict[str, int] = field(default_factory=dict)
+    api_key: str = ""
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.api_key}"}
+
+    def client(self, *, key: str | None = None, **options) -> httpx.AsyncClient:
+        """An HTTP client of the gateway sending `key` (default: the stack's own key)."""
+        headers = {"Authorization": f"Bearer {key if key is not None else self.api_key}"}
+        return httpx.AsyncClient(base_url=self.base_url, headers=headers, **options)
+
+    async def keyed_order_id(self, client_order_id: str, account: str = "e2e") -> str:
+        """The order id the gateway gives `account`'s `clientOrderId` (read with the server's secret)."""
+        nc = await nats.connect(self.env["NATS_URL"])
+        try:
+            store = await KeyStore.open(nc.jetstream(), Topology(namespace=self.env["ENGINE_NAMESPACE"]))
+            return order_id_for_client_key(await store.order_id_secret(), account, client_order_id)
+        finally:
+            await nc.close()
+
+    async def new_key(self, account: str, **limits: int) -> str:
+        """A fresh API key of `account` (generous limits unless given)."""
+        nc = await nats.connect(self.env["NATS_URL"])
+        try:
+            store = await KeyStore.open(nc.jetstream(), Topology(namespace=self.env["ENGINE_NAMESPACE"]))
+            limits = {"submit_rate": 100_000, "read_rate": 100_000, "max_streams": 10_000} | limits
+            key, record = accounts.new_key(account, int(time.time() * 1000), **limits)
+            await store.add(record)
+            return key
+        finally:
+            await nc.close()
 
     def start(self, name: str) -> None:
         log = open(self.logs / f"{name}.log", "ab")
@@ -128,6 +170,7 @@ async def start_stack(nats_url: str, database_url: str, tmp: Path, extra: Mappin
     except AssertionError:
         await stop_stack(stack, check=False)
         raise AssertionError("stack did not become ready\n" + stack.tail())
+    stack.api_key = await stack.new_key("e2e")
     return stack
 
 

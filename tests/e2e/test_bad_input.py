@@ -37,7 +37,7 @@ BAD_BODIES = [
 
 @pytest.mark.parametrize("body,status,field", [b[1:] for b in BAD_BODIES], ids=[b[0] for b in BAD_BODIES])
 async def test_a_bad_order_is_refused_with_a_4xx_naming_the_field(stack, body, status, field):
-    async with httpx.AsyncClient(base_url=stack.base_url) as client:
+    async with stack.client() as client:
         response = await client.post("/api/orders/execute", content=body, headers={"content-type": "application/json"})
     assert response.status_code == status, response.text
     payload = response.json()
@@ -45,14 +45,14 @@ async def test_a_bad_order_is_refused_with_a_4xx_naming_the_field(stack, body, s
 
 
 async def test_an_oversized_body_is_refused_with_413(stack):
-    async with httpx.AsyncClient(base_url=stack.base_url) as client:
+    async with stack.client() as client:
         body = b'{"tokenIn": "SOL", "tokenOut": "USDC", "amount": "1", "pad": "' + b"x" * 100_000 + b'"}'
         response = await client.post("/api/orders", content=body, headers={"content-type": "application/json"})
     assert response.status_code == 413 and response.json()["error"] == "body_too_large"
 
 
 async def test_unknown_and_malformed_order_ids_are_404(stack):
-    async with httpx.AsyncClient(base_url=stack.base_url) as client:
+    async with stack.client() as client:
         for path in ("/api/orders/0190aaaa-0000-7000-8000-000000000000", "/api/orders/status/no.such>id",
                      "/api/orders/nope/events"):
             response = await client.get(path)
@@ -60,7 +60,7 @@ async def test_unknown_and_malformed_order_ids_are_404(stack):
 
 
 async def test_list_parameters_are_validated(stack):
-    async with httpx.AsyncClient(base_url=stack.base_url) as client:
+    async with stack.client() as client:
         for params, field in (({"limit": "0"}, "limit"), ({"limit": "x"}, "limit"), ({"status": "done"}, "status"),
                               ({"cursor": "garbage!"}, "cursor")):
             response = await client.get("/api/orders", params=params)
@@ -68,7 +68,7 @@ async def test_list_parameters_are_validated(stack):
 
 
 async def test_a_repeated_client_order_id_returns_the_same_order_and_a_different_body_conflicts(stack):
-    async with httpx.AsyncClient(base_url=stack.base_url) as client:
+    async with stack.client() as client:
         key = "idem-" + stack.schema
         first = await client.post("/api/orders", json=market("0.2", clientOrderId=key))
         again = await client.post("/api/orders/execute", json=market("0.200", clientOrderId=key))
@@ -79,14 +79,14 @@ async def test_a_repeated_client_order_id_returns_the_same_order_and_a_different
 
 
 async def test_a_stream_with_a_bad_after_seq_says_so(stack):
-    async with httpx.AsyncClient(base_url=stack.base_url) as client:
+    async with stack.client() as client:
         order = await submit(client, market("0.01"))
-    messages, code = await stream(stack.ws_url, order["orderId"], after_seq="x")  # type: ignore[arg-type]
+    messages, code = await stream(stack, order["orderId"], after_seq="x")  # type: ignore[arg-type]
     assert code == 1008 and messages[0]["field"] == "afterSeq"
 
 
 async def test_health_readiness_metrics_and_openapi_are_served(stack):
-    async with httpx.AsyncClient(base_url=stack.base_url) as client:
+    async with stack.client() as client:
         assert (await client.get("/health")).json()["status"] == "ok"
         assert (await client.get("/healthz")).status_code == 200
         ready = (await client.get("/readyz")).json()

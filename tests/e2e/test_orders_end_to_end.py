@@ -8,19 +8,18 @@ import nats
 
 from shared import events as ev
 from shared.eventlog import EventLog
-from shared.ids import order_id_for_client_key
 from shared.topology import Topology
 from tests.e2e.client import TERMINAL, market, stream, submit
 from tests.helpers import eventually
 
 
 async def test_a_hundred_concurrent_orders_all_reach_a_terminal_state_with_complete_streams(stack):
-    async with httpx.AsyncClient(base_url=stack.base_url, timeout=30) as client:
+    async with stack.client(timeout=30) as client:
         pairs = [("SOL", "USDC", "0.25"), ("USDC", "SOL", "40"), ("BONK", "SOL", "1000000"), ("JUP", "USDC", "12")]
         bodies = [market(amount, tin, tout) for tin, tout, amount in (pairs[i % len(pairs)] for i in range(100))]
         accepted = await asyncio.gather(*(submit(client, b) for b in bodies))
         assert all(a["status"] == "pending" for a in accepted)
-        streams = await asyncio.gather(*(stream(stack.ws_url, a["orderId"], timeout=60) for a in accepted))
+        streams = await asyncio.gather(*(stream(stack, a["orderId"], timeout=60) for a in accepted))
     statuses = {}
     for messages, code in streams:
         assert messages[0]["type"] == "connection"
@@ -38,20 +37,20 @@ async def test_a_hundred_concurrent_orders_all_reach_a_terminal_state_with_compl
 
 async def test_clients_connecting_before_during_and_after_an_order_see_the_same_sequence(stack):
     key = "bdx-" + stack.schema
-    order_id = order_id_for_client_key(key)
-    async with httpx.AsyncClient(base_url=stack.base_url, timeout=30) as client:
-        before = asyncio.create_task(stream(stack.ws_url, order_id))
-        seam = asyncio.create_task(stream(stack.ws_url, order_id, path="status"))
+    order_id = await stack.keyed_order_id(key)
+    async with stack.client(timeout=30) as client:
+        before = asyncio.create_task(stream(stack, order_id))
+        seam = asyncio.create_task(stream(stack, order_id, path="status"))
         await asyncio.sleep(0.2)  # let both connect before the order exists
         accepted = await submit(client, market("0.3", clientOrderId=key))
         assert accepted["orderId"] == order_id
         during = []
         for delay in (0.0, 0.03, 0.08, 0.15, 0.3):
             await asyncio.sleep(delay)
-            during.append(asyncio.create_task(stream(stack.ws_url, order_id)))
+            during.append(asyncio.create_task(stream(stack, order_id)))
         reference, code = await before
         assert code == 1000
-        after, after_code = await stream(stack.ws_url, order_id)
+        after, after_code = await stream(stack, order_id)
     events = reference[1:]
     assert events and [m["seq"] for m in events] == list(range(1, len(events) + 1))
     for other, other_code in [await seam, *[await t for t in during], (after, after_code)]:
@@ -60,19 +59,19 @@ async def test_clients_connecting_before_during_and_after_an_order_see_the_same_
 
 
 async def test_resuming_after_a_sequence_number_sends_only_what_follows(stack):
-    async with httpx.AsyncClient(base_url=stack.base_url, timeout=30) as client:
+    async with stack.client(timeout=30) as client:
         accepted = await submit(client, market("0.1"))
-        full, _ = await stream(stack.ws_url, accepted["orderId"])
-        resumed, code = await stream(stack.ws_url, accepted["orderId"], after_seq=3)
+        full, _ = await stream(stack, accepted["orderId"])
+        resumed, code = await stream(stack, accepted["orderId"], after_seq=3)
     assert code == 1000 and resumed[0]["type"] == "connection" and resumed[0]["afterSeq"] == 3
     assert resumed[1:] == [m for m in full[1:] if m["seq"] > 3]
 
 
 async def test_the_read_model_matches_the_log(stack):
-    async with httpx.AsyncClient(base_url=stack.base_url, timeout=30) as client:
+    async with stack.client(timeout=30) as client:
         orders = await asyncio.gather(*(submit(client, market("0.05")) for _ in range(20)))
         for accepted in orders:
-            await stream(stack.ws_url, accepted["orderId"])
+            await stream(stack, accepted["orderId"])
         nc = await nats.connect(stack.env["NATS_URL"])
         log = EventLog(nc, nc.jetstream(), Topology(namespace=stack.env["ENGINE_NAMESPACE"]))
         db = await asyncpg.connect(stack.database_url, server_settings={"search_path": stack.schema})
@@ -98,7 +97,7 @@ async def test_the_read_model_matches_the_log(stack):
 
 
 async def test_orders_are_listed_newest_first_with_a_cursor(stack):
-    async with httpx.AsyncClient(base_url=stack.base_url, timeout=30) as client:
+    async with stack.client(timeout=30) as client:
         ids = [(await submit(client, market("0.01")))["orderId"] for _ in range(5)]
 
         async def listed():

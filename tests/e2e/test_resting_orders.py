@@ -30,11 +30,11 @@ async def status_of(client: httpx.AsyncClient, order_id: str) -> str:
 
 async def test_a_limit_order_rests_until_the_price_crosses_then_fires_and_confirms(stack):
     crossing = find_crossing(Market(42), slot_clock(SLOT_MS), quiet_slots=30, within_slots=300)
-    async with httpx.AsyncClient(base_url=stack.base_url, timeout=30) as client:
+    async with stack.client(timeout=30) as client:
         order = await submit(client, limit_body(crossing))
         assert order["floorOut"] is not None
         await eventually(lambda: _is(client, order["orderId"], "open"), message="order resting")
-        messages, code = await stream(stack.ws_url, order["orderId"], timeout=60)
+        messages, code = await stream(stack, order["orderId"], timeout=60)
         view = (await client.get(f"/api/orders/{order['orderId']}")).json()
     events = [m for m in messages if m["type"] != "connection"]
     kinds = [m["event"] for m in events]
@@ -48,29 +48,29 @@ async def test_a_limit_order_rests_until_the_price_crosses_then_fires_and_confir
 
 async def test_a_good_till_date_order_the_market_never_reaches_expires_with_a_reason(stack):
     expires = int(time.time() * 1000) + 1500
-    async with httpx.AsyncClient(base_url=stack.base_url, timeout=30) as client:
+    async with stack.client(timeout=30) as client:
         order = await submit(client, {"orderType": "limit", "tokenIn": "SOL", "tokenOut": "USDC", "amount": "1",
                                       "limitPrice": "100000", "timeInForce": "GTD", "expiresAt": expires})
-        messages, code = await stream(stack.ws_url, order["orderId"], timeout=30)
+        messages, code = await stream(stack, order["orderId"], timeout=30)
     assert [m["status"] for m in messages[1:]] == ["pending", "open", "expired"] and code == 1000
     assert messages[-1]["event"] == "OrderExpired" and "expiresAt" in messages[-1]["message"]
 
 
 async def test_immediate_or_cancel_executes_now_or_expires_at_once(stack):
-    async with httpx.AsyncClient(base_url=stack.base_url, timeout=30) as client:
+    async with stack.client(timeout=30) as client:
         unreachable = await submit(client, {"orderType": "limit", "timeInForce": "IOC", "tokenIn": "SOL",
                                             "tokenOut": "USDC", "amount": "1", "limitPrice": "100000"})
         reachable = await submit(client, {"orderType": "limit", "timeInForce": "IOC", "tokenIn": "SOL",
                                           "tokenOut": "USDC", "amount": "1", "limitPrice": "1"})
-        expired, _ = await stream(stack.ws_url, unreachable["orderId"])
-        executed, _ = await stream(stack.ws_url, reachable["orderId"])
+        expired, _ = await stream(stack, unreachable["orderId"])
+        executed, _ = await stream(stack, reachable["orderId"])
     assert [m["status"] for m in expired[1:]] == ["pending", "routing", "expired"]
     assert "immediate-or-cancel" in expired[-1]["message"]
     assert "OrderOpened" not in [m["event"] for m in executed[1:]] and executed[-1]["status"] in ("confirmed", "failed")
 
 
 async def test_a_sniper_order_fires_in_the_first_slot_after_its_pool_launches(stack):
-    async with httpx.AsyncClient(base_url=stack.base_url, timeout=30) as client:
+    async with stack.client(timeout=30) as client:
         order = await submit(client, {"orderType": "sniper", "tokenIn": "USDC", "tokenOut": "PUMP", "amount": "20",
                                       "slippageBps": 500})
         await eventually(lambda: _is(client, order["orderId"], "open"), message="sniper resting")
@@ -80,7 +80,7 @@ async def test_a_sniper_order_fires_in_the_first_slot_after_its_pool_launches(st
             cwd=ROOT, env={**os.environ, **stack.env}, capture_output=True, text=True, timeout=30,
         )
         assert launch.returncode == 0, launch.stderr
-        messages, code = await stream(stack.ws_url, order["orderId"], timeout=30)
+        messages, code = await stream(stack, order["orderId"], timeout=30)
     events = messages[1:]
     triggered = next(m for m in events if m["event"] == "OrderTriggered")
     launched_slot = json.loads(launch.stdout)["launch"]["listedAtSlot"]
@@ -94,14 +94,14 @@ async def _is(client, order_id, status):
 
 async def test_resting_orders_survive_a_restart_of_router_and_executor_and_fire_once(stack):
     crossing = find_crossing(Market(42), slot_clock(SLOT_MS), quiet_slots=120, within_slots=400)
-    async with httpx.AsyncClient(base_url=stack.base_url, timeout=30) as client:
+    async with stack.client(timeout=30) as client:
         orders = [await submit(client, limit_body(crossing)) for _ in range(8)]
         for order in orders:
             await eventually(lambda o=order: _is(client, o["orderId"], "open"), message="resting")
         assert stack.stop("router") == 0 and stack.stop("executor") == 0
         stack.start("router")
         stack.start("executor")
-        results = await asyncio.gather(*(stream(stack.ws_url, o["orderId"], timeout=60) for o in orders))
+        results = await asyncio.gather(*(stream(stack, o["orderId"], timeout=60) for o in orders))
     for messages, code in results:
         kinds = [m["event"] for m in messages[1:]]
         assert kinds.count("OrderTriggered") == 1 and kinds.count("OrderRouted") == 1
@@ -109,14 +109,14 @@ async def test_resting_orders_survive_a_restart_of_router_and_executor_and_fire_
 
 
 async def test_cancel_is_idempotent_and_refused_once_the_order_is_finished(stack):
-    async with httpx.AsyncClient(base_url=stack.base_url, timeout=30) as client:
+    async with stack.client(timeout=30) as client:
         resting = await submit(client, {"orderType": "limit", "tokenIn": "SOL", "tokenOut": "USDC", "amount": "1",
                                         "limitPrice": "100000"})
         await eventually(lambda: _is(client, resting["orderId"], "open"), message="resting")
         first = await client.delete(f"/api/orders/{resting['orderId']}")
         again = await client.delete(f"/api/orders/{resting['orderId']}")
         done = await submit(client, {"tokenIn": "SOL", "tokenOut": "USDC", "amount": "0.1"})
-        await stream(stack.ws_url, done["orderId"])
+        await stream(stack, done["orderId"])
         late = await client.delete(f"/api/orders/{done['orderId']}")
         missing = await client.delete("/api/orders/0190aaaa-0000-7000-8000-000000000000")
     assert first.status_code == 200 and first.json()["status"] == "cancelled" and first.json()["cancelled"] is True
@@ -126,11 +126,11 @@ async def test_cancel_is_idempotent_and_refused_once_the_order_is_finished(stack
 
 
 async def test_routes_without_a_direct_pool_hop_and_large_orders_split(stack):
-    async with httpx.AsyncClient(base_url=stack.base_url, timeout=30) as client:
+    async with stack.client(timeout=30) as client:
         hop = await submit(client, {"tokenIn": "JUP", "tokenOut": "SOL", "amount": "500"})
         big = await submit(client, {"tokenIn": "SOL", "tokenOut": "USDC", "amount": "20000", "slippageBps": 500})
-        await stream(stack.ws_url, hop["orderId"])
-        await stream(stack.ws_url, big["orderId"])
+        await stream(stack, hop["orderId"])
+        await stream(stack, big["orderId"])
         hop_view = (await client.get(f"/api/orders/{hop['orderId']}")).json()
         big_view = (await client.get(f"/api/orders/{big['orderId']}")).json()
     assert hop_view["routeKind"] == "multihop" and len(hop_view["paths"][0]["legs"]) == 2
@@ -139,7 +139,7 @@ async def test_routes_without_a_direct_pool_hop_and_large_orders_split(stack):
 
 
 async def test_quotes_are_served_over_http_and_streamed(stack):
-    async with httpx.AsyncClient(base_url=stack.base_url, timeout=30) as client:
+    async with stack.client(timeout=30) as client:
 
         async def quoted():
             response = await client.get("/api/quotes", params={"pair": "SOL-USDC"})
@@ -150,7 +150,7 @@ async def test_quotes_are_served_over_http_and_streamed(stack):
         unlisted = await client.get("/api/quotes", params={"pair": "POPCAT-USDT"})
     assert bad.status_code == 400 and bad.json()["field"] == "pair"
     assert unlisted.status_code == 404
-    async with websockets.connect(f"{stack.ws_url}/api/quotes/stream?pair=SOL-USDC") as ws:
+    async with websockets.connect(f"{stack.ws_url}/api/quotes/stream?pair=SOL-USDC", additional_headers=stack.headers) as ws:
         first = [await asyncio.wait_for(ws.recv(), 5) for _ in range(4)]
     kinds = [json.loads(m)["type"] for m in first]
     assert kinds[0] == "connection" and kinds[1:] == ["quote"] * 3

@@ -43,7 +43,7 @@ async def test_cancel_and_trigger_racing_never_both_take_effect(env):
     for n in range(40):
         order_id = f"race{n}"
         await open_order(emitter, order_id)
-        racers = [router.fire(order_id, "limit reached"), cancel(order_id, emitter)]
+        racers = [router.fire(order_id, "limit reached"), cancel(order_id, SPEC.account, emitter)]
         if n % 2:
             racers.reverse()
         results = await asyncio.gather(*racers)
@@ -59,7 +59,7 @@ async def test_cancel_and_trigger_racing_never_both_take_effect(env):
         else:
             assert fired is False
             outcomes["cancelled while resting"] += 1
-        again_state, again_changed = await cancel(order_id, emitter)
+        again_state, again_changed = await cancel(order_id, SPEC.account, emitter)
         assert again_state.status == "cancelled" and not again_changed, "cancelling twice is fine"
     assert sum(outcomes.values()) == 40 and min(outcomes.values()) > 0, outcomes
 
@@ -74,7 +74,7 @@ async def test_cancel_racing_the_executor_either_stops_it_or_is_refused(env, nat
         last = 0
         for event in history(ev.OrderAccepted, ev.RoutingStarted, ev.OrderRouted, order_id=order_id):
             last = (await emitter.log.append(event, expected_stream_seq=last)).stream_seq
-        racers = [executor.drive(order_id), cancel(order_id, emitter)]
+        racers = [executor.drive(order_id), cancel(order_id, SPEC.account, emitter)]
         if n % 2:
             racers.reverse()
         results = await asyncio.gather(*racers, return_exceptions=True)
