@@ -13,6 +13,7 @@ from litestar.types import ASGIApp, Receive, Scope, Send
 
 from services.gateway.errors import EXCEPTION_HANDLERS
 from services.gateway.live import LiveHub
+from services.gateway.openapi import COMPONENTS
 from services.gateway.quotes import QuoteHub, quote_stream, quotes
 from services.gateway.reads import ReadModel, open_pool
 from services.gateway.routes import OrderController, stream
@@ -98,6 +99,8 @@ def create_app(settings: GatewaySettings) -> Litestar:
             version="1.0.0",
             description="Submit swap orders, read them, and stream every step of their execution.",
             path="/schema",
+            use_handler_docstrings=True,
+            components=COMPONENTS,
         ),
     )
     return app

@@ -38,6 +38,9 @@ E2E_ENV = {
     "LOG_LEVEL": "warning",
 }
 
+# The API key the e2e clients send. The one place to change when the gateway's keys change.
+API_KEY = "e2e-test-key"
+
 
 @dataclass
 class Stack:
@@ -147,3 +150,9 @@ async def stack(nats_url, database_url, tmp_path_factory) -> AsyncIterator[Stack
         yield running
     finally:
         await stop_stack(running)
+
+
+@pytest.fixture(scope="session")
+def api_headers() -> dict[str, str]:
+    """Headers that authenticate an e2e client to the gateway."""
+    return {"Authorization": f"Bearer {API_KEY}"}
