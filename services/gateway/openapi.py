@@ -15,6 +15,7 @@ Routes take `responses=errors(...)` and `operation_class=ApiOperation` (or
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, replace
 
 import msgspec
@@ -35,6 +36,7 @@ from litestar.openapi.spec import (
 
 from services.gateway.intake import CLIENT_ORDER_ID, DEFAULT_SLIPPAGE_BPS, FIELDS, MAX_SLIPPAGE_BPS, TIME_IN_FORCE
 from services.gateway.models import ErrorBody
+from services.gateway.terms import MAX_EXPIRY_MS
 from shared.market.tokens import TOKENS
 
 ORDER_BODY = "Order"
@@ -107,6 +109,14 @@ def _wire(body: ErrorBody) -> dict:
     return msgspec.to_builtins(body)
 
 
+def query_schema(type: OpenAPIType = OpenAPIType.STRING, **fields) -> dict:
+    """`schema_extra=` for a query parameter the handler reads as text to name it in its own 400.
+
+    A query parameter is a value or absent, never null; `fields` say what the handler accepts.
+    """
+    return {"one_of": None, "type": type, **fields}
+
+
 # --- Security and rate limits -----------------------------------------------------------------
 
 SECURITY_SCHEMES = {
@@ -167,7 +177,6 @@ def _refers(response) -> bool:
 # --- The order body -------------------------------------------------------------------------
 
 _DECIMAL = r"^([0-9]+(\.[0-9]*)?|\.[0-9]+)$"
-_TOKENS = ", ".join(TOKENS)
 
 
 def _decimal(description: str) -> Schema:
@@ -185,23 +194,40 @@ def _expiry(description: str) -> Schema:
     return Schema(
         one_of=[
             Schema(type=OpenAPIType.STRING, format=OpenAPIFormat.DATE_TIME, description="ISO-8601 with a time zone"),
-            Schema(type=OpenAPIType.INTEGER, minimum=0, description="ms since the Unix epoch"),
+            Schema(type=OpenAPIType.INTEGER, minimum=0, maximum=MAX_EXPIRY_MS, description="ms since the Unix epoch"),
             Schema(type=OpenAPIType.NULL),
         ],
         description=description,
     )
 
 
+def _any_case(symbol: str) -> str:
+    return "".join(f"[{c.upper()}{c.lower()}]" if c.isalpha() else re.escape(c) for c in symbol)
+
+
+# What `get_token` accepts: a known symbol in any case, or a known mint address.
+_TOKEN = Schema(
+    any_of=[
+        Schema(type=OpenAPIType.STRING, enum=list(TOKENS)),
+        Schema(type=OpenAPIType.STRING, pattern=r"^\s*(" + "|".join(map(_any_case, TOKENS)) + r")\s*$"),
+        Schema(type=OpenAPIType.STRING, enum=[token.mint for token in TOKENS.values()]),
+    ]
+)
+
+
+def _token(description: str) -> Schema:
+    return replace(_TOKEN, description=description + "; a token symbol (any case) or its mint address")
+
+
 def _common(order_type: str) -> dict[str, Schema]:
-    token = "a token symbol (any case) or its mint address; known: " + _TOKENS
     return {
         "orderType": Schema(
             type=OpenAPIType.STRING,
             const=order_type,
             description="market when omitted" if order_type == "market" else None,
         ),
-        "tokenIn": Schema(type=OpenAPIType.STRING, min_length=1, description="Token sold: " + token),
-        "tokenOut": Schema(type=OpenAPIType.STRING, min_length=1, description="Token bought (not tokenIn): " + token),
+        "tokenIn": _token("Token sold"),
+        "tokenOut": _token("Token bought, not tokenIn"),
         "amount": _decimal("Amount of tokenIn in token units, within its decimals, more than zero"),
         "slippageBps": Schema(
             type=OpenAPIType.INTEGER,

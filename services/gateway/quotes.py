@@ -17,7 +17,7 @@ from nats.aio.msg import Msg
 
 from services.gateway.errors import ApiError, bad_request
 from services.gateway.models import PairQuotes, VenueQuote
-from services.gateway.openapi import API_ERRORS, ApiOperation, errors
+from services.gateway.openapi import API_ERRORS, ApiOperation, errors, query_schema
 from shared.market.pools import VENUE_CPMM, VENUE_DLMM
 from shared.market.tokens import UnknownToken, get_token
 from shared.topology import Topology
@@ -90,7 +90,14 @@ class QuoteHub:
 
 
 @get("/api/quotes", tags=["quotes"], operation_class=ApiOperation, responses=errors(400, 404, 503, *API_ERRORS))
-async def quotes(state: State, pair: str | None = Parameter(default=None, description="e.g. SOL-USDC")) -> PairQuotes:
+async def quotes(
+    state: State,
+    pair: str | None = Parameter(
+        default=None,
+        description="BASE-QUOTE in token symbols, e.g. SOL-USDC",
+        schema_extra=query_schema(pattern=r"^[^-]+-[^-]+$", examples=["SOL-USDC"]),
+    ),
+) -> PairQuotes:
     """The latest quote of every venue for a pair (one unit of the base token, and recent order sizes)."""
     canonical = parse_pair(pair)
     found = await state.quotes.latest(canonical)

@@ -7,6 +7,7 @@ import logging
 
 from litestar import Controller, Request, Response, WebSocket, delete, get, post, websocket
 from litestar.datastructures import State
+from litestar.openapi.spec import OpenAPIType
 from litestar.params import Parameter
 
 from services.gateway import views
@@ -14,7 +15,7 @@ from services.gateway.cancel import cancel
 from services.gateway.errors import ApiError, bad_request
 from services.gateway.intake import parse_order
 from services.gateway.models import Cancelled, EventHistory, OrderPage, OrderView, Submitted
-from services.gateway.openapi import API_ERRORS, ApiOperation, OrderSubmission, errors
+from services.gateway.openapi import API_ERRORS, ApiOperation, OrderSubmission, errors, query_schema
 from services.gateway.reads import BadCursor
 from services.gateway.submit import submit
 from shared import metrics, tracing
@@ -93,9 +94,17 @@ class OrderController(Controller):
     async def orders(
         self,
         state: State,
-        status: str | None = Parameter(default=None, description="Only orders in this status"),
-        limit: str = Parameter(default="20", description="Page size, 1-100"),
-        cursor: str | None = Parameter(default=None, description="nextCursor of the previous page"),
+        status: str | None = Parameter(
+            default=None, description="Only orders in this status", schema_extra=query_schema(enum=list(STATUSES))
+        ),
+        limit: str = Parameter(
+            default="20",
+            description="Page size, 1-100",
+            schema_extra=query_schema(OpenAPIType.INTEGER, minimum=1, maximum=100, default=20),
+        ),
+        cursor: str | None = Parameter(
+            default=None, description="nextCursor of the previous page", schema_extra=query_schema()
+        ),
     ) -> OrderPage:
         """Orders, newest first, with cursor pagination."""
         if status is not None and status not in STATUSES:
