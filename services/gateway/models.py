@@ -19,7 +19,7 @@ RouteKind = Literal["direct", "split", "multihop"]
 
 
 class Answer(msgspec.Struct, kw_only=True, rename="camel"):
-    """Base of every answer: keyword-only, camelCase keys."""
+    """Base of every answer: camelCase keys on the wire."""
 
 
 class QuoteView(Answer):
