@@ -4,27 +4,48 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Awaitable, Callable, Mapping
+from typing import Awaitable, Callable, Literal, Mapping
 
+import msgspec
 import uvicorn
 from litestar import Litestar, MediaType, Response, get
 from litestar.handlers import HTTPRouteHandler
+from litestar.openapi import ResponseSpec
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 Check = Callable[[], Awaitable[bool]]
 
 
+class Health(msgspec.Struct, kw_only=True):
+    """Liveness answer."""
+
+    status: Literal["ok"]
+    service: str
+
+
+class Readiness(msgspec.Struct, kw_only=True):
+    """Readiness answer: each dependency and whether it answered."""
+
+    status: Literal["ok", "unavailable"]
+    checks: dict[str, bool]
+
+
 def ops_handlers(service: str, checks: Mapping[str, Check]) -> list[HTTPRouteHandler]:
     """Route handlers for /health, /healthz, /readyz and /metrics."""
 
-    @get(["/health", "/healthz"], media_type=MediaType.JSON, include_in_schema=False, sync_to_thread=False)
-    def health() -> dict:
+    @get(["/health", "/healthz"], media_type=MediaType.JSON, tags=["ops"], sync_to_thread=False)
+    def health() -> Health:
         """Liveness: the process is up and serving."""
-        return {"status": "ok", "service": service}
+        return Health(status="ok", service=service)
 
-    @get("/readyz", media_type=MediaType.JSON, include_in_schema=False)
-    async def ready() -> Response:
-        """Readiness: every dependency answers."""
+    @get(
+        "/readyz",
+        media_type=MediaType.JSON,
+        tags=["ops"],
+        responses={503: ResponseSpec(Readiness, description="A dependency does not answer", generate_examples=False)},
+    )
+    async def ready() -> Response[Readiness]:
+        """Readiness: every dependency answers (503 and which one does not, otherwise)."""
         results = {}
         for name, check in checks.items():
             try:
@@ -32,7 +53,7 @@ def ops_handlers(service: str, checks: Mapping[str, Check]) -> list[HTTPRouteHan
             except Exception:
                 results[name] = False
         ok = all(results.values())
-        return Response({"status": "ok" if ok else "unavailable", "checks": results}, status_code=200 if ok else 503)
+        return Response(Readiness(status="ok" if ok else "unavailable", checks=results), status_code=200 if ok else 503)
 
     @get("/metrics", include_in_schema=False, sync_to_thread=False)
     def prometheus() -> Response:

@@ -15,6 +15,7 @@ from services.gateway.auth import Guard, KeyCache, Limits, api_guard
 from services.gateway.errors import EXCEPTION_HANDLERS
 from services.gateway.limits import RateLimiter
 from services.gateway.live import LiveHub
+from services.gateway.openapi import COMPONENTS
 from services.gateway.quotes import QuoteHub, quote_stream, quotes
 from services.gateway.reads import ReadModel, open_pool
 from services.gateway.routes import OrderController, stream
@@ -112,6 +113,8 @@ def create_app(settings: GatewaySettings) -> Litestar:
             version="1.0.0",
             description="Submit swap orders, read them, and stream every step of their execution.",
             path="/schema",
+            use_handler_docstrings=True,
+            components=COMPONENTS,
         ),
     )
     return app

@@ -4,8 +4,14 @@ from __future__ import annotations
 
 import logging
 
+import asyncpg
+import msgspec
+import nats.errors
+import nats.js.errors
 from litestar import MediaType, Request, Response
 from litestar.exceptions import HTTPException
+
+from services.gateway.models import ErrorBody
 
 log = logging.getLogger(__name__)
 
@@ -34,12 +40,10 @@ def bad_request(field: str, detail: str, error: str = "invalid_field") -> ApiErr
     return ApiError(400, error, detail, field=field)
 
 
-def _body(error: str, detail: str, field: str | None = None, extra: dict | None = None) -> dict:
-    body = {"error": error, "detail": detail}
-    if field is not None:
-        body["field"] = field
-    body.update(extra or {})
-    return body
+def _body(error: str, detail: str, field: str | None = None, extra: dict | None = None) -> ErrorBody:
+    # `convert` refuses a key ErrorBody does not declare, so the schema stays the truth.
+    optional = {"field": field} if field is not None else {}
+    return msgspec.convert({"error": error, "detail": detail, **optional, **(extra or {})}, ErrorBody)
 
 
 def on_api_error(_: Request, exc: ApiError) -> Response:
@@ -69,9 +73,39 @@ def on_http_exception(_: Request, exc: HTTPException) -> Response:
     return Response(_body(_HTTP_NAMES.get(status, "error"), detail), status_code=status, media_type=MediaType.JSON)
 
 
+# The event log (NATS) or the read model (PostgreSQL) not answering for now: the client
+# may retry, so 503 rather than 500. OSError covers refused connections and timeouts.
+UNAVAILABLE: tuple[type[Exception], ...] = (
+    OSError,
+    nats.errors.ConnectionClosedError,
+    nats.errors.NoServersError,
+    nats.errors.NoRespondersError,
+    nats.errors.StaleConnectionError,
+    nats.errors.OutboundBufferLimitError,
+    nats.js.errors.ServiceUnavailableError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.exceptions.CannotConnectNowError,
+    asyncpg.InterfaceError,
+)
+
+
+def on_unavailable(request: Request, exc: Exception) -> Response:
+    log.warning("dependency unavailable: %r", exc, extra={"path": request.url.path})
+    return Response(
+        _body("unavailable", "the event log or the read model is unavailable; retry shortly"),
+        status_code=503,
+        media_type=MediaType.JSON,
+    )
+
+
 def on_unexpected(request: Request, exc: Exception) -> Response:
     log.exception("unhandled error", extra={"path": request.url.path})
     return Response(_body("internal", "unexpected server error"), status_code=500, media_type=MediaType.JSON)
 
 
-EXCEPTION_HANDLERS = {ApiError: on_api_error, HTTPException: on_http_exception, Exception: on_unexpected}
+EXCEPTION_HANDLERS = {
+    ApiError: on_api_error,
+    HTTPException: on_http_exception,
+    **{kind: on_unavailable for kind in UNAVAILABLE},
+    Exception: on_unexpected,
+}

@@ -7,6 +7,7 @@ import contextlib
 import json
 from typing import Any
 
+import msgspec
 import nats.js.errors
 from litestar import WebSocket, get, websocket
 from litestar.datastructures import State
@@ -15,6 +16,8 @@ from nats.aio.client import Client
 from nats.aio.msg import Msg
 
 from services.gateway.errors import ApiError, bad_request
+from services.gateway.models import PairQuotes, VenueQuote
+from services.gateway.openapi import API_ERRORS, ApiOperation, errors, query_schema
 from shared.market.pools import VENUE_CPMM, VENUE_DLMM
 from shared.market.tokens import UnknownToken, get_token
 from shared.topology import Topology
@@ -86,14 +89,21 @@ class QuoteHub:
         return deliver
 
 
-@get("/api/quotes", tags=["quotes"])
-async def quotes(state: State, pair: str | None = Parameter(default=None, description="e.g. SOL-USDC")) -> dict:
+@get("/api/quotes", tags=["quotes"], operation_class=ApiOperation, responses=errors(400, 404, 503, *API_ERRORS))
+async def quotes(
+    state: State,
+    pair: str | None = Parameter(
+        default=None,
+        description="BASE-QUOTE in token symbols, e.g. SOL-USDC",
+        schema_extra=query_schema(pattern=r"^[^-]+-[^-]+$", examples=["SOL-USDC"]),
+    ),
+) -> PairQuotes:
     """The latest quote of every venue for a pair (one unit of the base token, and recent order sizes)."""
     canonical = parse_pair(pair)
     found = await state.quotes.latest(canonical)
     if not found:
         raise ApiError(404, "no_quotes", f"no venue quotes {canonical}; the pair has no pool (yet)", field="pair")
-    return {"pair": canonical, "quotes": found}
+    return PairQuotes(pair=canonical, quotes=msgspec.convert(found, list[VenueQuote]))
 
 
 @websocket("/api/quotes/stream")

@@ -4,18 +4,20 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any
 
 import msgspec
 
 from litestar import Controller, Request, Response, WebSocket, delete, get, post, websocket
 from litestar.datastructures import State
+from litestar.openapi.spec import OpenAPIType
 from litestar.params import Parameter
 
 from services.gateway import views
 from services.gateway.cancel import cancel
 from services.gateway.errors import ApiError, bad_request
 from services.gateway.intake import parse_order
+from services.gateway.models import Cancelled, EventHistory, OrderPage, OrderView, Submitted
+from services.gateway.openapi import API_ERRORS, ApiOperation, OrderSubmission, errors, query_schema
 from services.gateway.reads import BadCursor
 from services.gateway.submit import submit
 from shared import metrics, tracing
@@ -61,8 +63,13 @@ class OrderController(Controller):
     path = "/api/orders"
     tags = ["orders"]
 
-    @post(["/execute", "/"], status_code=202)
-    async def execute(self, request: Request, state: State) -> Response[dict[str, Any]]:
+    @post(
+        ["/execute", "/"],
+        status_code=202,
+        operation_class=OrderSubmission,
+        responses=errors(400, 408, 409, 413, 415, 503, *API_ERRORS),
+    )
+    async def execute(self, request: Request, state: State) -> Response[Submitted]:
         """Submit a swap order.
 
         Answers 202 once the order's first event is durably in the log. Repeating a
@@ -74,27 +81,41 @@ class OrderController(Controller):
         with tracing.span("submit order", **{"order.type": spec.order_type}) as span:
             result = await submit(spec, log=state.log, ids=state.ids, clock=state.clock)
             span.set_attribute("order.id", result.state.order_id)
-        body = views.order_view(result.state) | {
-            "wsUrl": _ws_url(request, state, result.state.order_id),
-            "statusUrl": f"/api/orders/{result.state.order_id}",
-            "created": result.created,
-        }
+        body = views.extend(
+            views.order_view(result.state),
+            Submitted,
+            ws_url=_ws_url(request, state, result.state.order_id),
+            status_url=f"/api/orders/{result.state.order_id}",
+            created=result.created,
+        )
         return Response(body, status_code=202 if result.created else 200)
 
-    @get(["/{order_id:str}", "/status/{order_id:str}"])
-    async def order(self, order_id: str, request: Request, state: State) -> dict[str, Any]:
+    @get(
+        ["/{order_id:str}", "/status/{order_id:str}"],
+        operation_class=ApiOperation,
+        responses=errors(404, 503, *API_ERRORS),
+    )
+    async def order(self, order_id: str, request: Request, state: State) -> OrderView:
         """One order: status, route, quotes, amounts, transaction, failure reason."""
         return views.order_view(await load_order(state, order_id, request.user))
 
-    @get("/")
+    @get("/", operation_class=ApiOperation, responses=errors(400, 503, *API_ERRORS))
     async def orders(
         self,
         request: Request,
         state: State,
-        status: str | None = Parameter(default=None, description="Only orders in this status"),
-        limit: str = Parameter(default="20", description="Page size, 1-100"),
-        cursor: str | None = Parameter(default=None, description="nextCursor of the previous page"),
-    ) -> dict[str, Any]:
+        status: str | None = Parameter(
+            default=None, description="Only orders in this status", schema_extra=query_schema(enum=list(STATUSES))
+        ),
+        limit: str = Parameter(
+            default="20",
+            description="Page size, 1-100",
+            schema_extra=query_schema(OpenAPIType.INTEGER, minimum=1, maximum=100, default=20),
+        ),
+        cursor: str | None = Parameter(
+            default=None, description="nextCursor of the previous page", schema_extra=query_schema()
+        ),
+    ) -> OrderPage:
         """Orders, newest first, with cursor pagination."""
         if status is not None and status not in STATUSES:
             raise bad_request("status", f"status must be one of: {', '.join(STATUSES)}")
@@ -106,10 +127,15 @@ class OrderController(Controller):
             )
         except BadCursor as exc:
             raise bad_request("cursor", str(exc)) from None
-        return {"orders": [views.order_view(s) for s in page], "nextCursor": next_cursor}
+        return OrderPage(orders=[views.order_view(s) for s in page], next_cursor=next_cursor)
 
-    @delete("/{order_id:str}", status_code=200)
-    async def cancel_order(self, order_id: str, request: Request, state: State) -> dict[str, Any]:
+    @delete(
+        "/{order_id:str}",
+        status_code=200,
+        operation_class=ApiOperation,
+        responses=errors(404, 409, 503, *API_ERRORS),
+    )
+    async def cancel_order(self, order_id: str, request: Request, state: State) -> Cancelled:
         """Cancel an order that has no transaction on its way to the chain.
 
         Cancelling twice is fine (200 both times, `cancelled: false` the second time).
@@ -118,10 +144,10 @@ class OrderController(Controller):
         if not is_order_id(order_id):
             raise _not_found(order_id)
         current, changed = await cancel(order_id, request.user, state.emitter)
-        return views.order_view(current) | {"cancelled": changed}
+        return views.extend(views.order_view(current), Cancelled, cancelled=changed)
 
-    @get("/{order_id:str}/events")
-    async def events(self, order_id: str, request: Request, state: State) -> dict[str, Any]:
+    @get("/{order_id:str}/events", operation_class=ApiOperation, responses=errors(404, 503, *API_ERRORS))
+    async def events(self, order_id: str, request: Request, state: State) -> EventHistory:
         """The order's full event history, oldest first."""
         if not is_order_id(order_id):
             raise _not_found(order_id)
@@ -138,7 +164,7 @@ class OrderController(Controller):
         for event in history:
             current = apply(current, event)
             messages.append(views.stream_message(event, current))
-        return {"orderId": order_id, "events": messages}
+        return EventHistory(order_id=order_id, events=messages)
 
 
 @websocket(["/api/orders/{order_id:str}/stream", "/api/orders/status/{order_id:str}"])

@@ -10,6 +10,8 @@ from fractions import Fraction
 from services.gateway.errors import bad_request
 
 MAX_OUTPUT = 2**64 - 1
+#: 9999-12-31T23:59:59.999Z: the last moment an ISO-8601 order view can show.
+MAX_EXPIRY_MS = 253_402_300_799_999
 
 
 def parse_price(field: str, value: object) -> Fraction:
@@ -60,4 +62,6 @@ def parse_expiry(field: str, value: object, now_ms: int) -> int:
         raise bad_request(field, f"{field} must be an ISO-8601 time or epoch milliseconds")
     if ms <= now_ms:
         raise bad_request(field, f"{field} is in the past")
+    if ms > MAX_EXPIRY_MS:
+        raise bad_request(field, f"{field} is after 9999-12-31T23:59:59.999Z")
     return ms

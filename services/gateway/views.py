@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import datetime as dt
 from decimal import Context, Decimal
-from typing import Any
+from typing import Any, TypeVar
 
+import msgspec
+
+from services.gateway.models import CandidateView, OrderView, PathView, QuoteView, StreamMessage
 from shared import events as ev
 from shared.amounts import format_amount
 from shared.market.tokens import get_token
@@ -16,6 +19,7 @@ _ENVELOPE = {"orderId", "seq", "eventId", "occurredAt", "correlationId", "causat
 _IN_FIELDS = {"amountIn", "fee"}
 _OUT_FIELDS = {"amountOut", "expectedOut", "minOut"}
 _PRICE = Context(prec=12)
+T = TypeVar("T", bound=OrderView)
 
 
 def iso(ms: int | None) -> str | None:
@@ -54,50 +58,56 @@ def _amounts(value: Any, token_in: str, token_out: str) -> Any:
     return value
 
 
-def order_view(state: OrderState) -> dict[str, Any]:
+def order_view(state: OrderState) -> OrderView:
     """The read-model view of one order (GET /api/orders/{id})."""
     spec = state.spec
     tin, tout = spec.token_in, spec.token_out
     route = state.route
     fmt_in = get_token(tin).decimals
     fmt_out = get_token(tout).decimals
-    return {
-        "orderId": state.order_id,
-        "clientOrderId": spec.client_order_id,
-        "orderType": spec.order_type,
-        "status": state.status,
-        "progress": PROGRESS[state.status],
-        "tokenIn": tin,
-        "tokenOut": tout,
-        "amountIn": format_amount(spec.amount_in, fmt_in),
-        "slippageBps": spec.slippage_bps,
-        "venue": route.venue if route else None,
-        "poolId": route.pool_id if route else None,
-        "expectedOut": format_amount(route.expected_out, fmt_out) if route else None,
-        "minOut": format_amount(route.min_out, fmt_out) if route else None,
-        "fee": format_amount(route.fee, fmt_in) if route else None,
-        "priceImpactBps": route.price_impact_bps if route else None,
-        "quotes": _amounts(ev.to_builtins(route)["quotes"], tin, tout) if route else [],
-        "routeKind": route.kind if route else None,
-        "gainBps": route.gain_bps if route else None,
-        "paths": _amounts(ev.to_builtins(route)["paths"], tin, tout) if route else [],
-        "candidates": _amounts(ev.to_builtins(route)["candidates"], tin, tout) if route else [],
-        "limitPrice": spec.limit_price,
-        "timeInForce": spec.time_in_force,
-        "expiresAt": iso(spec.expires_at),
-        "floorOut": format_amount(spec.min_out, fmt_out) if spec.min_out is not None else None,
-        "amountOut": format_amount(state.amount_out, fmt_out) if state.amount_out is not None else None,
-        "executedPrice": price(spec.amount_in, state.amount_out, tin, tout) if state.amount_out is not None else None,
-        "txSignature": state.signature or (state.transaction.signature if state.transaction else None),
-        "slot": state.slot,
-        "attempts": state.attempts,
-        "lastError": state.last_failure,
-        "failureCode": state.failure_code,
-        "failureReason": state.failure_reason,
-        "createdAt": iso(state.created_at),
-        "updatedAt": iso(state.updated_at),
-        "lastSeq": state.seq,
-    }
+    raw_route = _amounts(ev.to_builtins(route), tin, tout) if route else {}
+    return OrderView(
+        order_id=state.order_id,
+        client_order_id=spec.client_order_id,
+        order_type=spec.order_type,
+        status=state.status,
+        progress=PROGRESS[state.status],
+        token_in=tin,
+        token_out=tout,
+        amount_in=format_amount(spec.amount_in, fmt_in),
+        slippage_bps=spec.slippage_bps,
+        venue=route.venue if route else None,
+        pool_id=route.pool_id if route else None,
+        expected_out=format_amount(route.expected_out, fmt_out) if route else None,
+        min_out=format_amount(route.min_out, fmt_out) if route else None,
+        fee=format_amount(route.fee, fmt_in) if route else None,
+        price_impact_bps=route.price_impact_bps if route else None,
+        quotes=msgspec.convert(raw_route.get("quotes", []), list[QuoteView]),
+        route_kind=route.kind if route else None,
+        gain_bps=route.gain_bps if route else None,
+        paths=msgspec.convert(raw_route.get("paths", []), list[PathView]),
+        candidates=msgspec.convert(raw_route.get("candidates", []), list[CandidateView]),
+        limit_price=spec.limit_price,
+        time_in_force=spec.time_in_force,
+        expires_at=iso(spec.expires_at),
+        floor_out=format_amount(spec.min_out, fmt_out) if spec.min_out is not None else None,
+        amount_out=format_amount(state.amount_out, fmt_out) if state.amount_out is not None else None,
+        executed_price=price(spec.amount_in, state.amount_out, tin, tout) if state.amount_out is not None else None,
+        tx_signature=state.signature or (state.transaction.signature if state.transaction else None),
+        slot=state.slot,
+        attempts=state.attempts,
+        last_error=state.last_failure,
+        failure_code=state.failure_code,
+        failure_reason=state.failure_reason,
+        created_at=iso(state.created_at),
+        updated_at=iso(state.updated_at),
+        last_seq=state.seq,
+    )
+
+
+def extend(view: OrderView, answer: type[T], **fields: Any) -> T:
+    """`view` as a larger answer (a submission, a cancel) with the extra `fields`."""
+    return answer(**msgspec.structs.asdict(view), **fields)
 
 
 def event_data(event: ev.OrderEvent, spec: ev.OrderSpec) -> dict[str, Any]:
@@ -106,20 +116,20 @@ def event_data(event: ev.OrderEvent, spec: ev.OrderSpec) -> dict[str, Any]:
     return _amounts(data, spec.token_in, spec.token_out)
 
 
-def stream_message(event: ev.OrderEvent, state: OrderState) -> dict[str, Any]:
+def stream_message(event: ev.OrderEvent, state: OrderState) -> StreamMessage:
     """One event as a stream message; `state` is the order right after it."""
-    return {
-        "type": state.status,
-        "orderId": event.order_id,
-        "seq": event.seq,
-        "status": state.status,
-        "event": type(event).__name__,
-        "eventId": event.event_id,
-        "message": describe(event, state),
-        "progress": PROGRESS[state.status],
-        "timestamp": iso(event.occurred_at),
-        "data": event_data(event, state.spec),
-    }
+    return StreamMessage(
+        type=state.status,
+        order_id=event.order_id,
+        seq=event.seq,
+        status=state.status,
+        event=type(event).__name__,
+        event_id=event.event_id,
+        message=describe(event, state),
+        progress=PROGRESS[state.status],
+        timestamp=iso(event.occurred_at),
+        data=event_data(event, state.spec),
+    )
 
 
 def describe(event: ev.OrderEvent, state: OrderState) -> str:

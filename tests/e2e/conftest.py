@@ -190,3 +190,9 @@ async def stack(nats_url, database_url, tmp_path_factory) -> AsyncIterator[Stack
         yield running
     finally:
         await stop_stack(running)
+
+
+@pytest.fixture(scope="module")
+def api_headers(stack: Stack) -> dict[str, str]:
+    """Headers that authenticate an e2e client to the gateway with the stack's key."""
+    return stack.headers
