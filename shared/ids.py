@@ -9,8 +9,9 @@ from typing import Callable
 
 from shared.clock import Clock
 
-# Order ids name a NATS subject token, so they are restricted to a safe alphabet.
-ORDER_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+# Order ids name a NATS subject token, so they are restricted to a safe alphabet and
+# length. Always `fullmatch`: `$` would let a trailing newline through into a subject.
+ORDER_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 _CLIENT_KEYS = uuid.UUID("6f1b0c5e-2f0a-4f8e-9a57-3c0f5a1d9e42")
 
 
@@ -35,5 +36,6 @@ def order_id_for_client_key(client_order_id: str) -> str:
     return str(uuid.uuid5(_CLIENT_KEYS, client_order_id))
 
 
-def is_order_id(value: str) -> bool:
-    return bool(ORDER_ID.match(value))
+def is_order_id(value: object) -> bool:
+    """True for a string that can name an order (and its NATS subjects)."""
+    return isinstance(value, str) and ORDER_ID.fullmatch(value) is not None

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
+import asyncpg
+import nats.errors
 from litestar import MediaType, Request, Response
-from litestar.exceptions import HTTPException
+from litestar.exceptions import HTTPException, InternalServerException
 
 log = logging.getLogger(__name__)
 
@@ -20,12 +23,21 @@ class ApiError(Exception):
         self.extra = extra or {}
 
 
+def clip(value: object, limit: int = 64) -> str:
+    """`repr(value)` cut to `limit` characters: details never echo unbounded input back."""
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
 def bad_request(field: str, detail: str, error: str = "invalid_field") -> ApiError:
     return ApiError(400, error, detail, field=field)
 
 
+_MAX_DETAIL = 512
+
+
 def _body(error: str, detail: str, field: str | None = None, extra: dict | None = None) -> dict:
-    body = {"error": error, "detail": detail}
+    body = {"error": error, "detail": detail if len(detail) <= _MAX_DETAIL else detail[: _MAX_DETAIL - 1] + "…"}
     if field is not None:
         body["field"] = field
     body.update(extra or {})
@@ -38,6 +50,7 @@ def on_api_error(_: Request, exc: ApiError) -> Response:
 
 _HTTP_NAMES = {
     400: "bad_request",
+    408: "request_timeout",
     404: "not_found",
     405: "method_not_allowed",
     413: "body_too_large",
@@ -46,16 +59,32 @@ _HTTP_NAMES = {
 }
 
 
-def on_http_exception(_: Request, exc: HTTPException) -> Response:
+def on_http_exception(request: Request, exc: HTTPException) -> Response:
     status = exc.status_code
     detail = exc.detail or "request failed"
     if status == 413:
         detail = "request body is larger than the limit"
+    if isinstance(exc, InternalServerException) and detail == "client disconnected prematurely":
+        # The client stopped sending its body (or the transport cut off a slow one): its
+        # fault, and nobody is left to read the answer.
+        status, detail = 408, "the request body did not arrive"
+    elif status >= 500:
+        log.error("server error: %s", detail, extra={"path": request.url.path})
     return Response(_body(_HTTP_NAMES.get(status, "error"), detail), status_code=status, media_type=MediaType.JSON)
 
 
+# A dependency that is down or slow: the request may succeed when retried.
+_UNAVAILABLE = (nats.errors.Error, asyncpg.PostgresConnectionError, asyncpg.InterfaceError, OSError, asyncio.TimeoutError)
+
+
 def on_unexpected(request: Request, exc: Exception) -> Response:
+    """A server fault, never a client's: bad input is refused with a 4xx before it gets here."""
     log.exception("unhandled error", extra={"path": request.url.path})
+    if isinstance(exc, _UNAVAILABLE):
+        return Response(
+            _body("unavailable", "a backing service did not answer; retry shortly"),
+            status_code=503, media_type=MediaType.JSON, headers={"Retry-After": "1"},
+        )
     return Response(_body("internal", "unexpected server error"), status_code=500, media_type=MediaType.JSON)
 
 

@@ -48,13 +48,11 @@ class Stack:
     database_url: str
     logs: Path
     processes: dict[str, subprocess.Popen] = field(default_factory=dict)
-    ops_ports: dict[str, int] = field(default_factory=dict)
+    ops_ports: dict[str, int] = field(default_factory=dict)  # health and /metrics, gateway's included
 
     def start(self, name: str) -> None:
         log = open(self.logs / f"{name}.log", "ab")
-        env = dict(self.env)
-        if name != "gateway":
-            env["OPS_PORT"] = str(self.ops_ports[name])
+        env = dict(self.env, OPS_PORT=str(self.ops_ports[name]))
         self.processes[name] = subprocess.Popen(
             [sys.executable, "-m", f"services.{name}"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT
         )
@@ -107,7 +105,7 @@ async def start_stack(nats_url: str, database_url: str, tmp: Path, extra: Mappin
         schema=namespace,
         database_url=database_url,
         logs=tmp,
-        ops_ports={name: free_port() for name in SERVICES if name != "gateway"},
+        ops_ports={name: free_port() for name in SERVICES},
     )
     for name in SERVICES:
         stack.start(name)
