@@ -25,7 +25,12 @@ class ApiError(Exception):
 
 def clip(value: object, limit: int = 64) -> str:
     """`repr(value)` cut to `limit` characters: details never echo unbounded input back."""
-    text = repr(value)
+    if isinstance(value, str) and len(value) > limit:
+        value = value[:limit]  # no need to repr megabytes to show 64 characters
+    try:
+        text = repr(value)
+    except ValueError:  # an int beyond Python's digit limit for str()
+        return "(a number too long to show)"
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 

@@ -69,7 +69,7 @@ def parse_order(body: bytes, now_ms: int) -> OrderSpec:
     if isinstance(slippage, bool) or not isinstance(slippage, int):
         raise bad_request("slippageBps", "slippageBps must be an integer number of basis points")
     if not 0 <= slippage <= MAX_SLIPPAGE_BPS:
-        raise bad_request("slippageBps", f"slippageBps must be between 0 and {MAX_SLIPPAGE_BPS} (got {slippage})")
+        raise bad_request("slippageBps", f"slippageBps must be between 0 and {MAX_SLIPPAGE_BPS} (got {clip(slippage)})")
 
     client_order_id = data.get("clientOrderId")
     if client_order_id is not None and (

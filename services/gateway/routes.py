@@ -188,6 +188,7 @@ async def _stream(socket: WebSocket, state: State, order_id: str, after: int, se
                 done, _ = await asyncio.wait({following, gone}, timeout=wait, return_when=asyncio.FIRST_COMPLETED)
                 if following not in done:
                     following.cancel()
+                    await asyncio.wait({following})  # the generator can only be closed once it stopped
                     if gone not in done:
                         await socket.close(code=4404, reason="unknown order")
                     else:

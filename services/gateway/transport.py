@@ -14,6 +14,9 @@ public, so `guarded_protocol(limits)` returns a subclass that, per connection:
 
 Every refusal is `{error, detail}` JSON with `connection: close`, and the connection
 is closed: a client that broke the framing cannot be trusted to frame the next request.
+The close lingers (as nginx's does): the answer is followed by a FIN, and whatever the
+client still sends is read and dropped for `LINGER_S`, because closing a socket with
+unread data sends a reset that can destroy the answer before the client reads it.
 """
 
 from __future__ import annotations
@@ -23,6 +26,8 @@ import json
 from dataclasses import dataclass
 
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
+
+LINGER_S = 1.0
 
 
 @dataclass(frozen=True)
@@ -53,6 +58,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         self._raw_head_bytes = 0  # as received: bounds a header the parser is still collecting
         self._target_bytes = 0
         self._deadline: asyncio.TimerHandle | None = None
+        self._lingering = False
 
     # Timers: one deadline at a time, for the head or for the body.
 
@@ -67,9 +73,13 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
 
     def _expired(self, detail: str) -> None:
         self._deadline = None
-        if self.transport is None or self.transport.is_closing():
+        if not self._open():
             return
         self._respond(408, "request_timeout", detail)
+
+    def _open(self) -> bool:
+        """Still serving: not closed, and not already answered with a refusal."""
+        return self.transport is not None and not self.transport.is_closing() and not self._lingering
 
     # Connection and parser callbacks.
 
@@ -82,13 +92,15 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         super().connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
+        if self._lingering:
+            return  # answered and closing: the rest is dropped unread
         if self._in_head:
             self._raw_head_bytes += len(data)
         super().data_received(data)
         if (
             self._in_head
             and self._raw_head_bytes > self.limits.max_header_bytes + self.limits.max_target_bytes
-            and not self.transport.is_closing()
+            and self._open()
         ):
             self._respond(431, "headers_too_large", f"request headers are larger than {self.limits.max_header_bytes} bytes")
 
@@ -165,4 +177,11 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
             b"connection: close\r\n\r\n",
         ]
         self.transport.write(b"".join(head) + body)
-        self.transport.close()
+        self._linger()
+
+    def _linger(self) -> None:
+        self._lingering = True
+        self.flow.resume_reading()  # keep draining what the client sends, unparsed
+        if self.transport.can_write_eof():
+            self.transport.write_eof()
+        self.loop.call_later(LINGER_S, self.transport.close)
