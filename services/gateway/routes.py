@@ -206,4 +206,3 @@ async def _stream(socket: WebSocket, state: State, order_id: str, after: int, se
             gone.cancel()
     finally:
         await events.aclose()
-
