@@ -45,7 +45,7 @@ def spawn(profile: str, extra_env: dict[str, str], *, before: Callable[[str], No
             stack = Spawned(url=f"http://127.0.0.1:{port}", nats_url=nats.url)
             procs = []
             for name in SERVICES:
-                stack.ops_ports[name] = port if name == "gateway" else free_port()
+                stack.ops_ports[name] = free_port()  # the gateway serves /metrics there too
                 service_env = dict(env, OPS_PORT=str(stack.ops_ports[name]))
                 log = open(root / f"{name}.log", "wb")
                 procs.append(subprocess.Popen([sys.executable, "-m", f"services.{name}"], cwd=ROOT, env=service_env,

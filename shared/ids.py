@@ -11,7 +11,8 @@ from typing import Callable
 
 from shared.clock import Clock
 
-# Order ids name a NATS subject token, so they are restricted to a safe alphabet.
+# Order ids name a NATS subject token, so they are restricted to a safe alphabet and
+# length. Always `fullmatch`: `$` would let a trailing newline through into a subject.
 ORDER_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 
 
@@ -51,5 +52,6 @@ def order_id_for_client_key(secret: bytes, account: str, client_order_id: str) -
     return str(uuid.UUID(int=value))
 
 
-def is_order_id(value: str) -> bool:
+def is_order_id(value: object) -> bool:
+    """True for a string that can name an order (and its NATS subjects)."""
     return isinstance(value, str) and ORDER_ID.fullmatch(value) is not None

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Awaitable, Callable, Literal, Mapping
+from typing import Any, Awaitable, Callable, Literal, Mapping
 
 import msgspec
 import uvicorn
@@ -30,8 +30,8 @@ class Readiness(msgspec.Struct, kw_only=True):
     checks: dict[str, bool]
 
 
-def ops_handlers(service: str, checks: Mapping[str, Check]) -> list[HTTPRouteHandler]:
-    """Route handlers for /health, /healthz, /readyz and /metrics."""
+def ops_handlers(service: str, checks: Mapping[str, Check], *, with_metrics: bool = True) -> list[HTTPRouteHandler]:
+    """Route handlers for /health, /healthz, /readyz and (unless `with_metrics` is false) /metrics."""
 
     @get(["/health", "/healthz"], media_type=MediaType.JSON, tags=["ops"], sync_to_thread=False)
     def health() -> Health:
@@ -59,14 +59,19 @@ def ops_handlers(service: str, checks: Mapping[str, Check]) -> list[HTTPRouteHan
     def prometheus() -> Response:
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
-    return [health, ready, prometheus]
+    return [health, ready, prometheus] if with_metrics else [health, ready]
 
 
-async def serve(app: Litestar, host: str, port: int, stop: asyncio.Event) -> None:
-    """Serve `app` with uvicorn inside the running loop until `stop` is set."""
+async def serve(app: Litestar, host: str, port: int, stop: asyncio.Event, **options: Any) -> None:
+    """Serve `app` with uvicorn inside the running loop until `stop` is set.
+
+    `options` are further `uvicorn.Config` arguments (the gateway's transport limits).
+    """
     # Open WebSockets (streams of orders still resting) must not hold a shutdown forever.
+    # No `Server` header: the banner tells an attacker which parser to aim at.
     config = uvicorn.Config(
-        app, host=host, port=port, log_config=None, access_log=False, lifespan="on", timeout_graceful_shutdown=5
+        app, host=host, port=port, log_config=None, access_log=False, lifespan="on", timeout_graceful_shutdown=5,
+        server_header=False, **options,
     )
     server = uvicorn.Server(config)
     server.install_signal_handlers = lambda: None  # the service owns signals

@@ -275,7 +275,9 @@ def launch(
             console.say(f"Gateway     http://{host}:{port}    Ctrl-C stops everything")
             console.say(rule)
             # One terminal for four services: plain text reads better than JSON there.
-            env = {"LOG_FORMAT": "text", **environ, **urls, "PYTHONUNBUFFERED": "1"}
+            # wsUrl from this URL, never from a request's Host header.
+            public = {"GATEWAY_PUBLIC_URL": environ.get("GATEWAY_PUBLIC_URL") or f"http://{host}:{port}"}
+            env = {"LOG_FORMAT": "text", **environ, **urls, **public, "PYTHONUNBUFFERED": "1"}
             status = asyncio.run(_run(services, env, console, stop_timeout))
             _on_sigterm(_raise_interrupt)  # asyncio.run reset it
             return status

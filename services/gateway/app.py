@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import contextlib
 import time
-from typing import AsyncIterator
+from typing import AsyncIterator, Callable
 
 from litestar import Litestar
-from litestar.config.cors import CORSConfig
 from litestar.openapi import OpenAPIConfig
 from litestar.types import ASGIApp, Receive, Scope, Send
 
 from services.gateway.auth import Guard, KeyCache, Limits, api_guard
+from services.gateway.browser import cors, require_json, security_headers
 from services.gateway.errors import EXCEPTION_HANDLERS
 from services.gateway.limits import RateLimiter
 from services.gateway.live import LiveHub
@@ -26,7 +26,7 @@ from shared.clock import SystemClock
 from shared.emit import Emitter
 from shared.eventlog import EventLog, ensure_streams
 from shared.ids import Ids
-from shared.ops import ops_handlers
+from shared.ops import Check, ops_handlers
 from shared.runtime import close_nats, connect_nats
 from shared.topology import Topology
 
@@ -94,20 +94,20 @@ def create_app(settings: GatewaySettings) -> Litestar:
             await close_nats(nc)
             await pool.close()
 
-    async def nats_ready() -> bool:
-        return app.state.nc.is_connected
-
-    async def db_ready() -> bool:
-        return await app.state.reads.ping()
-
     app = Litestar(
-        route_handlers=[OrderController, stream, quotes, quote_stream, *ops_handlers("gateway", {"nats": nats_ready, "postgres": db_ready})],
+        # /metrics is served on the ops port only (see __main__); health stays public.
+        route_handlers=[
+            OrderController, stream, quotes, quote_stream,
+            *ops_handlers("gateway", readiness(lambda: app), with_metrics=False),
+        ],
         lifespan=[lifespan],
         logging_config=None,
         exception_handlers=EXCEPTION_HANDLERS,
         request_max_body_size=settings.max_body_bytes,
         middleware=[http_metrics, api_guard],
-        cors_config=CORSConfig(allow_origins=["*"]),
+        before_send=[security_headers],
+        before_request=require_json,
+        cors_config=cors(settings.allowed_origins()),
         openapi_config=OpenAPIConfig(
             title="DEX order execution engine",
             version="1.0.0",
@@ -118,3 +118,18 @@ def create_app(settings: GatewaySettings) -> Litestar:
         ),
     )
     return app
+
+
+def readiness(app: Litestar | Callable[[], Litestar]) -> dict[str, Check]:
+    """The gateway's readiness checks (NATS and PostgreSQL), for its public and ops ports."""
+
+    def current() -> Litestar:
+        return app if isinstance(app, Litestar) else app()
+
+    async def nats_ready() -> bool:
+        return current().state.nc.is_connected
+
+    async def db_ready() -> bool:
+        return await current().state.reads.ping()
+
+    return {"nats": nats_ready, "postgres": db_ready}

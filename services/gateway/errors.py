@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 import asyncpg
@@ -9,7 +10,7 @@ import msgspec
 import nats.errors
 import nats.js.errors
 from litestar import MediaType, Request, Response
-from litestar.exceptions import HTTPException
+from litestar.exceptions import HTTPException, InternalServerException
 
 from services.gateway.models import ErrorBody
 
@@ -36,11 +37,27 @@ class ApiError(Exception):
         self.headers = extra_headers or {}
 
 
+def clip(value: object, limit: int = 64) -> str:
+    """`repr(value)` cut to `limit` characters: details never echo unbounded input back."""
+    if isinstance(value, str) and len(value) > limit:
+        value = value[:limit]  # no need to repr megabytes to show 64 characters
+    try:
+        text = repr(value)
+    except ValueError:  # an int beyond Python's digit limit for str()
+        return "(a number too long to show)"
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
 def bad_request(field: str, detail: str, error: str = "invalid_field") -> ApiError:
     return ApiError(400, error, detail, field=field)
 
 
+_MAX_DETAIL = 512
+
+
 def _body(error: str, detail: str, field: str | None = None, extra: dict | None = None) -> ErrorBody:
+    if len(detail) > _MAX_DETAIL:
+        detail = detail[: _MAX_DETAIL - 1] + "…"
     # `convert` refuses a key ErrorBody does not declare, so the schema stays the truth.
     optional = {"field": field} if field is not None else {}
     return msgspec.convert({"error": error, "detail": detail, **optional, **(extra or {})}, ErrorBody)
@@ -57,6 +74,7 @@ def on_api_error(_: Request, exc: ApiError) -> Response:
 
 _HTTP_NAMES = {
     400: "bad_request",
+    408: "request_timeout",
     404: "not_found",
     405: "method_not_allowed",
     413: "body_too_large",
@@ -65,11 +83,17 @@ _HTTP_NAMES = {
 }
 
 
-def on_http_exception(_: Request, exc: HTTPException) -> Response:
+def on_http_exception(request: Request, exc: HTTPException) -> Response:
     status = exc.status_code
     detail = exc.detail or "request failed"
     if status == 413:
         detail = "request body is larger than the limit"
+    if isinstance(exc, InternalServerException) and detail == "client disconnected prematurely":
+        # The client stopped sending its body (or the transport cut off a slow one): its
+        # fault, and nobody is left to read the answer.
+        status, detail = 408, "the request body did not arrive"
+    elif status >= 500:
+        log.error("server error: %s", detail, extra={"path": request.url.path})
     return Response(_body(_HTTP_NAMES.get(status, "error"), detail), status_code=status, media_type=MediaType.JSON)
 
 
@@ -77,11 +101,8 @@ def on_http_exception(_: Request, exc: HTTPException) -> Response:
 # may retry, so 503 rather than 500. OSError covers refused connections and timeouts.
 UNAVAILABLE: tuple[type[Exception], ...] = (
     OSError,
-    nats.errors.ConnectionClosedError,
-    nats.errors.NoServersError,
-    nats.errors.NoRespondersError,
-    nats.errors.StaleConnectionError,
-    nats.errors.OutboundBufferLimitError,
+    asyncio.TimeoutError,
+    nats.errors.Error,
     nats.js.errors.ServiceUnavailableError,
     asyncpg.PostgresConnectionError,
     asyncpg.exceptions.CannotConnectNowError,
@@ -95,10 +116,12 @@ def on_unavailable(request: Request, exc: Exception) -> Response:
         _body("unavailable", "the event log or the read model is unavailable; retry shortly"),
         status_code=503,
         media_type=MediaType.JSON,
+        headers={"Retry-After": "1"},
     )
 
 
 def on_unexpected(request: Request, exc: Exception) -> Response:
+    """A server fault, never a client's: bad input is refused with a 4xx before it gets here."""
     log.exception("unhandled error", extra={"path": request.url.path})
     return Response(_body("internal", "unexpected server error"), status_code=500, media_type=MediaType.JSON)
 

@@ -10,7 +10,7 @@ from typing import Any
 
 import msgspec
 
-from services.gateway.errors import ApiError, bad_request
+from services.gateway.errors import ApiError, bad_request, clip
 from services.gateway.terms import MAX_OUTPUT, min_out_for_limit, min_out_for_max_price, parse_expiry, parse_price
 from shared.amounts import AmountError, parse_amount
 from shared.events import OrderSpec
@@ -26,7 +26,8 @@ FIELDS = {
 TIME_IN_FORCE = ("GTC", "GTD", "IOC")
 MAX_SLIPPAGE_BPS = 5_000
 DEFAULT_SLIPPAGE_BPS = 50
-CLIENT_ORDER_ID = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
+# Always `fullmatch`: `$` lets a trailing newline through.
+CLIENT_ORDER_ID = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
 
 _decoder = msgspec.json.Decoder()
 
@@ -35,21 +36,19 @@ def parse_order(body: bytes, now_ms: int) -> OrderSpec:
     """Validate a POST /api/orders body. Raises `ApiError` (400) naming the first bad field."""
     if not body.strip():
         raise ApiError(400, "invalid_body", "request body is empty; send a JSON object", field="body")
-    try:
-        data = _decoder.decode(body)
-    except msgspec.DecodeError as exc:
-        raise ApiError(400, "malformed_json", f"request body is not valid JSON: {exc}", field="body") from None
+    data = _decode(body)
     if not isinstance(data, dict):
         raise ApiError(400, "invalid_body", "request body must be a JSON object", field="body")
     order_type = data.get("orderType", "market")
     if not isinstance(order_type, str):
         raise bad_request("orderType", "orderType must be a string")
     if order_type not in SUPPORTED_TYPES:
-        raise bad_request("orderType", f"orderType {order_type!r} is not supported; use one of: {', '.join(SUPPORTED_TYPES)}")
+        raise bad_request("orderType", f"orderType {clip(order_type)} is not supported; use one of: {', '.join(SUPPORTED_TYPES)}")
     unknown = sorted(set(data) - FIELDS[order_type])
     if unknown:
         known = ", ".join(sorted(FIELDS[order_type]))
-        raise bad_request(unknown[0], f"unknown field {unknown[0]!r} for a {order_type} order; accepted fields: {known}")
+        name = unknown[0] if len(unknown[0]) <= 64 else clip(unknown[0])
+        raise bad_request(name, f"unknown field {clip(unknown[0])} for a {order_type} order; accepted fields: {known}")
 
     token_in = _token(data, "tokenIn")
     token_out = _token(data, "tokenOut")
@@ -64,16 +63,18 @@ def parse_order(body: bytes, now_ms: int) -> OrderSpec:
     try:
         amount_in = parse_amount(raw_amount, token_in.decimals)
     except AmountError as exc:
-        raise bad_request("amount", f"amount {raw_amount!r}: {exc}") from None
+        raise bad_request("amount", f"amount {clip(raw_amount)}: {exc}") from None
 
     slippage = data.get("slippageBps", DEFAULT_SLIPPAGE_BPS)
     if isinstance(slippage, bool) or not isinstance(slippage, int):
         raise bad_request("slippageBps", "slippageBps must be an integer number of basis points")
     if not 0 <= slippage <= MAX_SLIPPAGE_BPS:
-        raise bad_request("slippageBps", f"slippageBps must be between 0 and {MAX_SLIPPAGE_BPS} (got {slippage})")
+        raise bad_request("slippageBps", f"slippageBps must be between 0 and {MAX_SLIPPAGE_BPS} (got {clip(slippage)})")
 
     client_order_id = data.get("clientOrderId")
-    if client_order_id is not None and (not isinstance(client_order_id, str) or not CLIENT_ORDER_ID.match(client_order_id)):
+    if client_order_id is not None and (
+        not isinstance(client_order_id, str) or not CLIENT_ORDER_ID.fullmatch(client_order_id)
+    ):
         raise bad_request("clientOrderId", "clientOrderId must be 1-64 characters of letters, digits and _ . : -")
 
     terms = _terms(order_type, data, amount_in, token_in.decimals, token_out.decimals, now_ms)
@@ -96,6 +97,24 @@ def parse_order(body: bytes, now_ms: int) -> OrderSpec:
         request_hash=digest,
         **terms,
     )
+
+
+def _decode(body: bytes) -> Any:
+    """The body as JSON, or a 400 naming `body` for anything the decoder refuses.
+
+    The decoder refuses in more ways than `DecodeError`: nesting deeper than it recurses
+    (`RecursionError`), bytes that are not UTF-8 (`UnicodeDecodeError`), numbers beyond
+    64 bits (`ValidationError`). NaN and Infinity literals are not JSON and are refused.
+    """
+    try:
+        return _decoder.decode(body)
+    except RecursionError:
+        detail = "request body is nested too deeply"
+    except UnicodeDecodeError:
+        detail = "request body is not UTF-8"
+    except msgspec.DecodeError as exc:  # ValidationError included: numbers out of range
+        detail = f"request body is not valid JSON: {str(exc)[:120]}"
+    raise ApiError(400, "malformed_json", detail, field="body")
 
 
 def _terms(order_type: str, data: dict[str, Any], amount_in: int, dec_in: int, dec_out: int, now_ms: int) -> dict:
@@ -146,5 +165,5 @@ def _token(data: dict[str, Any], field: str):
         return get_token(value)
     except UnknownToken:
         raise ApiError(
-            400, "unknown_token", f"{field} {value!r} is not a known token; known: {', '.join(sorted(TOKENS))}", field=field
+            400, "unknown_token", f"{field} {clip(value)} is not a known token; known: {', '.join(sorted(TOKENS))}", field=field
         ) from None

@@ -15,9 +15,11 @@ from litestar.params import Parameter
 from nats.aio.client import Client
 from nats.aio.msg import Msg
 
-from services.gateway.errors import ApiError, bad_request
+from services.gateway.errors import ApiError, bad_request, clip
 from services.gateway.models import PairQuotes, VenueQuote
 from services.gateway.openapi import API_ERRORS, ApiOperation, errors, query_schema
+from services.gateway.params import error_message
+from services.gateway.sockets import client_gone, close_for
 from shared.market.pools import VENUE_CPMM, VENUE_DLMM
 from shared.market.tokens import UnknownToken, get_token
 from shared.topology import Topology
@@ -26,14 +28,14 @@ VENUES = (VENUE_CPMM, VENUE_DLMM)
 
 
 def parse_pair(pair: str | None) -> str:
-    """`BASE-QUOTE` with known tokens, in canonical symbols."""
-    if not pair or pair.count("-") != 1:
+    """`BASE-QUOTE` with known tokens, in canonical symbols (which name the NATS subject)."""
+    if not pair or len(pair) > 40 or pair.count("-") != 1:
         raise bad_request("pair", "pair must look like SOL-USDC")
     base, quote = pair.split("-")
     try:
         return f"{get_token(base).symbol}-{get_token(quote).symbol}"
     except UnknownToken as exc:
-        raise bad_request("pair", f"pair {pair!r}: {exc}") from None
+        raise bad_request("pair", f"pair {clip(pair)}: unknown token {clip(exc.symbol, 20)}") from None
 
 
 class QuoteHub:
@@ -114,15 +116,24 @@ async def quote_stream(socket: WebSocket) -> None:
     try:
         pair = parse_pair(socket.query_params.get("pair"))
     except ApiError as exc:
-        await socket.send_json({"type": "error", "error": exc.error, "field": exc.field, "detail": exc.detail})
+        await socket.send_json(error_message(exc))
         await socket.close(code=1008, reason="invalid pair")
         return
     await socket.send_json({"type": "connection", "pair": pair})
     queue = await state.quotes.join(pair)
+    # Quotes keep coming whether or not anyone listens: notice a client that left (or sends).
+    gone = asyncio.ensure_future(client_gone(socket))
     try:
         for quote in await state.quotes.latest(pair):
             await socket.send_json({"type": "quote", **quote})
         while True:
-            await socket.send_json({"type": "quote", **(await queue.get())})
+            following = asyncio.ensure_future(queue.get())
+            done, _ = await asyncio.wait({following, gone}, return_when=asyncio.FIRST_COMPLETED)
+            if following not in done:
+                following.cancel()
+                await close_for(socket, gone.result())
+                return
+            await socket.send_json({"type": "quote", **following.result()})
     finally:
+        gone.cancel()
         await state.quotes.leave(pair, queue)

@@ -9,6 +9,7 @@ import asyncpg
 import msgspec
 
 from shared import events as ev
+from shared.ids import is_order_id
 from shared.orders import OrderState
 
 _state = msgspec.json.Decoder(OrderState)
@@ -18,18 +19,33 @@ class BadCursor(ValueError):
     pass
 
 
+# A cursor names a row this server listed: a time the read model can hold, and an order id.
+# Anything else is refused here, so PostgreSQL never sees a value it would refuse.
+_MAX_CURSOR = 200
+_EARLIEST = dt.datetime(2000, 1, 1, tzinfo=dt.timezone.utc)
+_LATEST = dt.datetime(9000, 1, 1, tzinfo=dt.timezone.utc)
+
+
 def encode_cursor(created_at: dt.datetime, order_id: str) -> str:
     raw = msgspec.json.encode([created_at.isoformat(), order_id])
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
 def decode_cursor(cursor: str) -> tuple[dt.datetime, str]:
+    """The (created_at, order_id) position a cursor names; `BadCursor` for anything else."""
     try:
+        if len(cursor) > _MAX_CURSOR or not cursor.isascii():
+            raise ValueError("not a cursor")
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        created, order_id = msgspec.json.decode(raw, type=tuple[str, str])
-        return dt.datetime.fromisoformat(created), order_id
-    except Exception as exc:
+        created_text, order_id = msgspec.json.decode(raw, type=tuple[str, str])
+        if not created_text.isascii():
+            raise ValueError("not an ASCII time")
+        created = dt.datetime.fromisoformat(created_text)
+        if created.tzinfo is None or not _EARLIEST <= created <= _LATEST or not is_order_id(order_id):
+            raise ValueError("not a position in the read model")
+    except (ValueError, TypeError, OverflowError) as exc:  # msgspec's errors are ValueErrors
         raise BadCursor("cursor is not one this server issued") from exc
+    return created, order_id
 
 
 class ReadModel:

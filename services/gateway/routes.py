@@ -14,11 +14,13 @@ from litestar.params import Parameter
 
 from services.gateway import views
 from services.gateway.cancel import cancel
-from services.gateway.errors import ApiError, bad_request
+from services.gateway.errors import ApiError, bad_request, clip
 from services.gateway.intake import parse_order
 from services.gateway.models import Cancelled, EventHistory, OrderPage, OrderView, Submitted
 from services.gateway.openapi import API_ERRORS, ApiOperation, OrderSubmission, errors, query_schema
+from services.gateway.params import bounded_int, error_message
 from services.gateway.reads import BadCursor
+from services.gateway.sockets import client_gone, close_for
 from services.gateway.submit import submit
 from shared import metrics, tracing
 from shared.events import OrderAccepted
@@ -29,7 +31,7 @@ log = logging.getLogger(__name__)
 
 
 def _not_found(order_id: str) -> ApiError:
-    return ApiError(404, "order_not_found", f"no order with id {order_id!r}", field="orderId")
+    return ApiError(404, "order_not_found", f"no order with id {clip(order_id)}", field="orderId")
 
 
 def owned(order: OrderState | None, account: str) -> bool:
@@ -119,11 +121,10 @@ class OrderController(Controller):
         """Orders, newest first, with cursor pagination."""
         if status is not None and status not in STATUSES:
             raise bad_request("status", f"status must be one of: {', '.join(STATUSES)}")
-        if not limit.isdigit() or not 1 <= int(limit) <= 100:
-            raise bad_request("limit", "limit must be an integer from 1 to 100")
+        size = bounded_int("limit", limit, default=20, low=1, high=100)
         try:
             page, next_cursor = await state.reads.orders(
-                account=request.user, status=status, limit=int(limit), cursor=cursor
+                account=request.user, status=status, limit=size, cursor=cursor
             )
         except BadCursor as exc:
             raise bad_request("cursor", str(exc)) from None
@@ -172,16 +173,15 @@ async def stream(socket: WebSocket, order_id: str) -> None:
     """Every event of the order after `afterSeq`, then live events; closes after the terminal one."""
     state: State = socket.app.state
     await socket.accept()
-    raw_after = socket.query_params.get("afterSeq", "0")
-    if not raw_after.isdigit():
-        await socket.send_json({"type": "error", "error": "invalid_field", "field": "afterSeq",
-                                "detail": "afterSeq must be a non-negative integer"})
+    try:
+        after = bounded_int("afterSeq", socket.query_params.get("afterSeq"), default=0, low=0, high=10**15)
+    except ApiError as exc:
+        await socket.send_json(error_message(exc))
         await socket.close(code=1008, reason="invalid afterSeq")
         return
-    if not is_order_id(order_id):
+    if not is_order_id(order_id):  # before any NATS subject is built from it
         await socket.close(code=4404, reason="unknown order")
         return
-    after = int(raw_after)
     metrics.WS_CONNECTIONS.labels(metrics.service()).inc()
     sent = metrics.WS_MESSAGES.labels(metrics.service())
     try:
@@ -223,7 +223,7 @@ async def _stream(socket: WebSocket, state: State, order_id: str, after: int, se
         if current is not None and current.terminal:
             await socket.close(code=1000, reason=current.status)
             return
-        gone = asyncio.ensure_future(_disconnected(socket))
+        gone = asyncio.ensure_future(client_gone(socket))
         try:
             while True:
                 wait = None if current is not None else max(0.0, deadline - asyncio.get_running_loop().time())
@@ -231,9 +231,12 @@ async def _stream(socket: WebSocket, state: State, order_id: str, after: int, se
                 done, _ = await asyncio.wait({following, gone}, timeout=wait, return_when=asyncio.FIRST_COMPLETED)
                 if following not in done:
                     following.cancel()
+                    await asyncio.wait({following})  # the generator can only be closed once it stopped
                     if gone not in done:
                         await socket.close(code=4404, reason="unknown order")
-                    return  # or the client left: stop following the order
+                    else:
+                        await close_for(socket, gone.result())
+                    return  # the client left or misbehaved: stop following the order
                 event = following.result()
                 if hidden:
                     continue
@@ -252,9 +255,3 @@ async def _stream(socket: WebSocket, state: State, order_id: str, after: int, se
             gone.cancel()
     finally:
         await events.aclose()
-
-
-async def _disconnected(socket: WebSocket) -> None:
-    """Returns when the client goes away (anything it sends meanwhile is ignored)."""
-    while (await socket.receive())["type"] != "websocket.disconnect":
-        pass

@@ -6,9 +6,23 @@ from shared.settings import Common
 class GatewaySettings(Common, frozen=True, kw_only=True):
     gateway_host: str = "127.0.0.1"
     gateway_port: int = 8000
+    #: Health, readiness and /metrics, off the public port (as router, executor, projector).
+    ops_port: int = 9100
     #: Base URL clients use to reach this gateway (for wsUrl); taken from the request if empty.
     gateway_public_url: str = ""
+    #: Browser origins allowed to call the API (comma-separated); empty: no CORS at all.
+    cors_allow_origins: str = ""
     max_body_bytes: int = 16_384
+    #: Request line and headers together (431 beyond), and the request target alone (414).
+    max_header_bytes: int = 8_192
+    max_target_bytes: int = 2_048
+    #: A request's headers must arrive within this of its first byte (or of the connection
+    #: opening), and its body within this of the headers; otherwise 408 and close.
+    header_timeout_s: float = 10.0
+    body_timeout_s: float = 30.0
+    #: Largest WebSocket message a client may send (closed with 1009 beyond); the streams
+    #: expect nothing from clients, so this only bounds what a client can make us buffer.
+    ws_max_message_bytes: int = 4_096
     database_schema: str = "public"
     db_pool_size: int = 10
     #: How long a stream for an order with no events waits before closing with 4404.
@@ -21,3 +35,6 @@ class GatewaySettings(Common, frozen=True, kw_only=True):
     max_streams_per_key: int = 100
     #: How long a key record is trusted before it is read again (the delay of a revocation).
     key_cache_ttl_s: float = 5.0
+
+    def allowed_origins(self) -> list[str]:
+        return [origin.strip() for origin in self.cors_allow_origins.split(",") if origin.strip()]

@@ -4,14 +4,20 @@ from __future__ import annotations
 
 import datetime as dt
 import math
-from decimal import Decimal, InvalidOperation
+import re
+from decimal import Decimal
 from fractions import Fraction
 
-from services.gateway.errors import bad_request
+from services.gateway.errors import bad_request, clip
 
 MAX_OUTPUT = 2**64 - 1
-#: 9999-12-31T23:59:59.999Z: the last moment an ISO-8601 order view can show.
-MAX_EXPIRY_MS = 253_402_300_799_999
+#: The furthest ahead an order may expire: a year and a day. Further is a typo or a probe,
+#: and every stored time stays one a calendar (and `views.iso`) can print.
+MAX_EXPIRY_MS = 366 * 24 * 3600 * 1000
+
+# ASCII digits only: `Decimal` also takes other scripts' digits and underscores.
+_PLAIN_DECIMAL = re.compile(r"[0-9]+(?:\.[0-9]*)?|\.[0-9]+")
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
 
 
 def parse_price(field: str, value: object) -> Fraction:
@@ -21,13 +27,10 @@ def parse_price(field: str, value: object) -> Fraction:
     if isinstance(value, float) and not math.isfinite(value):
         raise bad_request(field, f"{field} must be a finite number")
     text = repr(value) if isinstance(value, float) else str(value).strip()
-    if len(text) > 64 or "e" in text.lower():
-        raise bad_request(field, f"{field} must be a plain decimal such as \"152.5\"")
-    try:
-        number = Decimal(text)
-    except InvalidOperation:
-        raise bad_request(field, f"{field} {value!r} is not a number") from None
-    if not number.is_finite() or number <= 0:
+    if len(text) > 64 or not _PLAIN_DECIMAL.fullmatch(text.removeprefix("-")):
+        raise bad_request(field, f"{field} {clip(value)} must be a plain decimal such as \"152.5\"")
+    number = Decimal(text)
+    if number <= 0:
         raise bad_request(field, f"{field} must be greater than zero")
     return Fraction(number)
 
@@ -45,23 +48,31 @@ def min_out_for_max_price(amount_in: int, dec_in: int, dec_out: int, max_price: 
 
 
 def parse_expiry(field: str, value: object, now_ms: int) -> int:
-    """An ISO-8601 time with a zone, or epoch milliseconds; must be in the future."""
+    """An ISO-8601 time with a zone, or epoch milliseconds; in the future, within `MAX_EXPIRY_MS`."""
     if isinstance(value, bool):
         raise bad_request(field, f"{field} must be an ISO-8601 time or epoch milliseconds")
     if isinstance(value, int):
         ms = value
     elif isinstance(value, str):
-        try:
-            moment = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
-        except ValueError:
-            raise bad_request(field, f"{field} {value!r} is not an ISO-8601 time such as 2026-12-01T12:00:00Z") from None
-        if moment.tzinfo is None:
-            raise bad_request(field, f"{field} needs a time zone (for example a trailing Z for UTC)")
-        ms = int(moment.timestamp() * 1000)
+        ms = _iso_ms(field, value)
     else:
         raise bad_request(field, f"{field} must be an ISO-8601 time or epoch milliseconds")
     if ms <= now_ms:
         raise bad_request(field, f"{field} is in the past")
-    if ms > MAX_EXPIRY_MS:
-        raise bad_request(field, f"{field} is after 9999-12-31T23:59:59.999Z")
+    if ms > now_ms + MAX_EXPIRY_MS:
+        raise bad_request(field, f"{field} is more than {MAX_EXPIRY_MS // 86_400_000} days ahead")
     return ms
+
+
+def _iso_ms(field: str, text: str) -> int:
+    example = "an ISO-8601 time such as 2026-12-01T12:00:00Z"
+    if len(text) > 40 or not text.isascii():
+        raise bad_request(field, f"{field} {clip(text)} is not {example}")
+    try:
+        moment = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise bad_request(field, f"{field} {clip(text)} is not {example}") from None
+    if moment.tzinfo is None:
+        raise bad_request(field, f"{field} needs a time zone (for example a trailing Z for UTC)")
+    # Exact integer arithmetic: no float rounding, and no overflow near the calendar's ends.
+    return (moment - _EPOCH) // dt.timedelta(milliseconds=1)

@@ -11,7 +11,7 @@ import msgspec
 from services.gateway.models import CandidateView, OrderView, PathView, QuoteView, StreamMessage
 from shared import events as ev
 from shared.amounts import format_amount
-from shared.market.tokens import get_token
+from shared.market.tokens import UnknownToken, get_token
 from shared.orders import PROGRESS, OrderState
 
 _ENVELOPE = {"orderId", "seq", "eventId", "occurredAt", "correlationId", "causationId", "v", "event"}
@@ -20,12 +20,30 @@ _IN_FIELDS = {"amountIn", "fee"}
 _OUT_FIELDS = {"amountOut", "expectedOut", "minOut"}
 _PRICE = Context(prec=12)
 T = TypeVar("T", bound=OrderView)
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
 
 
 def iso(ms: int | None) -> str | None:
+    """Epoch milliseconds as ISO-8601 UTC; None for a time no calendar holds.
+
+    Reads must not fail on any stored value: one order with an impossible time would
+    otherwise break every listing that includes it.
+    """
     if ms is None:
         return None
-    return dt.datetime.fromtimestamp(ms / 1000, tz=dt.timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    try:
+        moment = _EPOCH + dt.timedelta(milliseconds=ms)
+    except (OverflowError, TypeError, ValueError):
+        return None
+    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _decimals(symbol: str) -> int:
+    """A token's decimals; 0 (base units shown as they are) for one no longer listed."""
+    try:
+        return get_token(symbol).decimals
+    except UnknownToken:
+        return 0
 
 
 def price(amount_in: int, amount_out: int, token_in: str, token_out: str) -> str | None:
@@ -33,8 +51,8 @@ def price(amount_in: int, amount_out: int, token_in: str, token_out: str) -> str
     if not amount_in:
         return None
     ratio = _PRICE.divide(
-        Decimal(amount_out) * (Decimal(10) ** get_token(token_in).decimals),
-        Decimal(amount_in) * (Decimal(10) ** get_token(token_out).decimals),
+        Decimal(amount_out) * (Decimal(10) ** _decimals(token_in)),
+        Decimal(amount_in) * (Decimal(10) ** _decimals(token_out)),
     )
     return format(ratio.normalize(), "f")
 
@@ -47,9 +65,9 @@ def _amounts(value: Any, token_in: str, token_out: str) -> Any:
         out = {}
         for key, item in value.items():
             if key in _IN_FIELDS and isinstance(item, int):
-                out[key] = format_amount(item, get_token(token_in).decimals)
+                out[key] = format_amount(item, _decimals(token_in))
             elif key in _OUT_FIELDS and isinstance(item, int):
-                out[key] = format_amount(item, get_token(token_out).decimals)
+                out[key] = format_amount(item, _decimals(token_out))
             else:
                 out[key] = _amounts(item, token_in, token_out)
         return out
@@ -63,15 +81,15 @@ def order_view(state: OrderState) -> OrderView:
     spec = state.spec
     tin, tout = spec.token_in, spec.token_out
     route = state.route
-    fmt_in = get_token(tin).decimals
-    fmt_out = get_token(tout).decimals
+    fmt_in = _decimals(tin)
+    fmt_out = _decimals(tout)
     raw_route = _amounts(ev.to_builtins(route), tin, tout) if route else {}
     return OrderView(
         order_id=state.order_id,
         client_order_id=spec.client_order_id,
         order_type=spec.order_type,
         status=state.status,
-        progress=PROGRESS[state.status],
+        progress=PROGRESS.get(state.status, 0),
         token_in=tin,
         token_out=tout,
         amount_in=format_amount(spec.amount_in, fmt_in),
@@ -126,7 +144,7 @@ def stream_message(event: ev.OrderEvent, state: OrderState) -> StreamMessage:
         event=type(event).__name__,
         event_id=event.event_id,
         message=describe(event, state),
-        progress=PROGRESS[state.status],
+        progress=PROGRESS.get(state.status, 0),
         timestamp=iso(event.occurred_at),
         data=event_data(event, state.spec),
     )
@@ -136,7 +154,7 @@ def describe(event: ev.OrderEvent, state: OrderState) -> str:
     """A sentence a person can read in a log or a UI."""
     spec = state.spec
     tin, tout = spec.token_in, spec.token_out
-    dec_in, dec_out = get_token(tin).decimals, get_token(tout).decimals
+    dec_in, dec_out = _decimals(tin), _decimals(tout)
     match event:
         case ev.OrderAccepted():
             return f"Order accepted: swap {format_amount(spec.amount_in, dec_in)} {tin} for {tout}"

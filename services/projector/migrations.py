@@ -18,7 +18,7 @@ log = logging.getLogger(__name__)
 
 DIRECTORY = Path(__file__).with_name("migrations")
 MIGRATIONS_LOCK = 0x6D696772  # advisory lock class of migrations; the second key is the schema
-_NAME = re.compile(r"^(\d+)_[\w-]+\.sql$")
+_NAME = re.compile(r"([0-9]+)_[A-Za-z0-9_-]+\.sql")  # fullmatch: no trailing newline, ASCII digits
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,7 +32,7 @@ def discover(directory: Path = DIRECTORY) -> list[Migration]:
     """The migrations in `directory`, by version; a repeated version is an error."""
     found: dict[int, Migration] = {}
     for path in directory.iterdir():
-        match = _NAME.match(path.name)
+        match = _NAME.fullmatch(path.name)
         if match is None:
             continue
         version = int(match.group(1))

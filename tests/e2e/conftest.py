@@ -59,7 +59,7 @@ class Stack:
     database_url: str
     logs: Path
     processes: dict[str, subprocess.Popen] = field(default_factory=dict)
-    ops_ports: dict[str, int] = field(default_factory=dict)
+    ops_ports: dict[str, int] = field(default_factory=dict)  # health and /metrics, gateway's included
     api_key: str = ""
 
     @property
@@ -82,21 +82,22 @@ class Stack:
 
     async def new_key(self, account: str, **limits: int) -> str:
         """A fresh API key of `account` (generous limits unless given)."""
+        limits = {"submit_rate": 100_000, "read_rate": 100_000, "max_streams": 10_000} | limits
+        key, record = accounts.new_key(account, int(time.time() * 1000), **limits)
+        await self.add_key(record)
+        return key
+
+    async def add_key(self, record: accounts.ApiKey) -> None:
         nc = await nats.connect(self.env["NATS_URL"])
         try:
             store = await KeyStore.open(nc.jetstream(), Topology(namespace=self.env["ENGINE_NAMESPACE"]))
-            limits = {"submit_rate": 100_000, "read_rate": 100_000, "max_streams": 10_000} | limits
-            key, record = accounts.new_key(account, int(time.time() * 1000), **limits)
             await store.add(record)
-            return key
         finally:
             await nc.close()
 
     def start(self, name: str) -> None:
         log = open(self.logs / f"{name}.log", "ab")
-        env = dict(self.env)
-        if name != "gateway":
-            env["OPS_PORT"] = str(self.ops_ports[name])
+        env = dict(self.env, OPS_PORT=str(self.ops_ports[name]))
         self.processes[name] = subprocess.Popen(
             [sys.executable, "-m", f"services.{name}"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT
         )
@@ -149,7 +150,7 @@ async def start_stack(nats_url: str, database_url: str, tmp: Path, extra: Mappin
         schema=namespace,
         database_url=database_url,
         logs=tmp,
-        ops_ports={name: free_port() for name in SERVICES if name != "gateway"},
+        ops_ports={name: free_port() for name in SERVICES},
     )
     for name in SERVICES:
         stack.start(name)

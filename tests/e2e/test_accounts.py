@@ -11,6 +11,7 @@ import nats
 import websockets
 
 from shared.accounts import KeyStore
+from shared.eventlog import EventLog
 from shared.topology import Topology
 from tests.e2e.client import market, stream, submit
 from tests.e2e.conftest import ROOT
@@ -122,7 +123,8 @@ async def _fresh_window(client: httpx.AsyncClient) -> None:
 
 
 async def test_a_burst_over_the_limit_gets_429_with_retry_after_and_stores_nothing(stack):
-    key = await stack.new_key("bursty-" + secrets.token_hex(3), submit_rate=3)
+    account = "bursty-" + secrets.token_hex(3)
+    key = await stack.new_key(account, submit_rate=3)
     async with stack.client(key=key) as client:
         await _fresh_window(client)
         answers = [await client.post("/api/orders", json=market(clientOrderId=f"b{i}")) for i in range(6)]
@@ -132,8 +134,23 @@ async def test_a_burst_over_the_limit_gets_429_with_retry_after_and_stores_nothi
         assert 1 <= int(refused.headers["retry-after"]) <= 10
         assert refused.headers["ratelimit-limit"] == "3" and refused.headers["ratelimit-remaining"] == "0"
         assert answers[0].headers["ratelimit-remaining"] == "2"
-        listed = (await client.get("/api/orders", params={"limit": 100})).json()["orders"]
-        assert sorted(o["clientOrderId"] for o in listed) == ["b0", "b1", "b2"]
+
+        async def listed() -> list[str]:
+            page = (await client.get("/api/orders", params={"limit": 100})).json()["orders"]
+            return sorted(o["clientOrderId"] for o in page)
+
+        await eventually(lambda: _equal(listed(), ["b0", "b1", "b2"]), message="the three accepted orders listed")
+    nc = await nats.connect(stack.env["NATS_URL"])
+    try:
+        log = EventLog(nc, nc.jetstream(), Topology(namespace=stack.env["ENGINE_NAMESPACE"]))
+        for refused_id in ("b3", "b4", "b5"):
+            assert await log.read(await stack.keyed_order_id(refused_id, account)) == []
+    finally:
+        await nc.close()
+
+
+async def _equal(value, expected) -> bool:
+    return await value == expected
 
 
 async def test_the_limit_holds_across_gateway_replicas(stack, tmp_path):

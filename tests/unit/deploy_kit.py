@@ -12,6 +12,8 @@ DEPLOY = ROOT / "deploy"
 K8S = DEPLOY / "k8s"
 
 SERVICE_PORTS = {"gateway": 8000, "router": 9101, "executor": 9102, "projector": 9103}
+# Where Prometheus scrapes /metrics: the gateway keeps it off its public port.
+METRICS_PORTS = {"gateway": 9100, "router": 9101, "executor": 9102, "projector": 9103}
 PORT_VARIABLES = {
     "gateway": "GATEWAY_PORT", "router": "OPS_PORT", "executor": "OPS_PORT", "projector": "OPS_PORT",
 }
@@ -20,7 +22,7 @@ SHARED_SETTINGS = {
     "SIM_PROFILE", "SIM_SEED", "OTEL_TRACES_EXPORTER", "OTEL_EXPORTER_OTLP_ENDPOINT",
 }
 EXTRA_SETTINGS = {
-    "gateway": {"GATEWAY_HOST", "GATEWAY_PORT", "GATEWAY_PUBLIC_URL"},
+    "gateway": {"GATEWAY_HOST", "GATEWAY_PORT", "GATEWAY_PUBLIC_URL", "OPS_PORT"},
     "router": {"OPS_PORT"},
     "executor": {"OPS_PORT", "EXECUTOR_MAX_ATTEMPTS", "CHAIN_FAILURE_RATE"},
     "projector": {"OPS_PORT"},

@@ -17,6 +17,7 @@ import pytest
 from tests.unit.deploy_kit import (
     EXTRA_SETTINGS,
     K8S,
+    METRICS_PORTS,
     PORT_VARIABLES,
     ROOT,
     SERVICE_PORTS,
@@ -164,7 +165,8 @@ def test_probes_and_scrape_annotations_target_the_port_each_service_listens_on()
             assert http_get["path"] == path and ports.get(http_get["port"], http_get["port"]) == listen_port
         annotations = deployment["spec"]["template"]["metadata"]["annotations"]
         assert annotations["prometheus.io/scrape"] == "true"
-        assert int(annotations["prometheus.io/port"]) == listen_port
+        assert int(annotations["prometheus.io/port"]) == METRICS_PORTS[name]
+        assert METRICS_PORTS[name] in ports.values()
         assert annotations["prometheus.io/path"] == "/metrics"
 
 

@@ -12,7 +12,7 @@ import pytest
 from prometheus_client.metrics import MetricWrapperBase
 
 from shared import metrics
-from tests.unit.deploy_kit import DEPLOY, SERVICE_PORTS, compose, load_yaml
+from tests.unit.deploy_kit import DEPLOY, METRICS_PORTS, compose, load_yaml
 
 COUNTERS = {
     "engine_http_requests_total", "engine_orders_accepted_total", "engine_ws_messages_sent_total",
@@ -88,7 +88,7 @@ def test_prometheus_configurations_parse_and_load_existing_rule_files(config_nam
 def test_compose_prometheus_scrapes_every_service_on_its_port() -> None:
     config = load_yaml(DEPLOY / "prometheus" / "prometheus.yml")
     jobs = {job["job_name"]: job for job in config["scrape_configs"]}
-    for name, port in SERVICE_PORTS.items():
+    for name, port in METRICS_PORTS.items():
         (sd,) = jobs[name]["dns_sd_configs"]
         assert sd["names"] == [name] and sd["port"] == port
 
