@@ -69,8 +69,9 @@ class RateLimiter:
         window = int(now // self._window_s)
         try:
             count = await self._count(key_id, kind, window)
-        except Exception:  # broker away: count on this replica alone
-            log.warning("rate-limit counter unavailable; counting on this replica", exc_info=True)
+        except Exception as exc:  # broker away: count on this replica alone
+            if window != self._local_window:  # once a window, not once a request
+                log.warning("rate-limit counter unavailable (%r); counting on this replica", exc)
             count = self._count_locally(key_id, kind, window)
         reset = max(1, math.ceil((window + 1) * self._window_s - now))
         return Decision(
