@@ -21,10 +21,10 @@ from services.projector.rebuild import rebuild
 from services.projector.service import Projector
 from services.projector.settings import ProjectorSettings
 from shared import runtime
-from shared.eventlog import ensure_streams
 from shared.ops import ops_app
 from shared.ops import serve as serve_ops
 from shared.settings import load
+from shared.setup import require_streams
 from shared.topology import Topology
 
 SERVICE = "projector"
@@ -35,10 +35,8 @@ log = logging.getLogger(__name__)
 async def connections(settings: ProjectorSettings) -> AsyncIterator[tuple[Client, asyncpg.Pool]]:
     """NATS and a migrated PostgreSQL pool, with the streams in place."""
     async with contextlib.AsyncExitStack() as stack:
-        nc = await stack.enter_async_context(runtime.nats_connection(settings.nats_url, SERVICE))
-        await ensure_streams(
-            nc.jetstream(), Topology(namespace=settings.engine_namespace), replicas=settings.stream_replicas
-        )
+        nc = await stack.enter_async_context(runtime.nats_connection(settings, SERVICE))
+        await require_streams(nc.jetstream(), Topology(namespace=settings.engine_namespace).orders_stream)
         pool = await store.create_pool(settings.database_url, settings.database_schema)
         stack.push_async_callback(pool.close)
         async with pool.acquire() as conn:
