@@ -79,19 +79,19 @@ async def pg_schema(database_url: str, namespace: str) -> AsyncIterator[str]:
 
 @pytest.fixture
 async def jetstream(nats_url: str, namespace: str) -> AsyncIterator[tuple]:
-    """A connection with the engine's streams created under this test's namespace.
+    """A connection with what the set-up step makes (streams, consumers, buckets) under this test's namespace.
 
     Yields `(nc, js, topology)`; afterwards every stream and bucket of the namespace goes.
     """
     import nats
 
-    from shared.eventlog import ensure_streams
     from shared.topology import Topology
+    from tools.setup import provision_nats
 
     nc = await nats.connect(nats_url)
     js = nc.jetstream()
     topology = Topology(namespace=namespace)
-    await ensure_streams(js, topology)
+    await provision_nats(js, topology)
     yield nc, js, topology
     prefix = f"{namespace.upper()}_"
     for info in await js.streams_info():

@@ -1,4 +1,11 @@
-"""The four services as real processes against the test session's NATS and PostgreSQL."""
+"""The four services as real processes, each with its own NATS user and database role.
+
+Each stack runs its own nats-server (from the wheel, started in milliseconds) configured
+with the permission table of its namespace (`shared.natsauth`), and the admin set-up step
+(`tools.setup`) creates its streams and consumers; the services only bind to them. The
+gateway reads the session's PostgreSQL as the read-only role, the projector writes as
+the writer role, and router and executor get no database URL at all.
+"""
 
 from __future__ import annotations
 
@@ -12,10 +19,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import asyncpg
+import nats as _nats
 import httpx
 import pytest
 
+from shared.natsauth import ADMIN, authorization
+from shared.topology import Topology
 from tests.helpers import eventually, free_port
+from tools import credentials, pgroles
+from tools.devservers import ServerProcess, start_nats
+from tools.setup import provision_nats
 
 SERVICES = ("gateway", "router", "executor", "projector")
 ROOT = Path(__file__).resolve().parents[2]
@@ -45,14 +58,25 @@ class Stack:
     ws_url: str
     env: dict[str, str]
     schema: str
-    database_url: str
+    database_url: str  # the admin URL: tests look at the read model through it
     logs: Path
+    nats: ServerProcess
+    creds: credentials.Credentials
     processes: dict[str, subprocess.Popen] = field(default_factory=dict)
     ops_ports: dict[str, int] = field(default_factory=dict)
 
+    @property
+    def admin_env(self) -> dict[str, str]:
+        """NATS_USER/NATS_PASSWORD of the admin user, for tools and tests."""
+        return {"NATS_USER": ADMIN, "NATS_PASSWORD": self.creds.nats[ADMIN]}
+
+    def service_env(self, name: str) -> dict[str, str]:
+        """The service's own NATS user and, for gateway and projector, its database role."""
+        return credentials.service_env(self.creds, name, admin_database_url=self.database_url)
+
     def start(self, name: str) -> None:
         log = open(self.logs / f"{name}.log", "ab")
-        env = dict(self.env)
+        env = {**self.env, **self.service_env(name)}
         if name != "gateway":
             env["OPS_PORT"] = str(self.ops_ports[name])
         self.processes[name] = subprocess.Popen(
@@ -78,12 +102,12 @@ class Stack:
         return "\n".join(out)
 
 
-def stack_env(nats_url: str, database_url: str, namespace: str, schema: str, port: int, extra: Mapping[str, str]) -> dict:
+def stack_env(nats_url: str, namespace: str, schema: str, port: int, extra: Mapping[str, str]) -> dict:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("SIM_", "CHAIN_", "EXECUTOR_"))}
     env.update(E2E_ENV)
+    env.pop("DATABASE_URL", None)  # only the gateway and the projector get one, each its own role
     env.update(
         NATS_URL=nats_url,
-        DATABASE_URL=database_url,
         DATABASE_SCHEMA=schema,
         ENGINE_NAMESPACE=namespace,
         GATEWAY_HOST="127.0.0.1",
@@ -94,19 +118,32 @@ def stack_env(nats_url: str, database_url: str, namespace: str, schema: str, por
     return env
 
 
-async def start_stack(nats_url: str, database_url: str, tmp: Path, extra: Mapping[str, str] = {}) -> Stack:
+async def start_stack(
+    database_url: str, creds: credentials.Credentials, tmp: Path, extra: Mapping[str, str] = {}
+) -> Stack:
     namespace = "e" + uuid.uuid4().hex[:8]
+    topology = Topology(namespace=namespace)
     conn = await asyncpg.connect(database_url)
-    await conn.execute(f'create schema "{namespace}"')
-    await conn.close()
+    try:
+        await pgroles.hand_over(conn, namespace)  # the writer's schema, readable by the reader
+    finally:
+        await conn.close()
+    nats = start_nats(store_dir=tmp / f"nats-{namespace}", config=authorization(topology, creds.nats))
+    admin = await _nats.connect(nats.url, user=ADMIN, password=creds.nats[ADMIN])
+    try:
+        await provision_nats(admin.jetstream(), topology)  # the admin set-up step
+    finally:
+        await admin.close()
     port = free_port()
     stack = Stack(
         base_url=f"http://127.0.0.1:{port}",
         ws_url=f"ws://127.0.0.1:{port}",
-        env=stack_env(nats_url, database_url, namespace, namespace, port, extra),
+        env=stack_env(nats.url, namespace, namespace, port, extra),
         schema=namespace,
         database_url=database_url,
         logs=tmp,
+        nats=nats,
+        creds=creds,
         ops_ports={name: free_port() for name in SERVICES if name != "gateway"},
     )
     for name in SERVICES:
@@ -133,6 +170,7 @@ async def start_stack(nats_url: str, database_url: str, tmp: Path, extra: Mappin
 
 async def stop_stack(stack: Stack, *, check: bool = True) -> None:
     codes = {name: stack.stop(name) for name in list(stack.processes)}
+    stack.nats.stop()
     conn = await asyncpg.connect(stack.database_url)
     await conn.execute(f'drop schema if exists "{stack.schema}" cascade')
     await conn.close()
@@ -140,9 +178,19 @@ async def stop_stack(stack: Stack, *, check: bool = True) -> None:
         assert all(code == 0 for code in codes.values()), f"unclean exits {codes}\n{stack.tail()}"
 
 
+@pytest.fixture(scope="session")
+async def stack_credentials(database_url) -> credentials.Credentials:
+    """NATS users' passwords for every stack, and the database roles, provisioned once."""
+    creds = credentials.generate()
+    await pgroles.provision(
+        database_url, reader_password=creds.reader_password, writer_password=creds.writer_password, schemas=()
+    )
+    return creds
+
+
 @pytest.fixture(scope="module")
-async def stack(nats_url, database_url, tmp_path_factory) -> AsyncIterator[Stack]:
-    running = await start_stack(nats_url, database_url, tmp_path_factory.mktemp("stack"))
+async def stack(database_url, stack_credentials, tmp_path_factory) -> AsyncIterator[Stack]:
+    running = await start_stack(database_url, stack_credentials, tmp_path_factory.mktemp("stack"))
     try:
         yield running
     finally:

@@ -73,7 +73,7 @@ async def test_the_read_model_matches_the_log(stack):
         orders = await asyncio.gather(*(submit(client, market("0.05")) for _ in range(20)))
         for accepted in orders:
             await stream(stack.ws_url, accepted["orderId"])
-        nc = await nats.connect(stack.env["NATS_URL"])
+        nc = await nats.connect(stack.env["NATS_URL"], user=stack.admin_env["NATS_USER"], password=stack.admin_env["NATS_PASSWORD"])
         log = EventLog(nc, nc.jetstream(), Topology(namespace=stack.env["ENGINE_NAMESPACE"]))
         db = await asyncpg.connect(stack.database_url, server_settings={"search_path": stack.schema})
         try:

@@ -26,11 +26,12 @@ from services.projector.rebuild import rebuild
 from services.projector.service import Projector
 from services.projector.settings import ProjectorSettings
 from shared import events as ev
-from shared.eventlog import EventLog, ensure_streams
+from shared.eventlog import EventLog
 from shared.orders import OrderState
 from shared.settings import load
 from shared.topology import Topology
 from tests.unit.test_projector_fold import T0, interleaved_log, order_story
+from tools.setup import provision_nats
 
 
 async def eventually(check: Callable[[], Awaitable[Any]], *, timeout: float = 20.0, interval: float = 0.05) -> Any:
@@ -100,7 +101,7 @@ async def env(nats_url: str, database_url: str, namespace: str, pg_schema: str) 
     nc = await nats.connect(nats_url)
     js = nc.jetstream()
     topology = Topology(namespace=namespace)
-    await ensure_streams(js, topology)
+    await provision_nats(js, topology)
     pool = await store.create_pool(database_url, pg_schema)
     async with pool.acquire() as conn:
         await migrate(conn, pg_schema)
@@ -184,8 +185,10 @@ async def test_redelivering_everything_through_a_recreated_consumer_leaves_the_t
     async with running(projector):
         await eventually(env.caught_up)
         before = await env.tables()
-        # Deleted under the running projector: it re-creates the consumer, which starts over.
+        # Deleted under the running projector, then made again by the set-up step: the new
+        # consumer starts over, and the projector goes on with it.
         await env.js.delete_consumer(env.topology.orders_stream, projector.spec.durable)
+        await provision_nats(env.js, env.topology)
 
         async def redelivered() -> bool:
             with contextlib.suppress(Exception):
