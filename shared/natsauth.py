@@ -96,6 +96,7 @@ def permissions(topology: Topology) -> dict[str, Permissions]:
                 append,
                 *log_reader,
                 *_direct(quotes)[1:],
+                _api("STREAM.INFO", quotes),
                 *_bucket(t.accounts_bucket, write=False),
                 *_follow(f"KV_{t.accounts_bucket}"),  # watch keys.> for revocations
                 t._subject("ratelimit.>"),  # counter increments (Nats-Incr), acked
@@ -111,6 +112,7 @@ def permissions(topology: Topology) -> dict[str, Permissions]:
                 *_pull(orders, t.consumer("router")),
                 *_follow(orders),  # the resting book
                 f"{t.quotes_prefix}.>",
+                _api("STREAM.INFO", quotes),
                 pool_subjects,  # the launch schedule
                 *_follow(pools),
                 *_direct(pools)[1:],
