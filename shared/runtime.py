@@ -42,11 +42,12 @@ async def _main(service: str, main: Callable[[asyncio.Event], Awaitable[None]]) 
     log.info("stopped", extra={"service": service})
 
 
-async def connect_nats(common: Common, name: str) -> Client:
+async def connect_nats(common: Common, name: str, *, fail_fast: bool = False) -> Client:
     """Connect as the service's user with unlimited reconnects: a broker failover must not stop it.
 
     With a user (`NATS_USER`), replies come to that user's own inbox prefix, the only
-    inboxes its permissions let it subscribe to (`shared.natsauth`).
+    inboxes its permissions let it subscribe to (`shared.natsauth`). `fail_fast` is for
+    one-off commands: one attempt of a few seconds, and no reconnecting.
     """
 
     async def on_error(exc: Exception) -> None:
@@ -58,19 +59,21 @@ async def connect_nats(common: Common, name: str) -> Client:
     async def on_reconnect() -> None:
         log.info("nats reconnected")
 
-    credentials = {}
+    options: dict = {}
     if common.nats_user:
-        credentials = {
+        options = {
             "user": common.nats_user,
             "password": common.nats_password,
             "inbox_prefix": inbox_prefix(common.nats_user),
         }
+    if fail_fast:
+        options.update(allow_reconnect=False, max_reconnect_attempts=0, connect_timeout=3)
+    else:
+        options.update(max_reconnect_attempts=-1, reconnect_time_wait=0.5)
     return await nats.connect(
         common.nats_url,
         name=name,
-        **credentials,
-        max_reconnect_attempts=-1,
-        reconnect_time_wait=0.5,
+        **options,
         error_cb=on_error,
         disconnected_cb=on_disconnect,
         reconnected_cb=on_reconnect,
@@ -78,8 +81,8 @@ async def connect_nats(common: Common, name: str) -> Client:
 
 
 @contextlib.asynccontextmanager
-async def nats_connection(common: Common, name: str):
-    nc = await connect_nats(common, name)
+async def nats_connection(common: Common, name: str, *, fail_fast: bool = False):
+    nc = await connect_nats(common, name, fail_fast=fail_fast)
     try:
         yield nc
     finally:

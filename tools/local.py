@@ -158,3 +158,41 @@ def _alive(pid: int) -> bool:
     except PermissionError:
         return True
     return True
+
+
+def environment(conn: Connection) -> dict[str, str]:
+    """The variables that point a service's code (or a tool) at `conn`."""
+    env = {"NATS_URL": conn.nats_url, "NATS_USER": conn.nats_user, "NATS_PASSWORD": conn.nats_password}
+    if conn.database_url:
+        env["DATABASE_URL"] = conn.database_url
+    if conn.gateway_url:
+        env["GATEWAY_URL"] = conn.gateway_url
+    env["ENGINE_NAMESPACE"] = conn.namespace
+    return env
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m tools.local exec ROLE -- COMMAND...`: run COMMAND against the running stack as ROLE."""
+    import argparse
+    import sys
+
+    cli = argparse.ArgumentParser(prog="python -m tools.local", description=main.__doc__)
+    sub = cli.add_subparsers(dest="action", required=True)
+    run = sub.add_parser("exec", help="run a command with the stack's URLs and ROLE's credentials in its environment")
+    run.add_argument("role", choices=("admin", "gateway", "router", "executor", "projector"))
+    run.add_argument("command", nargs=argparse.REMAINDER)
+    args = cli.parse_args(argv)
+    command = args.command[1:] if args.command[:1] == ["--"] else args.command
+    if not command:
+        cli.error("no command given")
+    try:
+        conn = connection(args.role)
+    except NoLocalStack as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    os.execvpe(command[0], command, {**os.environ, **environment(conn)})
+    return 0  # not reached
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
