@@ -162,14 +162,15 @@ def authorization(topology: Topology, passwords: Mapping[str, str]) -> str:
     for user in USERS:
         password = passwords[user]
         value = password if password.startswith("$") else json.dumps(password)
-        entry = f"    {{user: {json.dumps(user)}, password: {value}"
+        lines.append(f"    {{user: {json.dumps(user)}, password: {value}")
         if user in table:
-            perms = table[user]
-            entry += (
-                f", permissions: {{publish: {{allow: {json.dumps(list(perms.publish))}}},"
-                f" subscribe: {{allow: {json.dumps(list(perms.subscribe))}}}}}"
-            )
-        lines.append(entry + "}")
+            lines.append("     permissions: {")
+            for kind in ("publish", "subscribe"):
+                lines.append(f"       {kind}: {{allow: [")
+                lines += [f"         {json.dumps(subject)}" for subject in getattr(table[user], kind)]
+                lines.append("       ]}")
+            lines.append("     }")
+        lines.append("    }")
     lines += ["  ]", "}"]
     return "\n".join(lines) + "\n"
 

@@ -74,3 +74,79 @@ def service_env(creds: Credentials, service: str, *, admin_database_url: str | N
         elif service == "projector":
             env["DATABASE_URL"] = role_url(admin_database_url, pgroles.WRITER, creds.writer_password)
     return env
+
+
+# Deployments: passwords come from the environment (compose's .env, a Kubernetes Secret).
+
+#: The environment variable holding each NATS user's password in compose and Kubernetes.
+PASSWORD_VARIABLES = {user: f"NATS_PASSWORD_{user.upper()}" for user in USERS}
+
+
+def deployed_authorization() -> str:
+    """nats-server's `authorization` block for compose and Kubernetes: passwords from `$VARIABLES`."""
+    from shared.natsauth import authorization
+    from shared.topology import Topology
+
+    refs = {user: f"${variable}" for user, variable in PASSWORD_VARIABLES.items()}
+    return authorization(Topology(), refs)
+
+
+def compose_env(creds: Credentials) -> str:
+    """The `.env` compose reads: every password the stack needs, generated here."""
+    lines = [f"{PASSWORD_VARIABLES[user]}={password}" for user, password in creds.nats.items()]
+    lines += [
+        f"POSTGRES_PASSWORD={secrets.token_urlsafe(24)}",
+        f"READER_DATABASE_PASSWORD={creds.reader_password}",
+        f"WRITER_DATABASE_PASSWORD={creds.writer_password}",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def kubernetes_secrets(creds: Credentials, *, namespace: str, database_host: str, admin_url: str) -> str:
+    """`kubectl create secret` commands for the engine's two Secrets (printed, never stored)."""
+    nats = " \\\n  ".join(f"--from-literal={PASSWORD_VARIABLES[u]}={p}" for u, p in creds.nats.items())
+    reader = f"postgresql://{pgroles.READER}:{creds.reader_password}@{database_host}/engine"
+    writer = f"postgresql://{pgroles.WRITER}:{creds.writer_password}@{database_host}/engine"
+    return (
+        f"kubectl -n {namespace} create secret generic engine-nats-users \\\n  {nats}\n"
+        f"kubectl -n {namespace} create secret generic engine-database \\\n"
+        f"  --from-literal=READER_DATABASE_URL={reader} \\\n"
+        f"  --from-literal=WRITER_DATABASE_URL={writer} \\\n"
+        f"  --from-literal=READER_DATABASE_PASSWORD={creds.reader_password} \\\n"
+        f"  --from-literal=WRITER_DATABASE_PASSWORD={creds.writer_password} \\\n"
+        f"  --from-literal=SETUP_DATABASE_URL={admin_url}\n"
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Generate deployment credentials: compose's `.env`, Kubernetes Secrets, nats-server's users."""
+    import argparse
+    import sys
+
+    cli = argparse.ArgumentParser(prog="python -m tools.credentials", description=main.__doc__)
+    sub = cli.add_subparsers(dest="action", required=True)
+    env = sub.add_parser("compose-env", help="write .env with generated passwords for compose.yaml (kept if present)")
+    env.add_argument("--path", default=".env")
+    k8s = sub.add_parser("k8s-secrets", help="print kubectl commands creating the Secrets, with generated passwords")
+    k8s.add_argument("--namespace", default="dex-engine")
+    k8s.add_argument("--database-host", default="postgres:5432", help="host:port of PostgreSQL as the pods see it")
+    k8s.add_argument("--admin-url", required=True, help="admin (CREATEROLE) URL the set-up Job creates the roles with")
+    sub.add_parser("nats-auth", help="print the authorization block of deploy/nats/auth.conf and the k8s ConfigMap")
+    args = cli.parse_args(argv)
+    if args.action == "compose-env":
+        path = Path(args.path)
+        if path.exists():
+            print(f"{path} exists; kept as it is", file=sys.stderr)
+            return 0
+        write_private(path, compose_env(generate()).encode())
+        print(f"wrote {path} (mode 0600)", file=sys.stderr)
+    elif args.action == "k8s-secrets":
+        print(kubernetes_secrets(generate(), namespace=args.namespace, database_host=args.database_host,
+                                 admin_url=args.admin_url), end="")
+    else:
+        print(deployed_authorization(), end="")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
