@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import signal
 import socket
 import sys
 from dataclasses import dataclass, field
@@ -408,3 +409,32 @@ async def test_the_rebuild_command_replaces_the_read_model_and_prints_a_summary(
     assert "read model rebuilt: 6 events, 1 orders, 0 rejected" in stdout.decode()
     assert await env.caught_up()
     await assert_read_model_is_the_fold_of_the_log(env, {"o-cli"})
+
+
+async def test_the_rebuild_command_stops_on_sigterm_even_while_connecting(env: Env, namespace: str) -> None:
+    # A server that accepts connections and never answers: the rebuild waits in its connect.
+    accepted = asyncio.Event()
+
+    async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        accepted.set()
+        await reader.read()
+        writer.close()
+
+    server = await asyncio.start_server(silent, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    environment = {**os.environ, "NATS_URL": f"nats://127.0.0.1:{port}", "DATABASE_URL": env.database_url,
+                   "ENGINE_NAMESPACE": namespace, "DATABASE_SCHEMA": env.schema, "LOG_FORMAT": "text"}
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "services.projector", "rebuild", env=environment,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+    )
+    try:
+        await asyncio.wait_for(accepted.wait(), 20)
+        process.send_signal(signal.SIGTERM)
+        # Within the 3 s connect timeout: nats-py finishes a TCP connect that is under way
+        # before it gives in to a cancel, so the exit can take that long, never longer.
+        output, _ = await asyncio.wait_for(process.communicate(), 5)
+    finally:
+        server.close()
+    assert process.returncode == 1
+    assert "rebuild interrupted; the read model is unchanged" in output.decode()
