@@ -13,7 +13,8 @@ How the JetStream traffic a service needs travels (nats-py 2.16, nats-server 2.1
 - Ordered consumers (the router's book, the launch registry, the projector's rebuild,
   key-value watches) are ephemeral push consumers created on the bare
   `$JS.API.CONSUMER.CREATE.<stream>`, where the server refuses a durable name; flow
-  control is answered on `$JS.FC.<stream>.>`. Their deliver subject is the creator's
+  control is answered on `$JS.FC.<stream>.>`; a key-value watch also asks
+  `$JS.API.CONSUMER.INFO.<stream>.<its consumer>` for the backlog. Their deliver subject is the creator's
   inbox, and the server refuses one that its own stream would capture (a cycle).
 - Direct gets: `$JS.API.DIRECT.GET.<stream>` (batched, by subject in the body) and
   `$JS.API.DIRECT.GET.<stream>.<subject>` (last message of a subject). Key-value gets
@@ -99,6 +100,7 @@ def permissions(topology: Topology) -> dict[str, Permissions]:
                 _api("STREAM.INFO", quotes),
                 *_bucket(t.accounts_bucket, write=False),
                 *_follow(f"KV_{t.accounts_bucket}"),  # watch keys.> for revocations
+                _api("CONSUMER.INFO", f"KV_{t.accounts_bucket}", "*"),  # a watch asks its consumer's backlog
                 t._subject("ratelimit.>"),  # counter increments (Nats-Incr), acked
                 *_direct(ratelimit),
                 _api("STREAM.INFO", ratelimit),

@@ -22,6 +22,7 @@ import nats
 import nats.errors
 import pytest
 from nats.aio.client import Client
+from nats.js.api import KeyValueConfig, StreamConfig
 
 from services.projector.pull import Puller
 from services.projector.replay import replay
@@ -243,3 +244,41 @@ def test_every_service_user_may_subscribe_to_its_own_inbox_and_only_the_projecto
     assert all(not s.startswith(("$JS.API.STREAM.CREATE", "$JS.API.STREAM.DELETE", "$JS.API.STREAM.UPDATE",
                                  "$JS.API.CONSUMER.DELETE", "$JS.API.CONSUMER.DURABLE"))
                for p in table.values() for s in p.publish)
+
+
+async def test_the_gateway_reads_and_watches_api_keys_and_counts_requests(connect, provisioned) -> None:
+    # The accounts bucket and the rate-limit counter stream, made here as the set-up step
+    # will make them, so the gateway's grants for them are proven before it uses them.
+    t = provisioned.topology
+    admin = await nats.connect(provisioned.process.url, user=ADMIN, password=provisioned.passwords[ADMIN])
+    ajs = admin.jetstream()
+    accounts = await ajs.create_key_value(KeyValueConfig(bucket=t.accounts_bucket, history=1, direct=True))
+    await accounts.put("keys.k1", b"record")
+    await ajs.add_stream(StreamConfig(
+        name=t.ratelimit_stream, subjects=[t.ratelimit_subject(">", "", "").rstrip(".")], allow_msg_counter=True,
+        allow_direct=True,
+    ))  # fmt: skip
+    gateway = await connect("gateway")
+    js = gateway.nc.jetstream()
+    kv = await js.key_value(t.accounts_bucket)
+    assert (await kv.get("keys.k1")).value == b"record"
+    watcher = await kv.watch("keys.>")
+    assert (await watcher.updates(timeout=5)).value == b"record"
+    await accounts.put("keys.k2", b"another")
+    await eventually(lambda: _next_update(watcher, b"another"), message="watched a new key")
+    subject = t.ratelimit_subject("k1", "orders", 1)
+    for _ in range(2):
+        # No `stream=`: nats-server 2.15 refuses Nats-Incr with Nats-Expected-Stream (10171).
+        ack = await js.publish(subject, b"", headers={"Nats-Incr": "1"})
+        assert ack.stream == t.ratelimit_stream
+    counted = await js.get_last_msg(t.ratelimit_stream, subject, direct=True)
+    assert b'"2"' in counted.data
+    await gateway.refused_request(f"$KV.{t.accounts_bucket}.keys.forged")  # keys are the admin's to write
+    await watcher.stop()
+    assert not [e for e in gateway.errors if "forged" not in e], gateway.errors
+    await admin.close()
+
+
+async def _next_update(watcher, value: bytes) -> bool:
+    entry = await watcher.updates(timeout=0.2)
+    return entry is not None and entry.value == value
