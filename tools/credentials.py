@@ -131,7 +131,8 @@ def main(argv: list[str] | None = None) -> int:
     k8s.add_argument("--namespace", default="dex-engine")
     k8s.add_argument("--database-host", default="postgres:5432", help="host:port of PostgreSQL as the pods see it")
     k8s.add_argument("--admin-url", required=True, help="admin (CREATEROLE) URL the set-up Job creates the roles with")
-    sub.add_parser("nats-auth", help="print the authorization block of deploy/nats/auth.conf and the k8s ConfigMap")
+    auth = sub.add_parser("nats-auth", help="print the authorization block of deploy/nats/auth.conf and the k8s ConfigMap")
+    auth.add_argument("--write", action="store_true", help="write it into both files, and the table into deploy/README.md")
     args = cli.parse_args(argv)
     if args.action == "compose-env":
         path = Path(args.path)
@@ -143,9 +144,31 @@ def main(argv: list[str] | None = None) -> int:
     elif args.action == "k8s-secrets":
         print(kubernetes_secrets(generate(), namespace=args.namespace, database_host=args.database_host,
                                  admin_url=args.admin_url), end="")
+    elif args.write:
+        write_deployed_authorization(Path(__file__).resolve().parents[1] / "deploy")
     else:
         print(deployed_authorization(), end="")
     return 0
+
+
+def write_deployed_authorization(deploy: Path) -> None:
+    """Put the current table into deploy/nats/auth.conf, the NATS ConfigMap and deploy/README.md."""
+    from shared.natsauth import markdown_table
+    from shared.topology import Topology
+
+    block = deployed_authorization()
+    auth = deploy / "nats" / "auth.conf"
+    text = auth.read_text()
+    auth.write_text(text[: text.index("authorization {")] + block)
+    configmap = deploy / "k8s" / "nats" / "configmap.yaml"
+    text = configmap.read_text()
+    indented = "".join(f"    {line}\n" if line else "\n" for line in block.rstrip("\n").split("\n"))
+    configmap.write_text(text[: text.index("    authorization {")] + indented)
+    readme = deploy / "README.md"
+    text = readme.read_text()
+    start = text.index("| User | May publish | May subscribe |")
+    end = text.index("\nNotes:", start)
+    readme.write_text(text[:start] + markdown_table(Topology()) + text[end:])
 
 
 if __name__ == "__main__":

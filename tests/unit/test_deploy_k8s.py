@@ -304,8 +304,8 @@ def test_nats_configuration_is_accepted_by_the_pinned_nats_server(tmp_path: Path
 def test_nats_users_and_permissions_are_the_generated_table_with_passwords_from_the_secret() -> None:
     generated = deployed_authorization()
     config = objects_of("ConfigMap")["nats-config"]["data"]["nats.conf"]
-    assert config.endswith(generated), "regenerate with `python -m tools.credentials nats-auth`"
-    assert (DEPLOY / "nats" / "auth.conf").read_text().endswith(generated), "deploy/nats/auth.conf is stale"
+    assert config.endswith(generated), "regenerate: `python -m tools.credentials nats-auth --write`"
+    assert (DEPLOY / "nats" / "auth.conf").read_text().endswith(generated), "deploy/nats/auth.conf is stale: `python -m tools.credentials nats-auth --write`"
     (container,) = objects_of("StatefulSet")["nats"]["spec"]["template"]["spec"]["containers"]
     assert {"secretRef": {"name": "engine-nats-users"}} in container["envFrom"]
     assert markdown_table(Topology()) in (DEPLOY / "README.md").read_text(), "deploy/README.md's table is stale"
