@@ -4,7 +4,8 @@ NATS (JetStream store in `.run/nats`) and PostgreSQL (cluster in `.run/pg`, kept
 runs) are started from `tools.devservers` unless `NATS_URL` / `DATABASE_URL` point at servers
 already running. Their ports default to 14222 and 15432 when free (the usual 4222 and 5432
 are often taken by system services), else any free port; `RUN_NATS_PORT` / `RUN_PG_PORT`
-fix them. The servers it starts get generated credentials, kept in `.run/credentials.json`
+fix them. NATS monitoring is off unless `RUN_NATS_MONITOR_PORT` asks for it, and then
+listens on 127.0.0.1 only. The servers it starts get generated credentials, kept in `.run/credentials.json`
 (mode 0600): nats-server runs with one user per service and an admin
 (`shared.natsauth`), PostgreSQL gets a writer role for the projector and a read-only role
 for the gateway (`tools.pgroles`). Then the admin set-up step (`tools.setup`) creates the
@@ -245,7 +246,11 @@ def _start_servers(
     else:
         assert creds is not None
         port = _pick_port(environ, "RUN_NATS_PORT", DEFAULT_NATS_PORT)
-        nats = start_nats(store_dir=run_dir / "nats", port=port, config=authorization(topology, creds.nats))
+        # Monitoring only on request, and then on the loopback like the client port.
+        monitor = int(environ["RUN_NATS_MONITOR_PORT"]) if environ.get("RUN_NATS_MONITOR_PORT") else None
+        nats = start_nats(
+            store_dir=run_dir / "nats", port=port, config=authorization(topology, creds.nats), monitor_port=monitor
+        )
         stack.callback(_stop_server, nats, console, "NATS")
         nats_url = nats.url
         _announce(console, "NATS      ", nats, run_dir / "nats")

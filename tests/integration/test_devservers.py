@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import json
 import os
 import re
 import shutil
@@ -370,3 +371,11 @@ async def test_launcher_runs_its_own_servers_when_no_urls_are_given(scratch: Pat
     assert not _accepts_connections(pg_port)
     with pytest.raises(local.NoLocalStack, match="make run"):
         local.connection("admin", {}, scratch / "run")
+
+
+async def test_nats_monitoring_listens_on_the_loopback_only(scratch: Path) -> None:
+    port = free_port()
+    with start_nats(store_dir=scratch / "nats", monitor_port=port) as server:
+        ports = json.loads(next((scratch / "nats").glob(f"*_{server.pid}.ports")).read_text())
+        assert ports["monitoring"] == [f"http://127.0.0.1:{port}"]  # bound to all, it would list every address
+        assert _accepts_connections(port)
