@@ -3,6 +3,12 @@
 `NATS_URL` / `DATABASE_URL` in the environment point the tests at running servers;
 otherwise the session starts its own on random ports in a temporary directory, on first
 use. A server that cannot start fails the run with its log; nothing is ever skipped.
+
+Tests here act as the admin (no NATS user, the PostgreSQL superuser), and the `jetstream`
+fixture runs the set-up step's provisioning. The services' own users and roles are
+exercised where they matter: tests/e2e (each stack on its own nats-server with the
+generated users, the gateway and projector on the reader and writer roles) and
+tests/integration/test_nats_permissions.py and test_database_roles.py.
 """
 
 from __future__ import annotations
