@@ -26,11 +26,12 @@ test-integration: $(STAMP)
 test-e2e: $(STAMP)
 	$(PY) -m pytest tests/e2e
 
-bench: $(STAMP)  ## Drive orders against a running stack (see bench/README section in README.md)
+bench: $(STAMP)  ## Drive orders against a running stack (default: the running `make run`; see README.md)
 	$(PY) -m bench $(ARGS)
 
+# As the projector's NATS user and database role of the running `make run` (or NATS_URL).
 rebuild-read-model: $(STAMP)  ## Rebuild the PostgreSQL read model from the event log
-	$(PY) -m services.projector rebuild
+	$(PY) -m tools.local exec projector -- $(PY) -m services.projector rebuild
 
 clean:
 	rm -rf .run .pytest_cache .hypothesis

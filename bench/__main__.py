@@ -1,6 +1,7 @@
 """python -m bench: drive orders against a stack and print throughput and latency.
 
   python -m bench --spawn --profile zero --orders 2000 --rate 200
+  python -m bench --orders 200 --rate 20                 # against the running `make run`
   python -m bench --url http://127.0.0.1:8000 --orders 200 --rate 20
 """
 
@@ -23,7 +24,7 @@ def parse() -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     where = parser.add_mutually_exclusive_group()
-    where.add_argument("--url", default="http://127.0.0.1:8000", help="gateway of a running stack")
+    where.add_argument("--url", help="gateway of a running stack (default: that of the running `make run`)")
     where.add_argument("--spawn", action="store_true", help="start a fresh local stack for this run")
     parser.add_argument("--profile", default="zero", choices=("zero", "demo"), help="simulation profile with --spawn")
     parser.add_argument("--orders", type=int, default=1000)
@@ -86,7 +87,17 @@ def main() -> None:
         extra = {} if args.failure_rate is None else {"CHAIN_FAILURE_RATE": str(args.failure_rate)}
         with spawn(args.profile, extra) as stack:
             sys.exit(asyncio.run(run(args, stack.url)))
-    sys.exit(asyncio.run(run(args, args.url)))
+    url = args.url
+    if url is None:
+        from tools.local import NoLocalStack, connection
+
+        try:
+            url = connection("admin").gateway_url
+        except NoLocalStack as exc:
+            sys.exit(f"error: {exc}; or give --url, or --spawn a fresh stack")
+        if not url:
+            sys.exit("error: no gateway URL known: give --url (or set GATEWAY_URL)")
+    sys.exit(asyncio.run(run(args, url)))
 
 
 if __name__ == "__main__":

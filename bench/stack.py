@@ -1,7 +1,12 @@
-"""A throw-away stack for a benchmark run: fresh NATS, PostgreSQL and the four services."""
+"""A throw-away stack for a benchmark run: fresh NATS, PostgreSQL and the four services.
+
+Set up as `make run` sets up its own: generated NATS users and database roles, the admin
+set-up step before the services, each service with its own credentials.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import subprocess
@@ -14,7 +19,12 @@ from typing import Callable, Iterator
 
 import httpx
 
+from shared.natsauth import ADMIN, authorization
+from shared.topology import Topology
+from tools import credentials
 from tools.devservers import free_port, start_nats, start_postgres
+from tools.setup import SetupSettings
+from tools.setup import run as run_setup
 
 ROOT = Path(__file__).resolve().parents[1]
 SERVICES = ("gateway", "router", "executor", "projector")
@@ -31,22 +41,33 @@ class Spawned:
 def spawn(profile: str, extra_env: dict[str, str], *, before: Callable[[str], None] | None = None) -> Iterator[Spawned]:
     """Start everything in a temporary directory and stop it all afterwards.
 
-    `before(nats_url)` runs once NATS is up and before any service starts (to load data).
+    `before(nats_url)` runs once NATS is up and before the set-up step and any service
+    (to load data); the URL carries the admin user's credentials.
     """
+    creds = credentials.generate()
     with tempfile.TemporaryDirectory(prefix="engine-bench-") as tmp:
         root = Path(tmp)
-        with start_nats(store_dir=root / "nats") as nats, start_postgres(data_dir=root / "pg", durable=False) as pg:
+        config = authorization(Topology(), creds.nats)
+        with start_nats(store_dir=root / "nats", config=config) as nats, \
+                start_postgres(data_dir=root / "pg", durable=False) as pg:
+            admin_url = nats.url.replace("nats://", f"nats://{ADMIN}:{creds.nats[ADMIN]}@", 1)
             if before is not None:
-                before(nats.url)
+                before(admin_url)
+            asyncio.run(run_setup(SetupSettings(
+                nats_url=nats.url, nats_user=ADMIN, nats_password=creds.nats[ADMIN], setup_database_url=pg.url,
+                reader_database_password=creds.reader_password, writer_database_password=creds.writer_password,
+            )))  # fmt: skip
             port = free_port()
-            env = dict(os.environ, NATS_URL=nats.url, DATABASE_URL=pg.url, SIM_PROFILE=profile, GATEWAY_PORT=str(port),
-                       LOG_LEVEL="warning", PYTHONPATH=str(ROOT))
+            env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
+            env.update(NATS_URL=nats.url, SIM_PROFILE=profile, GATEWAY_PORT=str(port), LOG_LEVEL="warning",
+                       PYTHONPATH=str(ROOT))
             env.update(extra_env)
             stack = Spawned(url=f"http://127.0.0.1:{port}", nats_url=nats.url)
             procs = []
             for name in SERVICES:
                 stack.ops_ports[name] = free_port()  # the gateway serves /metrics there too
-                service_env = dict(env, OPS_PORT=str(stack.ops_ports[name]))
+                service_env = dict(env, OPS_PORT=str(stack.ops_ports[name]),
+                                   **credentials.service_env(creds, name, admin_database_url=pg.url))
                 log = open(root / f"{name}.log", "wb")
                 procs.append(subprocess.Popen([sys.executable, "-m", f"services.{name}"], cwd=ROOT, env=service_env,
                                               stdout=log, stderr=subprocess.STDOUT))

@@ -26,6 +26,7 @@ import nats.js.errors
 from nats.js import JetStreamContext
 from nats.js.kv import KeyValue
 
+from shared.setup import SetupMissing
 from shared.topology import Topology
 
 ACCOUNT = re.compile(r"[a-z0-9][a-z0-9_.-]{0,63}")
@@ -127,9 +128,7 @@ class KeyStore:
         try:
             return cls(await js.key_value(topology.accounts_bucket))
         except nats.js.errors.BucketNotFoundError:
-            raise AccountError(
-                f"key-value bucket {topology.accounts_bucket} is missing: run the setup step first"
-            ) from None
+            raise SetupMissing(f"key-value bucket {topology.accounts_bucket}") from None
 
     async def add(self, record: ApiKey) -> None:
         await self.kv.create(f"keys.{record.key_id}", _encode.encode(record))
@@ -165,5 +164,5 @@ class KeyStore:
         try:
             entry = await self.kv.get(ORDER_ID_SECRET)
         except nats.js.errors.KeyNotFoundError:
-            raise AccountError(f"{ORDER_ID_SECRET} is missing from {self.kv._name}: run the setup step first") from None
+            raise SetupMissing(f"{ORDER_ID_SECRET} in the accounts bucket") from None
         return base64.b64decode(entry.value)

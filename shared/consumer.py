@@ -26,6 +26,7 @@ from nats.js import JetStreamContext
 from shared import events as ev
 from shared import metrics, tracing
 from shared.eventlog import EVENT_TYPE_HEADER
+from shared.setup import require_consumer
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +52,7 @@ class ConsumerSpec:
 
 
 async def ensure_consumer(js: JetStreamContext, stream: str, spec: ConsumerSpec) -> None:
-    """Create the durable consumer if missing (idempotent; shared by every replica).
+    """Create the durable consumer if missing (idempotent; the admin set-up step's job).
 
     An existing consumer is used as it is: its position is the point of it, and some of
     its settings (deliver policy, filter) cannot change in place. A difference is logged.
@@ -116,7 +117,8 @@ class Consumer:
         self._last_seen = 0.0
 
     async def run(self, stop: asyncio.Event) -> None:
-        await ensure_consumer(self._js, self._stream, self._spec)
+        """Consume until `stop`; `SetupMissing` at once if the durable does not exist."""
+        await require_consumer(self._js, self._stream, self._spec.durable)
         inbox = self._nc.new_inbox()
         sub = await self._nc.subscribe(inbox, cb=self._on_message)
         next_subject = f"$JS.API.CONSUMER.MSG.NEXT.{self._stream}.{self._spec.durable}"

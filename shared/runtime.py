@@ -12,6 +12,7 @@ import nats
 from nats.aio.client import Client
 
 from shared import logs, metrics, tracing
+from shared.natsauth import inbox_prefix
 from shared.settings import Common
 
 log = logging.getLogger(__name__)
@@ -41,8 +42,13 @@ async def _main(service: str, main: Callable[[asyncio.Event], Awaitable[None]]) 
     log.info("stopped", extra={"service": service})
 
 
-async def connect_nats(url: str, name: str) -> Client:
-    """Connect with unlimited reconnects: a broker failover must not stop a service."""
+async def connect_nats(common: Common, name: str, *, fail_fast: bool = False) -> Client:
+    """Connect as the service's user with unlimited reconnects: a broker failover must not stop it.
+
+    With a user (`NATS_USER`), replies come to that user's own inbox prefix, the only
+    inboxes its permissions let it subscribe to (`shared.natsauth`). `fail_fast` is for
+    one-off commands: one attempt of a few seconds, and no reconnecting.
+    """
 
     async def on_error(exc: Exception) -> None:
         log.warning("nats error: %s", exc)
@@ -53,11 +59,21 @@ async def connect_nats(url: str, name: str) -> Client:
     async def on_reconnect() -> None:
         log.info("nats reconnected")
 
+    options: dict = {}
+    if common.nats_user:
+        options = {
+            "user": common.nats_user,
+            "password": common.nats_password,
+            "inbox_prefix": inbox_prefix(common.nats_user),
+        }
+    if fail_fast:
+        options.update(allow_reconnect=False, max_reconnect_attempts=0, connect_timeout=3)
+    else:
+        options.update(max_reconnect_attempts=-1, reconnect_time_wait=0.5)
     return await nats.connect(
-        url,
+        common.nats_url,
         name=name,
-        max_reconnect_attempts=-1,
-        reconnect_time_wait=0.5,
+        **options,
         error_cb=on_error,
         disconnected_cb=on_disconnect,
         reconnected_cb=on_reconnect,
@@ -65,8 +81,8 @@ async def connect_nats(url: str, name: str) -> Client:
 
 
 @contextlib.asynccontextmanager
-async def nats_connection(url: str, name: str):
-    nc = await connect_nats(url, name)
+async def nats_connection(common: Common, name: str, *, fail_fast: bool = False):
+    nc = await connect_nats(common, name, fail_fast=fail_fast)
     try:
         yield nc
     finally:

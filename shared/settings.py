@@ -23,13 +23,20 @@ class Common(msgspec.Struct, frozen=True, kw_only=True):
     """Settings every service reads."""
 
     nats_url: str = "nats://127.0.0.1:4222"
-    database_url: str = "postgresql://postgres@127.0.0.1:5432/engine"
+    #: This service's NATS user and password (`shared.natsauth`); empty: none (an open server).
+    nats_user: str = ""
+    nats_password: str = ""
     engine_namespace: str = ""
     stream_replicas: int = 1
     log_level: str = "info"
     log_format: str = "json"
     otel_traces_exporter: str = "none"  # none | console | otlp
     ops_host: str = "127.0.0.1"
+
+
+#: The read model's default URL; the gateway's names a read-only role, the projector's the
+#: writer that owns the tables (router and executor have no database at all).
+DEFAULT_DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/engine"
 
 
 def load(cls: type[T], env: Mapping[str, str] | None = None, **overrides: Any) -> T:

@@ -3,6 +3,12 @@
 `NATS_URL` / `DATABASE_URL` in the environment point the tests at running servers;
 otherwise the session starts its own on random ports in a temporary directory, on first
 use. A server that cannot start fails the run with its log; nothing is ever skipped.
+
+Tests here act as the admin (no NATS user, the PostgreSQL superuser), and the `jetstream`
+fixture runs the set-up step's provisioning. The services' own users and roles are
+exercised where they matter: tests/e2e (each stack on its own nats-server with the
+generated users, the gateway and projector on the reader and writer roles) and
+tests/integration/test_nats_permissions.py and test_database_roles.py.
 """
 
 from __future__ import annotations
@@ -79,19 +85,19 @@ async def pg_schema(database_url: str, namespace: str) -> AsyncIterator[str]:
 
 @pytest.fixture
 async def jetstream(nats_url: str, namespace: str) -> AsyncIterator[tuple]:
-    """A connection with the engine's streams created under this test's namespace.
+    """A connection with what the set-up step makes (streams, consumers, buckets) under this test's namespace.
 
     Yields `(nc, js, topology)`; afterwards every stream and bucket of the namespace goes.
     """
     import nats
 
-    from shared.eventlog import ensure_streams
     from shared.topology import Topology
+    from tools.setup import provision_nats
 
     nc = await nats.connect(nats_url)
     js = nc.jetstream()
     topology = Topology(namespace=namespace)
-    await ensure_streams(js, topology)
+    await provision_nats(js, topology)
     yield nc, js, topology
     prefix = f"{namespace.upper()}_"
     for info in await js.streams_info():

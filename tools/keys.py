@@ -22,7 +22,9 @@ import msgspec
 from shared import accounts
 from shared.accounts import AccountError, ApiKey, KeyStore
 from shared.clock import SystemClock
+from shared.setup import SetupMissing
 from shared.topology import Topology
+from tools import local
 
 
 def _when(ms: int | None) -> str:
@@ -89,10 +91,10 @@ def _parser() -> argparse.ArgumentParser:
 
 
 async def _run(args: argparse.Namespace) -> int:
-    from tools.local import admin_connection, namespace
-
-    async with admin_connection() as nc:
-        store = await KeyStore.open(nc.jetstream(), Topology(namespace=namespace()))
+    conn = local.connection("admin")
+    nc = await local.connect_nats(conn, "keys")
+    try:
+        store = await KeyStore.open(nc.jetstream(), Topology(namespace=conn.namespace))
         if args.command == "create":
             for name in ("submit_rate", "read_rate", "max_streams"):
                 value = getattr(args, name)
@@ -110,6 +112,8 @@ async def _run(args: argparse.Namespace) -> int:
         else:
             record = await store.revoke(args.key_id, SystemClock().now_ms())
             print(f"revoked {record.key_id} of account {record.account} at {_when(record.revoked_at)}")
+    finally:
+        await nc.close()
     return 0
 
 
@@ -117,7 +121,7 @@ def main(argv: list[str] | None = None) -> None:
     args = _parser().parse_args(argv)
     try:
         sys.exit(asyncio.run(_run(args)))
-    except AccountError as error:
+    except (AccountError, local.NoLocalStack, SetupMissing) as error:
         print(f"error: {error}", file=sys.stderr)
         sys.exit(2)
 

@@ -3,7 +3,10 @@
 Publishes a `PoolLaunch` on the launch log (`shared.launchlog`) for the current slot of
 the same slot clock the services use (``SIM_GENESIS_MS``, ``SLOT_MS``), or for ``--at``.
 Every router and executor that follows the log lists the new pools from that slot on.
-``NATS_URL`` and ``ENGINE_NAMESPACE`` are read from the environment unless given.
+It connects as the NATS admin user to the servers of a running ``make run`` (found
+under ``.run/``, `tools.local`), or to ``NATS_URL`` with ``NATS_USER``/``NATS_PASSWORD``
+when set, and fails at once when there is neither. ``ENGINE_NAMESPACE`` is read from the
+environment unless given.
 
 Exit status: 0 when the pair is launched (by this call, or before with the very same
 launch), 1 when an earlier, different launch holds the pair (the first one wins) or NATS
@@ -15,21 +18,22 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import sys
 from collections.abc import Sequence
 
-import nats
 import nats.errors
 
 from shared.clock import SystemClock
-from shared.eventlog import ensure_streams
 from shared.launchlog import LaunchPublished, publish_launch
 from shared.market.config import DEFAULT_CONFIG
 from shared.market.launches import DlmmParams, LaunchError, PoolLaunch, encode_launch, listed_pair, new_launch
 from shared.market.schedule import parse_when
 from shared.settings import SettingsError, load
 from shared.simulation import SimSettings
+from shared.setup import SetupMissing, require_streams
 from shared.topology import Topology
+from tools.local import Connection, NoLocalStack, connect_nats, connection
 
 
 def parser() -> argparse.ArgumentParser:
@@ -46,7 +50,7 @@ def parser() -> argparse.ArgumentParser:
     )
     cli.add_argument("--bin-step", type=int, help="DLMM bin step in basis points (default 50)")
     cli.add_argument("--at", default="now", help="when the pools list: now (default), +30s, +150slots or a slot")
-    cli.add_argument("--nats-url", help="NATS server (default: NATS_URL)")
+    cli.add_argument("--nats-url", help="NATS server (default: NATS_URL, else the running `make run`)")
     cli.add_argument("--namespace", help="engine namespace (default: ENGINE_NAMESPACE)")
     cli.add_argument("--json", action="store_true", help="print the outcome as one JSON object")
     return cli
@@ -59,17 +63,25 @@ def main(argv: Sequence[str] | None = None) -> int:
         settings = load(SimSettings)
     except SettingsError as exc:
         cli.error(str(exc))
-    nats_url = args.nats_url or settings.nats_url
-    topology = Topology(namespace=settings.engine_namespace if args.namespace is None else args.namespace)
+    try:
+        where = connection("admin", {**os.environ, "NATS_URL": args.nats_url} if args.nats_url else None)
+    except NoLocalStack as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    namespace = args.namespace if args.namespace is not None else (where.namespace or settings.engine_namespace)
+    topology = Topology(namespace=namespace)
     slot = settings.slot_clock(SystemClock()).current_slot()
     try:
         launch = build_launch(args, slot, settings.slot_ms)
     except LaunchError as exc:
         cli.error(str(exc))
     try:
-        result = asyncio.run(publish(nats_url, topology, launch, settings.stream_replicas))
+        result = asyncio.run(publish(where, topology, launch))
+    except SetupMissing as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
     except (OSError, nats.errors.Error, TimeoutError) as exc:
-        print(f"error: cannot launch through NATS at {nats_url}: {exc!r}", file=sys.stderr)
+        print(f"error: cannot launch through NATS at {where.nats_url}: {exc!r}", file=sys.stderr)
         return 1
     print(report(result, launch, json_output=args.json))
     return 0 if result.launch == launch else 1
@@ -90,11 +102,11 @@ def build_launch(args: argparse.Namespace, now_slot: int, slot_ms: int) -> PoolL
     return launch
 
 
-async def publish(nats_url: str, topology: Topology, launch: PoolLaunch, replicas: int) -> LaunchPublished:
-    nc = await nats.connect(nats_url, name="launch", connect_timeout=3, allow_reconnect=False)
+async def publish(where: Connection, topology: Topology, launch: PoolLaunch) -> LaunchPublished:
+    nc = await connect_nats(where, "launch")
     try:
         js = nc.jetstream()
-        await ensure_streams(js, topology, replicas=replicas)
+        await require_streams(js, topology.launches()[0])
         return await publish_launch(js, topology, launch)
     finally:
         await nc.close()

@@ -4,8 +4,20 @@ NATS (JetStream store in `.run/nats`) and PostgreSQL (cluster in `.run/pg`, kept
 runs) are started from `tools.devservers` unless `NATS_URL` / `DATABASE_URL` point at servers
 already running. Their ports default to 14222 and 15432 when free (the usual 4222 and 5432
 are often taken by system services), else any free port; `RUN_NATS_PORT` / `RUN_PG_PORT`
-fix them. Each service runs as `python -m services.<name>` with the URLs in its environment;
-its output is shown line by line behind its name.
+fix them. NATS monitoring is off unless `RUN_NATS_MONITOR_PORT` asks for it, and then
+listens on 127.0.0.1 only. The servers it starts get generated credentials, kept in `.run/credentials.json`
+(mode 0600): nats-server runs with one user per service and an admin
+(`shared.natsauth`), PostgreSQL gets a writer role for the projector and a read-only role
+for the gateway (`tools.pgroles`). Then the admin set-up step (`tools.setup`) creates the
+streams, consumers and buckets, and each service runs as `python -m services.<name>` with
+the URLs and its own credentials in its environment; its output is shown line by line
+behind its name. Once all is started, `.run/stack.json` tells tools where the servers are
+(`tools.local`); it goes when the stack stops.
+
+With `NATS_URL`, the services use that URL as given (and `NATS_USER`/`NATS_PASSWORD` if
+set, which the set-up step uses as the admin); with `DATABASE_URL`, the gateway and the
+projector both get it. Per-service users and roles on servers you run yourself are
+yours to create (deploy/README.md shows how).
 
 On SIGINT or SIGTERM the services get SIGTERM, then SIGKILL after a grace period, then
 PostgreSQL and NATS stop, and the exit status is 0. A service that exits on its own takes the
@@ -26,13 +38,21 @@ from typing import Any, TextIO
 
 import msgspec
 
+from shared.accounts import KeyStore
+from shared.natsauth import ADMIN, SERVICES, authorization
+from shared.topology import Topology
+from tools import credentials, keys, local, pgroles
 from tools.devservers import DevServerError, ServerProcess, port_is_free
 from tools.devservers import die_with_parent, start_nats, start_postgres
+from tools.setup import SetupSettings
+from tools.setup import run as run_setup
 
 SERVICE_NAMES = ("gateway", "router", "executor", "projector")
 DEFAULT_NATS_PORT = 14222
 DEFAULT_PG_PORT = 15432
 STOP_TIMEOUT = 10.0
+API_KEY_FILE = "api-key"
+LOCAL_ACCOUNT = "local"
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
 _COLOURS = ("36", "35", "33", "32", "34", "96", "95", "93")  # ANSI foreground codes
@@ -45,6 +65,8 @@ class ServiceSpec(msgspec.Struct, frozen=True, kw_only=True):
 
     name: str
     argv: tuple[str, ...]
+    #: Variables of this service alone (its credentials), over the stack's environment.
+    env: dict[str, str] = msgspec.field(default_factory=dict)
 
 
 def default_services() -> list[ServiceSpec]:
@@ -104,7 +126,7 @@ async def supervise(
                 stdin=asyncio.subprocess.DEVNULL,
                 stdout=asyncio.subprocess.PIPE,
                 stderr=asyncio.subprocess.STDOUT,
-                env=dict(env),
+                env={**env, **spec.env},
                 limit=_LINE_LIMIT,
                 # Own session: the terminal's Ctrl-C reaches only us, and we stop the
                 # children in order; they still die with us if we are killed outright.
@@ -195,29 +217,104 @@ def _pick_port(environ: Mapping[str, str], variable: str, preferred: int) -> int
     return preferred if port_is_free(preferred) else 0
 
 
+class Servers(msgspec.Struct, kw_only=True):
+    """The servers of the stack and the credentials generated for them (None: given by URL)."""
+
+    nats_url: str
+    database_url: str
+    creds: credentials.Credentials | None = None
+    nats_users: bool = False
+    database_roles: bool = False
+    api_key: str = ""  # the local account's key, in `.run/api-key`
+
+    def service_env(self, service: str) -> dict[str, str]:
+        """A service's own NATS user and database URL (gateway: reader, projector: writer)."""
+        env: dict[str, str] = {}
+        if self.creds is not None and self.nats_users and service in self.creds.nats:
+            env.update(NATS_USER=service, NATS_PASSWORD=self.creds.nats[service])
+        if self.creds is not None and self.database_roles and service in ("gateway", "projector"):
+            url = credentials.service_env(self.creds, service, admin_database_url=self.database_url)
+            env["DATABASE_URL"] = url["DATABASE_URL"]
+        return env
+
+
 def _start_servers(
     stack: contextlib.ExitStack, environ: Mapping[str, str], run_dir: Path, console: Console
-) -> dict[str, str]:
-    urls: dict[str, str] = {}
-    if environ.get("NATS_URL"):
-        urls["NATS_URL"] = environ["NATS_URL"]
-        console.say(f"NATS        {urls['NATS_URL']} (from NATS_URL)")
+) -> Servers:
+    topology = Topology(namespace=environ.get("ENGINE_NAMESPACE", ""))
+    own_nats, own_pg = not environ.get("NATS_URL"), not environ.get("DATABASE_URL")
+    creds = credentials.load_or_create(run_dir / local.CREDENTIALS_FILE) if own_nats or own_pg else None
+    if not own_nats:
+        nats_url = environ["NATS_URL"]
+        console.say(f"NATS        {nats_url} (from NATS_URL)")
     else:
+        assert creds is not None
         port = _pick_port(environ, "RUN_NATS_PORT", DEFAULT_NATS_PORT)
-        nats = start_nats(store_dir=run_dir / "nats", port=port)
+        # Monitoring only on request, and then on the loopback like the client port.
+        monitor = int(environ["RUN_NATS_MONITOR_PORT"]) if environ.get("RUN_NATS_MONITOR_PORT") else None
+        nats = start_nats(
+            store_dir=run_dir / "nats", port=port, config=authorization(topology, creds.nats), monitor_port=monitor
+        )
         stack.callback(_stop_server, nats, console, "NATS")
-        urls["NATS_URL"] = nats.url
+        nats_url = nats.url
         _announce(console, "NATS      ", nats, run_dir / "nats")
-    if environ.get("DATABASE_URL"):
-        urls["DATABASE_URL"] = environ["DATABASE_URL"]
-        console.say(f"PostgreSQL  {urls['DATABASE_URL']} (from DATABASE_URL)")
+    if not own_pg:
+        database_url = environ["DATABASE_URL"]
+        console.say(f"PostgreSQL  {database_url} (from DATABASE_URL)")
     else:
+        assert creds is not None
         port = _pick_port(environ, "RUN_PG_PORT", DEFAULT_PG_PORT)
         pg = start_postgres(data_dir=run_dir / "pg", port=port)
         stack.callback(_stop_server, pg, console, "PostgreSQL")
-        urls["DATABASE_URL"] = pg.url
+        database_url = pg.url
         _announce(console, "PostgreSQL", pg, run_dir / "pg")
-    return urls
+    servers = Servers(nats_url=nats_url, database_url=database_url, creds=creds, nats_users=own_nats, database_roles=own_pg)
+    servers.api_key = _set_up(servers, environ, topology, console, run_dir / API_KEY_FILE)
+    return servers
+
+
+def _set_up(
+    servers: Servers, environ: Mapping[str, str], topology: Topology, console: Console, key_file: Path
+) -> str:
+    """The admin step before any service starts: roles, streams, consumers, buckets; the local key."""
+    creds = servers.creds
+    if servers.nats_users:
+        assert creds is not None
+        user, password = ADMIN, creds.nats[ADMIN]
+    else:
+        user, password = environ.get("NATS_USER", ""), environ.get("NATS_PASSWORD", "")
+    settings = SetupSettings(
+        nats_url=servers.nats_url,
+        nats_user=user,
+        nats_password=password,
+        engine_namespace=topology.namespace,
+        stream_replicas=int(environ.get("STREAM_REPLICAS") or 1),
+        setup_database_url=servers.database_url if servers.database_roles else "",
+        reader_database_password=creds.reader_password if creds else "",
+        writer_database_password=creds.writer_password if creds else "",
+    )
+    try:
+        asyncio.run(asyncio.wait_for(run_setup(settings), 30))
+        key, created = asyncio.run(asyncio.wait_for(_local_key(settings, topology, key_file), 10))
+    except Exception as error:
+        raise DevServerError(f"set-up step failed against {servers.nats_url}: {error!r}") from error
+    roles = f"; database roles {pgroles.READER}, {pgroles.WRITER}" if servers.database_roles else ""
+    users = f"; NATS users {ADMIN}, {', '.join(SERVICES)}" if servers.nats_users else ""
+    console.say(f"Set-up      streams, consumers and buckets in place{users}{roles}")
+    console.say(f"API key     {'created' if created else 'kept'} for account {LOCAL_ACCOUNT} in {_short(key_file)}")
+    return key
+
+
+async def _local_key(settings: SetupSettings, topology: Topology, key_file: Path) -> tuple[str, bool]:
+    conn = local.Connection(
+        nats_url=settings.nats_url, nats_user=settings.nats_user, nats_password=settings.nats_password,
+        database_url="", gateway_url="", namespace=topology.namespace,
+    )  # fmt: skip
+    nc = await local.connect_nats(conn, "run")
+    try:
+        return await keys.provision_local(await KeyStore.open(nc.jetstream(), topology), key_file, LOCAL_ACCOUNT)
+    finally:
+        await nc.close()
 
 
 def _stop_server(server: ServerProcess, console: Console, label: str) -> None:
@@ -264,20 +361,33 @@ def launch(
     try:
         with contextlib.ExitStack() as stack:
             try:
-                urls = _start_servers(stack, environ, run_dir, console)
+                servers = _start_servers(stack, environ, run_dir, console)
             except DevServerError as error:
                 console.say(str(error), alarm=True)
                 return 1
             host = environ.get("GATEWAY_HOST") or "127.0.0.1"
             port = environ.get("GATEWAY_PORT") or "8000"
+            gateway_url = f"http://{host}:{port}"
             rule = "-" * 60
             console.say(rule)
-            console.say(f"Gateway     http://{host}:{port}    Ctrl-C stops everything")
+            console.say(f"Gateway     {gateway_url}    Ctrl-C stops everything")
+            console.say(f"API key     {servers.api_key}")
+            console.say(f"Try         curl -H \"Authorization: Bearer $(cat {_short(run_dir / API_KEY_FILE)})\" {gateway_url}/api/orders")
             console.say(rule)
             # One terminal for four services: plain text reads better than JSON there.
             # wsUrl from this URL, never from a request's Host header.
-            public = {"GATEWAY_PUBLIC_URL": environ.get("GATEWAY_PUBLIC_URL") or f"http://{host}:{port}"}
-            env = {"LOG_FORMAT": "text", **environ, **urls, **public, "PYTHONUNBUFFERED": "1"}
+            public = {"GATEWAY_PUBLIC_URL": environ.get("GATEWAY_PUBLIC_URL") or gateway_url}
+            env = {"LOG_FORMAT": "text", **environ, **public, "NATS_URL": servers.nats_url, "PYTHONUNBUFFERED": "1"}
+            env["DATABASE_URL"] = servers.database_url
+            if servers.database_roles:  # only the gateway and the projector get a database
+                del env["DATABASE_URL"]
+            services = [msgspec.structs.replace(s, env={**servers.service_env(s.name), **s.env}) for s in services]
+            local.publish(run_dir, local.StackFile(
+                pid=os.getpid(), nats_url=servers.nats_url, database_url=servers.database_url,
+                gateway_url=gateway_url, namespace=environ.get("ENGINE_NAMESPACE", ""),
+                nats_users=servers.nats_users, database_roles=servers.database_roles,
+            ))  # fmt: skip
+            stack.callback(local.withdraw, run_dir, os.getpid())
             status = asyncio.run(_run(services, env, console, stop_timeout))
             _on_sigterm(_raise_interrupt)  # asyncio.run reset it
             return status

@@ -13,11 +13,12 @@ from shared.chain import JetStreamChainStore, SimulatedChain
 from shared.clock import SystemClock
 from shared.consumer import Consumer, ConsumerSpec
 from shared.emit import Emitter
-from shared.eventlog import EventLog, ensure_streams
+from shared.eventlog import EventLog
 from shared.ids import Ids
 from shared.launchlog import LaunchRegistry
 from shared.market.model import Market
 from shared.settings import load
+from shared.setup import require_streams
 from shared.topology import Topology
 
 
@@ -25,7 +26,7 @@ async def build_executor(settings: ExecutorSettings, nc, clock) -> Executor:
     """The composition root: real chain store and event log from settings."""
     topology = Topology(namespace=settings.engine_namespace)
     js = nc.jetstream()
-    await ensure_streams(js, topology, replicas=settings.stream_replicas)
+    await require_streams(js, topology.orders_stream, topology.launches()[0])
     store = await JetStreamChainStore.open(js, topology.chain_bucket)
     market = Market(settings.sim_seed)
     launches = LaunchRegistry(js, topology, listed=market.pairs(), on_launch=market.add_launch)
@@ -56,7 +57,7 @@ def _listed(market: Market, pool_id: str) -> bool:
 
 async def serve(settings: ExecutorSettings, stop: asyncio.Event) -> None:
     topology = Topology(namespace=settings.engine_namespace)
-    async with runtime.nats_connection(settings.nats_url, "executor") as nc:
+    async with runtime.nats_connection(settings, "executor") as nc:
         executor = await build_executor(settings, nc, SystemClock())
         spec = ConsumerSpec(durable="executor", filter_subject=topology.orders_wildcard, wants=frozenset({"OrderRouted"}))
         consumer = Consumer(nc.jetstream(), topology.orders_stream, spec, executor.handle, concurrency=settings.concurrency)

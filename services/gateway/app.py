@@ -24,10 +24,11 @@ from shared import metrics
 from shared.accounts import KeyStore
 from shared.clock import SystemClock
 from shared.emit import Emitter
-from shared.eventlog import EventLog, ensure_streams
+from shared.eventlog import EventLog
 from shared.ids import Ids
 from shared.ops import Check, ops_handlers
 from shared.runtime import close_nats, connect_nats
+from shared.setup import require_streams
 from shared.topology import Topology
 
 
@@ -59,9 +60,9 @@ def create_app(settings: GatewaySettings) -> Litestar:
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
-        nc = await connect_nats(settings.nats_url, "gateway")
+        nc = await connect_nats(settings, "gateway")
         js = nc.jetstream()
-        await ensure_streams(js, topology, replicas=settings.stream_replicas)
+        await require_streams(js, topology.orders_stream, topology.quotes_stream, topology.ratelimit_stream)
         pool = await open_pool(settings.database_url, settings.database_schema, size=settings.db_pool_size)
         log = EventLog(nc, js, topology)
         clock = SystemClock()

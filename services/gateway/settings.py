@@ -1,9 +1,11 @@
 from __future__ import annotations
 
-from shared.settings import Common
+from shared.settings import DEFAULT_DATABASE_URL, Common
 
 
 class GatewaySettings(Common, frozen=True, kw_only=True):
+    database_url: str = DEFAULT_DATABASE_URL
+    database_schema: str = "public"  # the schema the read-model tables live in
     gateway_host: str = "127.0.0.1"
     gateway_port: int = 8000
     #: Health, readiness and /metrics, off the public port (as router, executor, projector).
@@ -23,7 +25,6 @@ class GatewaySettings(Common, frozen=True, kw_only=True):
     #: Largest WebSocket message a client may send (closed with 1009 beyond); the streams
     #: expect nothing from clients, so this only bounds what a client can make us buffer.
     ws_max_message_bytes: int = 4_096
-    database_schema: str = "public"
     db_pool_size: int = 10
     #: How long a stream for an order with no events waits before closing with 4404.
     unknown_order_wait_s: float = 10.0

@@ -13,18 +13,19 @@ import logging
 from typing import AsyncIterator
 
 import asyncpg
+import nats.errors
 from nats.aio.client import Client
 
 from services.projector import store
 from services.projector.migrations import migrate
-from services.projector.rebuild import rebuild
+from services.projector.rebuild import RebuildSummary, rebuild
 from services.projector.service import Projector
 from services.projector.settings import ProjectorSettings
 from shared import runtime
-from shared.eventlog import ensure_streams
 from shared.ops import ops_app
 from shared.ops import serve as serve_ops
 from shared.settings import load
+from shared.setup import SetupMissing, require_streams
 from shared.topology import Topology
 
 SERVICE = "projector"
@@ -32,14 +33,14 @@ log = logging.getLogger(__name__)
 
 
 @contextlib.asynccontextmanager
-async def connections(settings: ProjectorSettings) -> AsyncIterator[tuple[Client, asyncpg.Pool]]:
+async def connections(
+    settings: ProjectorSettings, *, fail_fast: bool = False
+) -> AsyncIterator[tuple[Client, asyncpg.Pool]]:
     """NATS and a migrated PostgreSQL pool, with the streams in place."""
     async with contextlib.AsyncExitStack() as stack:
-        nc = await stack.enter_async_context(runtime.nats_connection(settings.nats_url, SERVICE))
-        await ensure_streams(
-            nc.jetstream(), Topology(namespace=settings.engine_namespace), replicas=settings.stream_replicas
-        )
-        pool = await store.create_pool(settings.database_url, settings.database_schema)
+        nc = await stack.enter_async_context(runtime.nats_connection(settings, SERVICE, fail_fast=fail_fast))
+        await require_streams(nc.jetstream(), Topology(namespace=settings.engine_namespace).orders_stream)
+        pool = await store.create_pool(settings.database_url, settings.database_schema, timeout=5 if fail_fast else 60)
         stack.push_async_callback(pool.close)
         async with pool.acquire() as conn:
             await migrate(conn, settings.database_schema)
@@ -76,25 +77,35 @@ async def serve(settings: ProjectorSettings, stop: asyncio.Event) -> None:
 
 
 async def rebuild_once(settings: ProjectorSettings, stop: asyncio.Event) -> None:
-    """Rebuild the read model; a signal during the rebuild rolls it back."""
-    async with connections(settings) as (nc, pool):
-        work = asyncio.create_task(
-            rebuild(pool, nc.jetstream(), Topology(namespace=settings.engine_namespace), settings.database_schema)
-        )
-        stopping = asyncio.create_task(stop.wait())
-        await asyncio.wait({work, stopping}, return_when=asyncio.FIRST_COMPLETED)
-        stopping.cancel()
-        if not work.done():
-            work.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await work
-            log.error("rebuild interrupted; the read model is unchanged")
-            raise SystemExit(1)
-        summary = work.result()
-        log.info(
-            "read model rebuilt", extra={"events": summary.events, "orders": summary.orders, "seconds": summary.seconds}
-        )
-        print(summary, flush=True)
+    """Rebuild the read model; a signal at any point (connecting included) rolls it back.
+
+    A one-off command: it connects once and fails within seconds when a server is not
+    there, rather than waiting for it.
+    """
+
+    async def work() -> RebuildSummary:
+        async with connections(settings, fail_fast=True) as (nc, pool):
+            topology = Topology(namespace=settings.engine_namespace)
+            return await rebuild(pool, nc.jetstream(), topology, settings.database_schema)
+
+    task = asyncio.create_task(work())
+    stopping = asyncio.create_task(stop.wait())
+    await asyncio.wait({task, stopping}, return_when=asyncio.FIRST_COMPLETED)
+    stopping.cancel()
+    if not task.done():
+        task.cancel()
+        # Whatever the cancelled work raises on its way out (a connect turns it into a timeout).
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await task
+        log.error("rebuild interrupted; the read model is unchanged")
+        raise SystemExit(1)
+    try:
+        summary = task.result()
+    except (OSError, nats.errors.Error, asyncpg.PostgresError, SetupMissing) as exc:
+        log.error(f"rebuild failed; the read model is unchanged: {exc!r}")
+        raise SystemExit(1) from None
+    log.info("read model rebuilt", extra={"events": summary.events, "orders": summary.orders, "seconds": summary.seconds})
+    print(summary, flush=True)
 
 
 def main(argv: list[str] | None = None) -> None:

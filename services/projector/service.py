@@ -32,7 +32,8 @@ from services.projector.pull import Puller
 from services.projector.rebuild import rebuild
 from shared import events as ev
 from shared import metrics, tracing
-from shared.consumer import ConsumerSpec, ensure_consumer
+from shared.consumer import ConsumerSpec
+from shared.setup import SETUP_STEP, require_consumer
 from shared.eventlog import EventLog, stream_seq_of
 from shared.topology import Topology
 
@@ -91,7 +92,7 @@ class Projector:
 
     async def run(self, stop: asyncio.Event) -> None:
         """Consume until `stop` is set; the batch in hand is finished first."""
-        await ensure_consumer(self._js, self._topology.orders_stream, self.spec)
+        await require_consumer(self._js, self._topology.orders_stream, self.spec.durable)
         await self._rebuild_if_behind()
         puller = Puller(self._nc, self._topology.orders_stream, self.spec.durable)
         checked = time.monotonic()
@@ -202,25 +203,18 @@ class Projector:
             metrics.EVENTS_HANDLED.labels(service, kind, outcome).inc(count)
 
     async def _check_consumer(self, stop: asyncio.Event) -> None:
-        """Report the backlog; re-create the consumer if it was deleted."""
+        """Report the backlog; say so if the consumer was deleted (only the set-up step creates it)."""
         stream, durable = self._topology.orders_stream, self.spec.durable
         try:
             info = await self._js.consumer_info(stream, durable)
             metrics.CONSUMER_PENDING.labels(metrics.service(), durable).set(info.num_pending or 0)
             return
         except nats.js.errors.NotFoundError:
-            log.warning("consumer missing; re-creating it", extra={"consumer": durable})
+            # Pulls resume by themselves once the consumer is back.
+            log.error(f"consumer missing; {SETUP_STEP}", extra={"consumer": durable})
         except Exception:
             log.warning("consumer info unavailable", exc_info=True)
-            await _sleep(1.0, stop)
-            return
-        while not stop.is_set():
-            try:
-                await ensure_consumer(self._js, stream, self.spec)
-                return
-            except Exception:
-                log.exception("consumer not re-created")
-                await _sleep(1.0, stop)
+        await _sleep(1.0, stop)
 
     async def _keep_alive(self, msgs: list[Msg]) -> None:
         # A batch can wait on the lock (a rebuild) or retry: keep it from being redelivered.

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from shared.settings import Common
+from shared.settings import DEFAULT_DATABASE_URL, Common
 
 
 class ProjectorSettings(Common, frozen=True, kw_only=True):
+    database_url: str = DEFAULT_DATABASE_URL
+    database_schema: str = "public"  # the schema the read-model tables live in
     ops_port: int = 9103
     projector_batch: int = 500  # events folded and written per transaction
-    database_schema: str = "public"  # the schema the read-model tables live in

@@ -94,10 +94,11 @@ _state_decoder = msgspec.json.Decoder(OrderState)
 _encoder = msgspec.json.Encoder()
 
 
-async def create_pool(database_url: str, schema: str, *, max_size: int = 4) -> asyncpg.Pool:
-    """A pool whose connections resolve unqualified table names in `schema`."""
+async def create_pool(database_url: str, schema: str, *, max_size: int = 4, timeout: float = 60.0) -> asyncpg.Pool:
+    """A pool whose connections resolve unqualified table names in `schema` (`timeout`: to connect)."""
     return await asyncpg.create_pool(
         database_url,
+        timeout=timeout,
         min_size=1,
         max_size=max_size,
         server_settings={"search_path": quote_ident(schema)},

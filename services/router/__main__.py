@@ -14,12 +14,13 @@ from shared import ops, runtime
 from shared.clock import SystemClock
 from shared.consumer import Consumer, ConsumerSpec
 from shared.emit import Emitter
-from shared.eventlog import EventLog, ensure_streams
+from shared.eventlog import EventLog
 from shared.ids import Ids
 from shared.launchlog import LaunchRegistry, run_schedule
 from shared.market.model import Market
 from shared.market.schedule import parse_schedule
 from shared.settings import load
+from shared.setup import require_streams
 from shared.topology import Topology
 
 
@@ -31,9 +32,9 @@ def main() -> None:
 async def serve(settings: RouterSettings, stop: asyncio.Event) -> None:
     topology = Topology(namespace=settings.engine_namespace)
     clock = SystemClock()
-    async with runtime.nats_connection(settings.nats_url, "router") as nc:
+    async with runtime.nats_connection(settings, "router") as nc:
         js = nc.jetstream()
-        await ensure_streams(js, topology, replicas=settings.stream_replicas)
+        await require_streams(js, topology.orders_stream, topology.quotes_stream, topology.launches()[0])
         market = Market(settings.sim_seed)
         slots = settings.slot_clock(clock)
         schedule = parse_schedule(settings.sim_launches, slots.current_slot(), settings.slot_ms, listed=market.pairs())

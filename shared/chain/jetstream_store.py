@@ -7,7 +7,25 @@ from nats.js.api import KeyValueConfig
 from nats.js.errors import BadRequestError, BucketNotFoundError, KeyNotFoundError, KeyWrongLastSequenceError
 from nats.js.kv import KeyValue
 
+from shared.setup import SetupMissing
+
 DEFAULT_MAX_AGE_S = 24 * 60 * 60
+
+
+async def ensure_bucket(js: JetStreamContext, bucket_name: str, *, max_age_s: float = DEFAULT_MAX_AGE_S) -> None:
+    """Create the chain's bucket (history 1) unless it exists; the admin set-up step's job."""
+    try:
+        await js.key_value(bucket_name)
+        return
+    except BucketNotFoundError:
+        pass
+    # Direct get stays off: it may read from a lagging replica, and a submitter that lost the
+    # create race must then read the winner's record.
+    config = KeyValueConfig(bucket=bucket_name, history=1, ttl=max_age_s)
+    try:
+        await js.create_key_value(config)
+    except BadRequestError:
+        pass  # created meanwhile, possibly with different limits: keep theirs
 
 
 class JetStreamChainStore:
@@ -17,22 +35,12 @@ class JetStreamChainStore:
         self._kv = kv
 
     @classmethod
-    async def open(
-        cls, js: JetStreamContext, bucket_name: str, *, max_age_s: float = DEFAULT_MAX_AGE_S
-    ) -> JetStreamChainStore:
-        """Bind to ``bucket_name``, creating it (history 1) if no replica has yet."""
+    async def open(cls, js: JetStreamContext, bucket_name: str) -> JetStreamChainStore:
+        """Bind to the existing bucket ``bucket_name`` (`SetupMissing` if the set-up step has not run)."""
         try:
             return cls(await js.key_value(bucket_name))
         except BucketNotFoundError:
-            pass
-        # Direct get stays off: it may read from a lagging replica, and a submitter that lost the
-        # create race must then read the winner's record.
-        config = KeyValueConfig(bucket=bucket_name, history=1, ttl=max_age_s)
-        try:
-            return cls(await js.create_key_value(config))
-        except BadRequestError:
-            # Another replica created it first, possibly with different limits: use theirs.
-            return cls(await js.key_value(bucket_name))
+            raise SetupMissing(f"key-value bucket {bucket_name}") from None
 
     async def create(self, key: str, value: bytes) -> bool:
         try:

@@ -1,4 +1,11 @@
-"""The four services as real processes against the test session's NATS and PostgreSQL."""
+"""The four services as real processes, each with its own NATS user and database role.
+
+Each stack runs its own nats-server (from the wheel, started in milliseconds) configured
+with the permission table of its namespace (`shared.natsauth`), and the admin set-up step
+(`tools.setup`) creates its streams and consumers; the services only bind to them. The
+gateway reads the session's PostgreSQL as the read-only role, the projector writes as
+the writer role, and router and executor get no database URL at all.
+"""
 
 from __future__ import annotations
 
@@ -14,15 +21,19 @@ from pathlib import Path
 
 import asyncpg
 import httpx
-import nats
+import nats as _nats
 import pytest
 
 from shared import accounts
 from shared.accounts import KeyStore
 from shared.ids import order_id_for_client_key
+from shared.natsauth import ADMIN, authorization
 from shared.topology import Topology
 
 from tests.helpers import eventually, free_port
+from tools import credentials, pgroles
+from tools.devservers import ServerProcess, start_nats
+from tools.setup import provision_nats
 
 SERVICES = ("gateway", "router", "executor", "projector")
 ROOT = Path(__file__).resolve().parents[2]
@@ -56,8 +67,10 @@ class Stack:
     ws_url: str
     env: dict[str, str]
     schema: str
-    database_url: str
+    database_url: str  # the admin URL: tests look at the read model through it
     logs: Path
+    nats: ServerProcess
+    creds: credentials.Credentials
     processes: dict[str, subprocess.Popen] = field(default_factory=dict)
     ops_ports: dict[str, int] = field(default_factory=dict)  # health and /metrics, gateway's included
     api_key: str = ""
@@ -73,7 +86,7 @@ class Stack:
 
     async def keyed_order_id(self, client_order_id: str, account: str = "e2e") -> str:
         """The order id the gateway gives `account`'s `clientOrderId` (read with the server's secret)."""
-        nc = await nats.connect(self.env["NATS_URL"])
+        nc = await self.admin_nats()
         try:
             store = await KeyStore.open(nc.jetstream(), Topology(namespace=self.env["ENGINE_NAMESPACE"]))
             return order_id_for_client_key(await store.order_id_secret(), account, client_order_id)
@@ -88,16 +101,29 @@ class Stack:
         return key
 
     async def add_key(self, record: accounts.ApiKey) -> None:
-        nc = await nats.connect(self.env["NATS_URL"])
+        nc = await self.admin_nats()
         try:
             store = await KeyStore.open(nc.jetstream(), Topology(namespace=self.env["ENGINE_NAMESPACE"]))
             await store.add(record)
         finally:
             await nc.close()
 
+    async def admin_nats(self):
+        """A connection to the stack's NATS as the admin user."""
+        return await _nats.connect(self.env["NATS_URL"], user=ADMIN, password=self.creds.nats[ADMIN])
+
+    @property
+    def admin_env(self) -> dict[str, str]:
+        """NATS_USER/NATS_PASSWORD of the admin user, for tools and tests."""
+        return {"NATS_USER": ADMIN, "NATS_PASSWORD": self.creds.nats[ADMIN]}
+
+    def service_env(self, name: str) -> dict[str, str]:
+        """The service's own NATS user and, for gateway and projector, its database role."""
+        return credentials.service_env(self.creds, name, admin_database_url=self.database_url)
+
     def start(self, name: str) -> None:
         log = open(self.logs / f"{name}.log", "ab")
-        env = dict(self.env, OPS_PORT=str(self.ops_ports[name]))
+        env = {**self.env, **self.service_env(name), "OPS_PORT": str(self.ops_ports[name])}
         self.processes[name] = subprocess.Popen(
             [sys.executable, "-m", f"services.{name}"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT
         )
@@ -121,12 +147,12 @@ class Stack:
         return "\n".join(out)
 
 
-def stack_env(nats_url: str, database_url: str, namespace: str, schema: str, port: int, extra: Mapping[str, str]) -> dict:
+def stack_env(nats_url: str, namespace: str, schema: str, port: int, extra: Mapping[str, str]) -> dict:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("SIM_", "CHAIN_", "EXECUTOR_"))}
     env.update(E2E_ENV)
+    env.pop("DATABASE_URL", None)  # only the gateway and the projector get one, each its own role
     env.update(
         NATS_URL=nats_url,
-        DATABASE_URL=database_url,
         DATABASE_SCHEMA=schema,
         ENGINE_NAMESPACE=namespace,
         GATEWAY_HOST="127.0.0.1",
@@ -137,19 +163,32 @@ def stack_env(nats_url: str, database_url: str, namespace: str, schema: str, por
     return env
 
 
-async def start_stack(nats_url: str, database_url: str, tmp: Path, extra: Mapping[str, str] = {}) -> Stack:
+async def start_stack(
+    database_url: str, creds: credentials.Credentials, tmp: Path, extra: Mapping[str, str] = {}
+) -> Stack:
     namespace = "e" + uuid.uuid4().hex[:8]
+    topology = Topology(namespace=namespace)
     conn = await asyncpg.connect(database_url)
-    await conn.execute(f'create schema "{namespace}"')
-    await conn.close()
+    try:
+        await pgroles.hand_over(conn, namespace)  # the writer's schema, readable by the reader
+    finally:
+        await conn.close()
+    nats = start_nats(store_dir=tmp / f"nats-{namespace}", config=authorization(topology, creds.nats))
+    admin = await _nats.connect(nats.url, user=ADMIN, password=creds.nats[ADMIN])
+    try:
+        await provision_nats(admin.jetstream(), topology)  # the admin set-up step
+    finally:
+        await admin.close()
     port = free_port()
     stack = Stack(
         base_url=f"http://127.0.0.1:{port}",
         ws_url=f"ws://127.0.0.1:{port}",
-        env=stack_env(nats_url, database_url, namespace, namespace, port, extra),
+        env=stack_env(nats.url, namespace, namespace, port, extra),
         schema=namespace,
         database_url=database_url,
         logs=tmp,
+        nats=nats,
+        creds=creds,
         ops_ports={name: free_port() for name in SERVICES},
     )
     for name in SERVICES:
@@ -177,6 +216,7 @@ async def start_stack(nats_url: str, database_url: str, tmp: Path, extra: Mappin
 
 async def stop_stack(stack: Stack, *, check: bool = True) -> None:
     codes = {name: stack.stop(name) for name in list(stack.processes)}
+    stack.nats.stop()
     conn = await asyncpg.connect(stack.database_url)
     await conn.execute(f'drop schema if exists "{stack.schema}" cascade')
     await conn.close()
@@ -184,9 +224,19 @@ async def stop_stack(stack: Stack, *, check: bool = True) -> None:
         assert all(code == 0 for code in codes.values()), f"unclean exits {codes}\n{stack.tail()}"
 
 
+@pytest.fixture(scope="session")
+async def stack_credentials(database_url) -> credentials.Credentials:
+    """NATS users' passwords for every stack, and the database roles, provisioned once."""
+    creds = credentials.generate()
+    await pgroles.provision(
+        database_url, reader_password=creds.reader_password, writer_password=creds.writer_password, schemas=()
+    )
+    return creds
+
+
 @pytest.fixture(scope="module")
-async def stack(nats_url, database_url, tmp_path_factory) -> AsyncIterator[Stack]:
-    running = await start_stack(nats_url, database_url, tmp_path_factory.mktemp("stack"))
+async def stack(database_url, stack_credentials, tmp_path_factory) -> AsyncIterator[Stack]:
+    running = await start_stack(database_url, stack_credentials, tmp_path_factory.mktemp("stack"))
     try:
         yield running
     finally:

@@ -7,7 +7,6 @@ import sys
 import time
 
 import httpx
-import nats
 import websockets
 
 from shared.accounts import KeyStore
@@ -140,7 +139,7 @@ async def test_a_burst_over_the_limit_gets_429_with_retry_after_and_stores_nothi
             return sorted(o["clientOrderId"] for o in page)
 
         await eventually(lambda: _equal(listed(), ["b0", "b1", "b2"]), message="the three accepted orders listed")
-    nc = await nats.connect(stack.env["NATS_URL"])
+    nc = await stack.admin_nats()
     try:
         log = EventLog(nc, nc.jetstream(), Topology(namespace=stack.env["ENGINE_NAMESPACE"]))
         for refused_id in ("b3", "b4", "b5"):
@@ -155,7 +154,7 @@ async def _equal(value, expected) -> bool:
 
 async def test_the_limit_holds_across_gateway_replicas(stack, tmp_path):
     port = free_port()
-    env = dict(stack.env, GATEWAY_PORT=str(port), OPS_PORT=str(free_port()))
+    env = {**stack.env, **stack.service_env("gateway"), "GATEWAY_PORT": str(port), "OPS_PORT": str(free_port())}
     log = open(tmp_path / "gateway2.log", "wb")
     second = subprocess.Popen([sys.executable, "-m", "services.gateway"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
     try:
@@ -202,7 +201,7 @@ async def test_a_revoked_key_stops_working_within_the_cache_time(stack):
     key = await stack.new_key("revoked-" + secrets.token_hex(3))
     async with stack.client(key=key) as client:
         assert (await client.get("/api/orders")).status_code == 200
-        nc = await nats.connect(stack.env["NATS_URL"])
+        nc = await stack.admin_nats()
         try:
             store = await KeyStore.open(nc.jetstream(), Topology(namespace=stack.env["ENGINE_NAMESPACE"]))
             await store.revoke(key.split("_")[1], int(time.time() * 1000))

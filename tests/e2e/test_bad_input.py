@@ -8,7 +8,6 @@ import time
 from collections.abc import AsyncIterator
 
 import httpx
-import nats
 import pytest
 import websockets
 
@@ -128,8 +127,8 @@ JSON = {"content-type": "application/json"}
 
 
 @pytest.fixture(scope="module")
-async def stack(nats_url, database_url, tmp_path_factory) -> AsyncIterator[Stack]:
-    running = await start_stack(nats_url, database_url, tmp_path_factory.mktemp("stack"), HARDENED_ENV)
+async def stack(database_url, stack_credentials, tmp_path_factory) -> AsyncIterator[Stack]:
+    running = await start_stack(database_url, stack_credentials, tmp_path_factory.mktemp("stack"), HARDENED_ENV)
     await running.add_key(HOSTILE_RECORD)
     try:
         yield running
@@ -139,7 +138,7 @@ async def stack(nats_url, database_url, tmp_path_factory) -> AsyncIterator[Stack
 
 async def stored_orders(stack: Stack) -> int:
     """Orders in the event log: one subject each."""
-    nc = await nats.connect(stack.env["NATS_URL"])
+    nc = await stack.admin_nats()
     try:
         stream = Topology(namespace=stack.env["ENGINE_NAMESPACE"]).orders_stream
         info = await nc.jetstream().stream_info(stream, subjects_filter=">")

@@ -4,7 +4,7 @@ import asyncio
 
 import asyncpg
 import httpx
-import nats
+import pytest
 
 from shared import events as ev
 from shared.eventlog import EventLog
@@ -72,7 +72,7 @@ async def test_the_read_model_matches_the_log(stack):
         orders = await asyncio.gather(*(submit(client, market("0.05")) for _ in range(20)))
         for accepted in orders:
             await stream(stack, accepted["orderId"])
-        nc = await nats.connect(stack.env["NATS_URL"])
+        nc = await stack.admin_nats()
         log = EventLog(nc, nc.jetstream(), Topology(namespace=stack.env["ENGINE_NAMESPACE"]))
         db = await asyncpg.connect(stack.database_url, server_settings={"search_path": stack.schema})
         try:
@@ -116,3 +116,15 @@ async def test_orders_are_listed_newest_first_with_a_cursor(stack):
         assert len(seen) == len(set(seen))
         newest_first = [i for i in seen if i in ids]
         assert newest_first == list(reversed(ids))
+
+
+async def test_the_gateway_reads_with_a_role_that_cannot_write_and_router_and_executor_have_no_database(stack):
+    assert all("DATABASE_URL" not in {**stack.env, **stack.service_env(name)} for name in ("router", "executor"))
+    db = await asyncpg.connect(stack.service_env("gateway")["DATABASE_URL"], server_settings={"search_path": stack.schema})
+    try:
+        assert await db.fetchval("select count(*) from orders") >= 0
+        for statement in ("delete from orders", "update projector_positions set stream_seq = 0", "truncate order_events"):
+            with pytest.raises(asyncpg.InsufficientPrivilegeError):
+                await db.execute(statement)
+    finally:
+        await db.close()

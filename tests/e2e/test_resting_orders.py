@@ -77,7 +77,7 @@ async def test_a_sniper_order_fires_in_the_first_slot_after_its_pool_launches(st
         launch = subprocess.run(
             [sys.executable, "-m", "tools.launch", "PUMP-USDC", "--price", "0.002", "--depth", "50000",
              "--nats-url", stack.env["NATS_URL"], "--namespace", stack.env["ENGINE_NAMESPACE"], "--json"],
-            cwd=ROOT, env={**os.environ, **stack.env}, capture_output=True, text=True, timeout=30,
+            cwd=ROOT, env={**os.environ, **stack.env, **stack.admin_env}, capture_output=True, text=True, timeout=30,
         )
         assert launch.returncode == 0, launch.stderr
         messages, code = await stream(stack, order["orderId"], timeout=30)

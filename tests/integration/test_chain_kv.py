@@ -25,6 +25,8 @@ from shared.chain import (
     TransientChainError,
     signed,
 )
+from shared.chain.jetstream_store import ensure_bucket
+from shared.setup import SetupMissing
 
 SLOT_MS = 400
 GENESIS_MS = 1_700_000_000_000
@@ -73,8 +75,16 @@ async def connections(nats_url: str) -> AsyncIterator[list[Client]]:
 
 
 @pytest.fixture
-def bucket(namespace: str) -> str:
-    return f"chain_{namespace}"
+async def bucket(namespace: str, connections: list[Client]) -> str:
+    """A bucket made by the set-up step's function, as `tools.setup` makes the chain's."""
+    name = f"chain_{namespace}"
+    await ensure_bucket(connections[0].jetstream(), name)
+    return name
+
+
+@pytest.fixture
+def new_bucket(namespace: str) -> str:
+    return f"fresh_{namespace}"
 
 
 async def stored_messages(client: Client, bucket: str) -> int:
@@ -175,13 +185,14 @@ async def test_a_transaction_with_an_expired_blockhash_is_refused_and_not_record
     assert await stored_messages(connections[0], bucket) == 0
 
 
-async def test_opening_the_bucket_is_idempotent_and_accepts_a_bucket_made_with_other_limits(
-    connections: list[Client], bucket: str
+async def test_setting_up_the_bucket_is_idempotent_and_accepts_a_bucket_made_with_other_limits(
+    connections: list[Client], new_bucket: str
 ) -> None:
     js = connections[0].jetstream()
-    await js.create_key_value(KeyValueConfig(bucket=bucket, history=1, ttl=60))
+    await js.create_key_value(KeyValueConfig(bucket=new_bucket, history=1, ttl=60))
+    await ensure_bucket(js, new_bucket)
     first, second = await asyncio.gather(
-        JetStreamChainStore.open(js, bucket), JetStreamChainStore.open(connections[1].jetstream(), bucket)
+        JetStreamChainStore.open(js, new_bucket), JetStreamChainStore.open(connections[1].jetstream(), new_bucket)
     )
     assert await first.create("tx.a", b"1")
     assert not await second.create("tx.a", b"2")
@@ -189,6 +200,14 @@ async def test_opening_the_bucket_is_idempotent_and_accepts_a_bucket_made_with_o
     assert await first.get("tx.missing") is None
 
 
-async def test_concurrent_first_opens_of_a_new_bucket_both_succeed(connections: list[Client], bucket: str) -> None:
-    stores = await asyncio.gather(*(JetStreamChainStore.open(c.jetstream(), bucket) for c in connections))
+async def test_opening_a_bucket_the_set_up_step_has_not_made_names_that_step(
+    connections: list[Client], new_bucket: str
+) -> None:
+    with pytest.raises(SetupMissing, match="tools.setup"):
+        await JetStreamChainStore.open(connections[0].jetstream(), new_bucket)
+
+
+async def test_concurrent_set_ups_of_a_new_bucket_both_succeed(connections: list[Client], new_bucket: str) -> None:
+    await asyncio.gather(*(ensure_bucket(c.jetstream(), new_bucket) for c in connections))
+    stores = await asyncio.gather(*(JetStreamChainStore.open(c.jetstream(), new_bucket) for c in connections))
     assert [await s.create("tx.b", b"x") for s in stores].count(True) == 1

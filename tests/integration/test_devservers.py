@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import io
+import json
 import os
 import re
 import shutil
 import signal
 import socket
+import stat
 import sys
 import tempfile
 import textwrap
@@ -16,11 +18,14 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import asyncpg
+import msgspec
 import nats
 import pytest
 
 from tests.helpers import eventually, free_port, process_gone
 from tools.devservers import DevServerError, start_nats, start_postgres
+from tools import local, pgroles
+from tools.credentials import Credentials, role_url
 from tools.run import Console, ServiceSpec, supervise
 
 # Stand-in services: report themselves, then run until stopped.
@@ -28,6 +33,7 @@ SLEEPER = textwrap.dedent("""
     import os, time
     print("pid", os.getpid(), flush=True)
     print("urls", os.environ.get("NATS_URL"), os.environ.get("DATABASE_URL"), flush=True)
+    print("user", os.environ.get("NATS_USER"), flush=True)
     time.sleep(120)
 """)
 STUBBORN = textwrap.dedent("""
@@ -319,7 +325,8 @@ async def test_launcher_stops_every_service_on_sigterm_and_exits_cleanly(
     assert f"gateway  | urls {nats_url} {database_url}" in text
     assert "executor did not stop in time; killing it" in text
     assert "http://127.0.0.1:8000" in text
-    assert not run_dir.exists(), "servers given by URL are used, none started"
+    assert not (run_dir / "nats").exists() and not (run_dir / "pg").exists(), "servers given by URL are used"
+    assert not (run_dir / "stack.json").exists(), "the stack is no longer announced once stopped"
 
 
 async def test_launcher_runs_its_own_servers_when_no_urls_are_given(scratch: Path) -> None:
@@ -338,9 +345,18 @@ async def test_launcher_runs_its_own_servers_when_no_urls_are_given(scratch: Pat
     )
     nats_url, database_url = urls[0].groups()
     assert nats_url == f"nats://127.0.0.1:{nats_port}"
-    assert database_url == f"postgresql://postgres@127.0.0.1:{pg_port}/engine"
-    client = await nats.connect(nats_url)
-    await client.jetstream().add_stream(name="launched", subjects=["launched.>"])
+    creds_file = scratch / "run" / "credentials.json"
+    assert stat.S_IMODE(creds_file.stat().st_mode) == 0o600
+    creds = msgspec.json.decode(creds_file.read_bytes(), type=Credentials)
+    reader = role_url(f"postgresql://postgres@127.0.0.1:{pg_port}/engine", pgroles.READER, creds.reader_password)
+    assert database_url == reader, "the gateway reads as the read-only role"
+    assert output.matches(r"^gateway +\| user gateway$"), "the gateway connects as its own NATS user"
+    with pytest.raises(Exception):
+        await nats.connect(nats_url, allow_reconnect=False, max_reconnect_attempts=0)  # no user: refused
+    # A tool finds the running stack under .run/ and connects as admin, set up already.
+    found = local.connection("admin", {}, scratch / "run")
+    client = await local.connect_nats(found, "test")
+    assert (await client.jetstream().stream_info("ORDERS")).config.name == "ORDERS"
     await client.close()
     conn = await asyncpg.connect(database_url)
     assert await conn.fetchval("SELECT current_database()") == "engine"
@@ -353,3 +369,13 @@ async def test_launcher_runs_its_own_servers_when_no_urls_are_given(scratch: Pat
     assert text.index("PostgreSQL stopped") < text.index("NATS stopped")
     assert not _accepts_connections(nats_port)
     assert not _accepts_connections(pg_port)
+    with pytest.raises(local.NoLocalStack, match="make run"):
+        local.connection("admin", {}, scratch / "run")
+
+
+async def test_nats_monitoring_listens_on_the_loopback_only(scratch: Path) -> None:
+    port = free_port()
+    with start_nats(store_dir=scratch / "nats", monitor_port=port) as server:
+        ports = json.loads(next((scratch / "nats").glob(f"*_{server.pid}.ports")).read_text())
+        assert ports["monitoring"] == [f"http://127.0.0.1:{port}"]  # bound to all, it would list every address
+        assert _accepts_connections(port)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import signal
 import socket
 import sys
 from dataclasses import dataclass, field
@@ -26,11 +27,12 @@ from services.projector.rebuild import rebuild
 from services.projector.service import Projector
 from services.projector.settings import ProjectorSettings
 from shared import events as ev
-from shared.eventlog import EventLog, ensure_streams
+from shared.eventlog import EventLog
 from shared.orders import OrderState
 from shared.settings import load
 from shared.topology import Topology
 from tests.unit.test_projector_fold import T0, interleaved_log, order_story
+from tools.setup import provision_nats
 
 
 async def eventually(check: Callable[[], Awaitable[Any]], *, timeout: float = 20.0, interval: float = 0.05) -> Any:
@@ -100,7 +102,7 @@ async def env(nats_url: str, database_url: str, namespace: str, pg_schema: str) 
     nc = await nats.connect(nats_url)
     js = nc.jetstream()
     topology = Topology(namespace=namespace)
-    await ensure_streams(js, topology)
+    await provision_nats(js, topology)
     pool = await store.create_pool(database_url, pg_schema)
     async with pool.acquire() as conn:
         await migrate(conn, pg_schema)
@@ -184,8 +186,10 @@ async def test_redelivering_everything_through_a_recreated_consumer_leaves_the_t
     async with running(projector):
         await eventually(env.caught_up)
         before = await env.tables()
-        # Deleted under the running projector: it re-creates the consumer, which starts over.
+        # Deleted under the running projector, then made again by the set-up step: the new
+        # consumer starts over, and the projector goes on with it.
         await env.js.delete_consumer(env.topology.orders_stream, projector.spec.durable)
+        await provision_nats(env.js, env.topology)
 
         async def redelivered() -> bool:
             with contextlib.suppress(Exception):
@@ -405,3 +409,32 @@ async def test_the_rebuild_command_replaces_the_read_model_and_prints_a_summary(
     assert "read model rebuilt: 6 events, 1 orders, 0 rejected" in stdout.decode()
     assert await env.caught_up()
     await assert_read_model_is_the_fold_of_the_log(env, {"o-cli"})
+
+
+async def test_the_rebuild_command_stops_on_sigterm_even_while_connecting(env: Env, namespace: str) -> None:
+    # A server that accepts connections and never answers: the rebuild waits in its connect.
+    accepted = asyncio.Event()
+
+    async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        accepted.set()
+        await reader.read()
+        writer.close()
+
+    server = await asyncio.start_server(silent, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    environment = {**os.environ, "NATS_URL": f"nats://127.0.0.1:{port}", "DATABASE_URL": env.database_url,
+                   "ENGINE_NAMESPACE": namespace, "DATABASE_SCHEMA": env.schema, "LOG_FORMAT": "text"}
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "services.projector", "rebuild", env=environment,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+    )
+    try:
+        await asyncio.wait_for(accepted.wait(), 20)
+        process.send_signal(signal.SIGTERM)
+        # Within the 3 s connect timeout: nats-py finishes a TCP connect that is under way
+        # before it gives in to a cancel, so the exit can take that long, never longer.
+        output, _ = await asyncio.wait_for(process.communicate(), 5)
+    finally:
+        server.close()
+    assert process.returncode == 1
+    assert "rebuild interrupted; the read model is unchanged" in output.decode()

@@ -18,14 +18,15 @@ PORT_VARIABLES = {
     "gateway": "GATEWAY_PORT", "router": "OPS_PORT", "executor": "OPS_PORT", "projector": "OPS_PORT",
 }
 SHARED_SETTINGS = {
-    "NATS_URL", "DATABASE_URL", "ENGINE_NAMESPACE", "STREAM_REPLICAS", "LOG_LEVEL", "LOG_FORMAT",
+    "NATS_URL", "ENGINE_NAMESPACE", "STREAM_REPLICAS", "LOG_LEVEL", "LOG_FORMAT",
     "SIM_PROFILE", "SIM_SEED", "OTEL_TRACES_EXPORTER", "OTEL_EXPORTER_OTLP_ENDPOINT",
 }
+# Each service's own NATS user; only the gateway (reader) and projector (writer) get a database.
 EXTRA_SETTINGS = {
-    "gateway": {"GATEWAY_HOST", "GATEWAY_PORT", "GATEWAY_PUBLIC_URL", "OPS_PORT"},
-    "router": {"OPS_PORT"},
-    "executor": {"OPS_PORT", "EXECUTOR_MAX_ATTEMPTS", "CHAIN_FAILURE_RATE"},
-    "projector": {"OPS_PORT"},
+    "gateway": {"GATEWAY_HOST", "GATEWAY_PORT", "GATEWAY_PUBLIC_URL", "OPS_PORT", "NATS_USER", "NATS_PASSWORD", "DATABASE_URL"},
+    "router": {"OPS_PORT", "NATS_USER", "NATS_PASSWORD"},
+    "executor": {"OPS_PORT", "EXECUTOR_MAX_ATTEMPTS", "CHAIN_FAILURE_RATE", "NATS_USER", "NATS_PASSWORD"},
+    "projector": {"OPS_PORT", "NATS_USER", "NATS_PASSWORD", "DATABASE_URL"},
 }
 
 

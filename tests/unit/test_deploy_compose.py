@@ -24,6 +24,9 @@ def test_compose_services_have_an_image_or_build_and_depend_on_healthy_services(
     for name, service in services.items():
         assert "image" in service or "build" in service, name
         for target, condition in service.get("depends_on", {}).items():
+            if target == "setup":  # the one-shot admin step: waited for until it succeeds
+                assert condition["condition"] == "service_completed_successfully", name
+                continue
             assert target in services and condition["condition"] == "service_healthy", name
             assert "healthcheck" in services[target], target
 
@@ -85,3 +88,20 @@ def test_dockerfile_installs_the_project_without_dev_extras_and_runs_as_non_root
     lines = (ROOT / ".dockerignore").read_text().splitlines()
     ignore = [line for line in lines if line and not line.startswith("#")]
     assert ignore[0] == "*" and {f"!{source}" for source in copied} <= set(ignore)
+
+
+def test_compose_runs_the_set_up_step_as_admin_and_each_service_as_its_own_user() -> None:
+    services = compose()["services"]
+    setup = services["setup"]
+    assert setup["command"] == ["python", "-m", "tools.setup"] and setup["environment"]["NATS_USER"] == "admin"
+    assert "SETUP_DATABASE_URL" in setup["environment"]
+    for name in SERVICE_PORTS:
+        env = services[name]["environment"]
+        assert env["NATS_USER"] == name
+        assert env["NATS_PASSWORD"].startswith(f"${{NATS_PASSWORD_{name.upper()}:?")
+        assert services[name]["depends_on"]["setup"]["condition"] == "service_completed_successfully"
+    assert services["gateway"]["environment"]["DATABASE_URL"].startswith("postgresql://engine_reader:${")
+    assert services["projector"]["environment"]["DATABASE_URL"].startswith("postgresql://engine_writer:${")
+    assert "DATABASE_URL" not in services["router"]["environment"]
+    assert "DATABASE_URL" not in services["executor"]["environment"]
+    assert "./deploy/nats/auth.conf:/etc/nats/auth.conf:ro" in services["nats"]["volumes"]

@@ -14,8 +14,13 @@ from typing import Any, Iterator
 import kubernetes_validate
 import pytest
 
+from shared.natsauth import markdown_table
+from shared.topology import Topology
+from tools.credentials import PASSWORD_VARIABLES, deployed_authorization
+
 from tests.unit.deploy_kit import (
     EXTRA_SETTINGS,
+    DEPLOY,
     K8S,
     METRICS_PORTS,
     PORT_VARIABLES,
@@ -72,9 +77,26 @@ def container_env(container: dict[str, Any]) -> dict[str, str]:
         if "configMapRef" in source:
             env.update(maps[source["configMapRef"]["name"]]["data"])
         else:
-            env.update(secrets[source["secretRef"]["name"]]["stringData"])
+            env.update(secrets.get(source["secretRef"]["name"], {}).get("stringData", {}))
     env.update({item["name"]: item.get("value", "<from field>") for item in container.get("env", [])})
     return env
+
+
+def secret_refs(container: dict[str, Any]) -> dict[str, tuple[str, str]]:
+    """Variables taken from a Secret's key: name -> (secret, key)."""
+    return {
+        item["name"]: (item["valueFrom"]["secretKeyRef"]["name"], item["valueFrom"]["secretKeyRef"]["key"])
+        for item in container.get("env", [])
+        if "secretKeyRef" in item.get("valueFrom", {})
+    }
+
+
+def job(name: str) -> dict[str, Any]:
+    (found,) = [
+        doc for _, doc in k8s_objects()
+        if doc["kind"] == "Job" and doc["metadata"]["labels"]["app.kubernetes.io/name"] == name
+    ]  # fmt: skip
+    return found
 
 
 def selects(selector: dict[str, str], labels: dict[str, str]) -> bool:
@@ -144,12 +166,27 @@ def test_deployments_run_each_service_module_with_its_replica_count() -> None:
         assert (ROOT / "services" / name / "__init__.py").is_file()
 
 
-def test_rebuild_job_runs_the_projector_rebuild_command() -> None:
-    (job,) = [doc for path, doc in k8s_objects() if doc["kind"] == "Job"]
-    (container,) = job["spec"]["template"]["spec"]["containers"]
+def test_rebuild_job_runs_the_projector_rebuild_command_as_the_projector() -> None:
+    rebuild = job("projector-rebuild")
+    (container,) = rebuild["spec"]["template"]["spec"]["containers"]
     assert container["command"] == ["python", "-m", "services.projector", "rebuild"]
-    assert job["spec"]["template"]["spec"]["restartPolicy"] == "Never"
+    assert rebuild["spec"]["template"]["spec"]["restartPolicy"] == "Never"
     assert {"NATS_URL", "DATABASE_URL"} <= set(container_env(container))
+    assert container_env(container)["NATS_USER"] == "projector"
+    assert secret_refs(container)["DATABASE_URL"] == ("engine-database", "WRITER_DATABASE_URL")
+    assert secret_refs(container)["NATS_PASSWORD"] == ("engine-nats-users", "NATS_PASSWORD_PROJECTOR")
+
+
+def test_the_setup_job_runs_the_admin_step_as_the_admin_user_in_the_default_deployment() -> None:
+    setup = job("setup")
+    assert setup["metadata"]["labels"]["app.kubernetes.io/part-of"] == "dex-engine"
+    (container,) = setup["spec"]["template"]["spec"]["containers"]
+    assert container["command"] == ["python", "-m", "tools.setup"]
+    env, refs = container_env(container), secret_refs(container)
+    assert env["NATS_USER"] == "admin" and refs["NATS_PASSWORD"] == ("engine-nats-users", "NATS_PASSWORD_ADMIN")
+    assert {"SETUP_DATABASE_URL", "READER_DATABASE_PASSWORD", "WRITER_DATABASE_PASSWORD"} <= set(refs)
+    assert "setup/job.yaml" in load_yaml_documents(K8S / "kustomization.yaml")[0]["resources"]
+    assert (ROOT / "tools" / "setup.py").is_file()
 
 
 def test_probes_and_scrape_annotations_target_the_port_each_service_listens_on() -> None:
@@ -170,11 +207,19 @@ def test_probes_and_scrape_annotations_target_the_port_each_service_listens_on()
         assert annotations["prometheus.io/path"] == "/metrics"
 
 
-def test_engine_pods_get_every_setting_and_the_database_url_only_from_the_secret() -> None:
+def test_engine_pods_get_every_setting_and_their_own_credentials_only_from_secrets() -> None:
     assert "DATABASE_URL" not in objects_of("ConfigMap")["engine-config"]["data"]
-    assert objects_of("Secret")["engine-secrets"]["stringData"]["DATABASE_URL"].startswith("postgresql://")
+    assert objects_of("Secret") == {}, "no Secret is committed: the operator creates them (deploy/README.md)"
+    databases = {"gateway": "READER_DATABASE_URL", "projector": "WRITER_DATABASE_URL"}
     for name, deployment in objects_of("Deployment").items():
-        env = container_env(single_container(deployment))
+        container = single_container(deployment)
+        env, refs = container_env(container), secret_refs(container)
+        assert env["NATS_USER"] == name
+        assert refs["NATS_PASSWORD"] == ("engine-nats-users", f"NATS_PASSWORD_{name.upper()}")
+        if name in databases:
+            assert refs["DATABASE_URL"] == ("engine-database", databases[name])
+        else:
+            assert "DATABASE_URL" not in env, f"{name} has no business with the database"
         missing = (SHARED_SETTINGS | EXTRA_SETTINGS[name] | {"SERVICE_NAME"}) - set(env)
         assert missing == set(), name
         assert env["SERVICE_NAME"] == name and env["STREAM_REPLICAS"] == "3"
@@ -250,8 +295,30 @@ def test_nats_configuration_is_accepted_by_the_pinned_nats_server(tmp_path: Path
     config = tmp_path / "nats.conf"
     config.write_text(objects_of("ConfigMap")["nats-config"]["data"]["nats.conf"])
     check = [str(server), "-t", "-c", str(config)]
-    result = subprocess.run(check, env={"POD_NAME": "nats-0"}, capture_output=True, text=True, timeout=30)
+    env = {"POD_NAME": "nats-0", **{variable: "secret" for variable in PASSWORD_VARIABLES.values()}}
+    result = subprocess.run(check, env=env, capture_output=True, text=True, timeout=30)
     assert result.returncode == 0, result.stdout + result.stderr
     config.write_text(config.read_text() + "\njetstream { max_file_stor: 1GB }\n")
-    rejected = subprocess.run(check, env={"POD_NAME": "nats-0"}, capture_output=True, timeout=30)
+    rejected = subprocess.run(check, env=env, capture_output=True, timeout=30)
     assert rejected.returncode != 0
+
+
+def test_nats_users_and_permissions_are_the_generated_table_with_passwords_from_the_secret() -> None:
+    generated = deployed_authorization()
+    config = objects_of("ConfigMap")["nats-config"]["data"]["nats.conf"]
+    assert config.endswith(generated), "regenerate: `python -m tools.credentials nats-auth --write`"
+    assert (DEPLOY / "nats" / "auth.conf").read_text().endswith(generated), "deploy/nats/auth.conf is stale: `python -m tools.credentials nats-auth --write`"
+    (container,) = objects_of("StatefulSet")["nats"]["spec"]["template"]["spec"]["containers"]
+    assert {"secretRef": {"name": "engine-nats-users"}} in container["envFrom"]
+    assert markdown_table(Topology()) in (DEPLOY / "README.md").read_text(), "deploy/README.md's table is stale"
+
+
+def test_no_password_is_written_in_the_manifests_or_compose() -> None:
+    texts = {path: path.read_text() for path in [*K8S.rglob("*.yaml"), ROOT / "compose.yaml", DEPLOY / "nats" / "auth.conf"]}
+    for path, text in texts.items():
+        # A URL with a password, a password field with a literal value, or a Secret's data.
+        for url in re.findall(r"postgres(?:ql)?://[^\s\"']+", text):
+            assert "@" not in url or ":${" in url, f"{path}: {url}"
+        for value in re.findall(r"(?i)(?<![\w{])\w*password\w*[\"']?\s*[:=]\s*([^\s,}]+)", text):
+            assert value.startswith(("$", "{")) or value in ("", "|"), f"{path}: password {value}"
+        assert not re.search(r"^kind:\s*Secret\b", text, re.M), f"{path} commits a Secret"

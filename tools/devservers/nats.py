@@ -37,11 +37,20 @@ def nats_server_binary() -> Path:
 
 
 def start_nats(
-    *, store_dir: Path, port: int = 0, host: str = "127.0.0.1", timeout: float = 10.0
+    *,
+    store_dir: Path,
+    port: int = 0,
+    host: str = "127.0.0.1",
+    timeout: float = 10.0,
+    config: str = "",
+    monitor_port: int | None = None,
 ) -> ServerProcess:
     """Start nats-server with JetStream storing in `store_dir`; `port=0` picks a free port.
 
-    Returns once the server accepts connections. Logs go to `store_dir/nats.log`.
+    `config` is extra configuration (the `authorization` block of `shared.natsauth`),
+    written to `store_dir/nats.conf` readable by the owner only. `monitor_port` turns on
+    the HTTP monitoring port, on `host` only (`make run`: loopback). Returns once the
+    server accepts connections. Logs go to `store_dir/nats.log`.
     """
     store_dir = Path(store_dir).resolve()
     store_dir.mkdir(parents=True, exist_ok=True)
@@ -54,6 +63,14 @@ def start_nats(
         "--store_dir", str(store_dir),
         "--ports_file_dir", str(store_dir),
     ]  # fmt: skip
+    if config:
+        conf = store_dir / "nats.conf"
+        conf.touch(mode=0o600)
+        conf.chmod(0o600)
+        conf.write_text(config)
+        argv += ["--config", str(conf)]
+    if monitor_port is not None:
+        argv += ["--http_port", str(monitor_port)]  # on --addr, the loopback by default
     started = time.monotonic()
     lock = _lock_directory(store_dir)
     try:

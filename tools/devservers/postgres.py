@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from importlib.util import find_spec
 from pathlib import Path
 
+from tools import pgroles
 from tools.devservers.ports import free_port
 from tools.devservers.process import (
     DevServerError,
@@ -102,8 +103,8 @@ def start_postgres(
 ) -> ServerProcess:
     """Start PostgreSQL on `data_dir` (initdb first if empty); `port=0` picks a free port.
 
-    Trust authentication for user `postgres` on `host` only; `database` is created if
-    missing. `durable=False` turns fsync off, for throwaway test clusters. As root, the
+    Trust authentication for user `postgres` on `host` only, passwords for the engine's
+    roles (`tools.pgroles`); `database` is created if missing. `durable=False` turns fsync off, for throwaway test clusters. As root, the
     server runs as the `postgres` user (else `nobody`), which then owns `data_dir`.
     The log is written beside the cluster, to `<data_dir>.log`.
     """
@@ -117,6 +118,7 @@ def start_postgres(
     )
     if not (data_dir / "PG_VERSION").is_file():
         cluster.initdb(durable=durable)
+    _require_role_passwords(data_dir)
     for attempt in range(3):
         try:
             server = cluster.start(host, port or free_port(host), durable=durable, timeout=timeout)
@@ -133,6 +135,25 @@ def start_postgres(
     server.url = f"postgresql://{PG_USER}@{host}:{server.port}/{database}"
     server.startup_seconds = time.monotonic() - started
     return server
+
+
+_HBA_MARKER = "# The engine's roles log in with their passwords (tools.pgroles); first match wins."
+
+
+def _require_role_passwords(data_dir: Path) -> None:
+    """Put password rules for the reader and writer roles ahead of initdb's `trust` lines."""
+    hba = data_dir / "pg_hba.conf"
+    text = hba.read_text()
+    if _HBA_MARKER in text:
+        return
+    roles = f"{pgroles.READER},{pgroles.WRITER}"
+    rules = [
+        _HBA_MARKER,
+        f"local all {roles} scram-sha-256",
+        f"host all {roles} 127.0.0.1/32 scram-sha-256",
+        f"host all {roles} ::1/128 scram-sha-256",
+    ]
+    hba.write_text("\n".join(rules) + "\n" + text)
 
 
 def _become_server_user(data_dir: Path) -> tuple[str, ...]:

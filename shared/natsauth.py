@@ -1,0 +1,187 @@
+"""NATS users and what each may publish and subscribe: the one permission table.
+
+Every service connects as its own user (`NATS_USER`, `NATS_PASSWORD`) with an inbox
+prefix of its own (`_INBOX.<user>`), so it can subscribe to its own replies and to no one
+else's. The `admin` user alone may create, change or delete streams, consumers and
+buckets (`python -m tools.setup`) and has no restriction; tools use it too.
+
+How the JetStream traffic a service needs travels (nats-py 2.16, nats-server 2.15):
+- API requests (`$JS.API.<...>`), publish acks, direct-get replies, pull-request
+  deliveries and push-consumer deliveries all come back on the requester's inbox.
+- Pull consumers: publish `$JS.API.CONSUMER.MSG.NEXT.<stream>.<durable>`, ack by
+  publishing to `$JS.ACK.<stream>.<durable>.>`.
+- Ordered consumers (the router's book, the launch registry, the projector's rebuild,
+  key-value watches) are ephemeral push consumers created on the bare
+  `$JS.API.CONSUMER.CREATE.<stream>`, where the server refuses a durable name; flow
+  control is answered on `$JS.FC.<stream>.>`; a key-value watch also asks
+  `$JS.API.CONSUMER.INFO.<stream>.<its consumer>` for the backlog. Their deliver subject is the creator's
+  inbox, and the server refuses one that its own stream would capture (a cycle).
+- Direct gets: `$JS.API.DIRECT.GET.<stream>` (batched, by subject in the body) and
+  `$JS.API.DIRECT.GET.<stream>.<subject>` (last message of a subject). Key-value gets
+  use the latter when the bucket allows direct gets, else `$JS.API.STREAM.MSG.GET.<stream>`.
+
+The order log keeps each order's events on one literal subject, `orders.<orderId>`, with
+the event type in a header: a subject permission cannot tell one event type from
+another, so any writer of the log may append any event type to any order. The gateway
+is trusted with `orders.*` as router and executor are; the projector may not publish
+there at all.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+
+import msgspec
+
+from shared.topology import Topology
+
+ADMIN = "admin"
+SERVICES = ("gateway", "router", "executor", "projector")
+USERS = (ADMIN, *SERVICES)
+
+
+class Permissions(msgspec.Struct, frozen=True, kw_only=True):
+    """Subjects a user may publish to and subscribe to (anything else is refused)."""
+
+    publish: tuple[str, ...]
+    subscribe: tuple[str, ...]
+
+
+def inbox_prefix(user: str) -> str:
+    """The inbox prefix a service connects with; its user may subscribe only below it."""
+    return f"_INBOX.{user}"
+
+
+def _api(*parts: str) -> str:
+    return "$JS.API." + ".".join(parts)
+
+
+def _pull(stream: str, durable: str) -> tuple[str, ...]:
+    """Pull from, ack on and watch the backlog of an existing durable consumer."""
+    return (
+        _api("CONSUMER.MSG.NEXT", stream, durable),
+        f"$JS.ACK.{stream}.{durable}.>",
+        _api("CONSUMER.INFO", stream, durable),
+    )
+
+
+def _follow(stream: str) -> tuple[str, ...]:
+    """Read a stream through ordered (ephemeral, non-durable) consumers."""
+    return (_api("STREAM.INFO", stream), _api("CONSUMER.CREATE", stream), f"$JS.FC.{stream}.>")
+
+
+def _direct(stream: str) -> tuple[str, ...]:
+    """Direct gets: batched by subject, and the last message of a subject."""
+    return (_api("DIRECT.GET", stream), _api("DIRECT.GET", stream, ">"))
+
+
+def _bucket(bucket: str, *, write: bool) -> tuple[str, ...]:
+    """Bind to an existing key-value bucket, get keys (direct or not), optionally put."""
+    stream = f"KV_{bucket}"
+    grants = (_api("STREAM.INFO", stream), _api("STREAM.MSG.GET", stream), *_direct(stream)[1:])
+    return (*grants, f"$KV.{bucket}.>") if write else grants
+
+
+def permissions(topology: Topology) -> dict[str, Permissions]:
+    """What each service user may do; `admin` is absent because it is unrestricted."""
+    t = topology
+    orders, quotes = t.orders_stream, t.quotes_stream
+    pools, pool_subjects = t.launches()
+    ratelimit = t.ratelimit_stream
+    append = t.orders_wildcard
+    log_reader = (*_direct(orders)[:1], _api("STREAM.INFO", orders))
+    table = {
+        "gateway": Permissions(
+            publish=(
+                append,
+                *log_reader,
+                *_direct(quotes)[1:],
+                _api("STREAM.INFO", quotes),
+                *_bucket(t.accounts_bucket, write=False),
+                *_follow(f"KV_{t.accounts_bucket}"),  # watch keys.> for revocations
+                _api("CONSUMER.INFO", f"KV_{t.accounts_bucket}", "*"),  # a watch asks its consumer's backlog
+                t._subject("ratelimit.>"),  # counter increments (Nats-Incr), acked
+                *_direct(ratelimit),
+                _api("STREAM.INFO", ratelimit),
+            ),
+            subscribe=(f"{t.live_prefix}.*", f"{t.quotes_prefix}.>"),
+        ),
+        "router": Permissions(
+            publish=(
+                append,
+                *log_reader,
+                *_pull(orders, t.consumer("router")),
+                *_follow(orders),  # the resting book
+                f"{t.quotes_prefix}.>",
+                _api("STREAM.INFO", quotes),
+                pool_subjects,  # the launch schedule
+                *_follow(pools),
+                *_direct(pools)[1:],
+            ),
+            subscribe=(),
+        ),
+        "executor": Permissions(
+            publish=(
+                append,
+                *log_reader,
+                *_pull(orders, t.consumer("executor")),
+                *_bucket(t.chain_bucket, write=True),
+                *_follow(pools),
+                *_direct(pools)[1:],
+            ),
+            subscribe=(),
+        ),
+        "projector": Permissions(
+            publish=(
+                *log_reader,
+                *_pull(orders, t.consumer("projector")),
+                *_follow(orders),  # rebuild replay
+            ),
+            subscribe=(),
+        ),
+    }
+    return {
+        user: Permissions(
+            publish=_unique(p.publish), subscribe=_unique((*p.subscribe, f"{inbox_prefix(user)}.>"))
+        )
+        for user, p in table.items()
+    }
+
+
+def _unique(subjects: tuple[str, ...]) -> tuple[str, ...]:
+    return tuple(dict.fromkeys(subjects))
+
+
+def authorization(topology: Topology, passwords: Mapping[str, str]) -> str:
+    """The `authorization { users: [...] }` block of nats-server's configuration.
+
+    `passwords` maps each user to its password, or to `$VARIABLE` for nats-server to read
+    from its environment (how Kubernetes and compose hand it a Secret).
+    """
+    table = permissions(topology)
+    lines = ["authorization {", "  users: ["]
+    for user in USERS:
+        password = passwords[user]
+        value = password if password.startswith("$") else json.dumps(password)
+        lines.append(f"    {{user: {json.dumps(user)}, password: {value}")
+        if user in table:
+            lines.append("     permissions: {")
+            for kind in ("publish", "subscribe"):
+                lines.append(f"       {kind}: {{allow: [")
+                lines += [f"         {json.dumps(subject)}" for subject in getattr(table[user], kind)]
+                lines.append("       ]}")
+            lines.append("     }")
+        lines.append("    }")
+    lines += ["  ]", "}"]
+    return "\n".join(lines) + "\n"
+
+
+def markdown_table(topology: Topology) -> str:
+    """The permission table as Markdown (deploy/README.md shows it; a test keeps it current)."""
+    rows = ["| User | May publish | May subscribe |", "| --- | --- | --- |", "| `admin` | everything | everything |"]
+    for user, perms in permissions(topology).items():
+        pub = "<br>".join(f"`{s}`" for s in perms.publish)
+        sub = "<br>".join(f"`{s}`" for s in perms.subscribe)
+        rows.append(f"| `{user}` | {pub} | {sub} |")
+    return "\n".join(rows) + "\n"

@@ -1,0 +1,284 @@
+"""Each service's NATS user, on a real nats-server run with the generated configuration.
+
+The server is configured from `shared.natsauth` for this module's namespace, as `make run`
+and the e2e stacks configure theirs; the set-up step runs as admin. Each user is shown
+doing what its job needs with the engine's own code, and refused everything else the
+table leaves out: appends (projector), stream and durable-consumer changes (every
+service), other users' inboxes and subjects outside its job.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import secrets
+import shutil
+import tempfile
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import nats
+import nats.errors
+import pytest
+from nats.aio.client import Client
+from nats.js.api import KeyValueConfig, StreamConfig
+
+from services.projector.pull import Puller
+from services.projector.replay import replay
+from shared.chain import JetStreamChainStore
+from shared.eventlog import EventLog
+from shared.launchlog import LaunchRegistry
+from shared.natsauth import ADMIN, SERVICES, USERS, authorization, inbox_prefix, permissions
+from shared.topology import Topology
+from tests.helpers import eventually
+from tests.unit.test_projector_fold import order_story
+from tools import credentials
+from tools.devservers import ServerProcess, start_nats
+from tools.setup import provision_nats
+
+
+@dataclass
+class Server:
+    process: ServerProcess
+    topology: Topology
+    passwords: dict[str, str]
+    clients: list[Client] = field(default_factory=list)
+
+
+@dataclass
+class User:
+    nc: Client
+    errors: list[str]
+
+    async def refused(self, subject: str, kind: str = "publish") -> None:
+        """The server reported a permissions violation for `subject`."""
+        needle = f'permissions violation for {"publish" if kind == "publish" else "subscription"} to "{subject.lower()}"'
+        await eventually(lambda: any(needle in e for e in self.errors), timeout=5, message=f"refusal of {subject}")
+
+    async def refused_request(self, subject: str, body: dict | None = None) -> None:
+        """A JetStream API request on `subject` is refused before it reaches JetStream."""
+        await self.nc.publish(subject, json.dumps(body or {}).encode(), reply=self.nc.new_inbox())
+        await self.refused(subject)
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[Server]:
+    namespace = "p" + secrets.token_hex(3)
+    topology = Topology(namespace=namespace)
+    passwords = credentials.generate().nats
+    base = Path(tempfile.mkdtemp(prefix="engine-test-auth-"))
+    try:
+        with start_nats(store_dir=base, config=authorization(topology, passwords)) as process:
+            yield Server(process, topology, passwords)
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+async def provisioned(server: Server) -> Server:
+    admin = await nats.connect(server.process.url, user=ADMIN, password=server.passwords[ADMIN])
+    await provision_nats(admin.jetstream(), server.topology)
+    await admin.close()
+    return server
+
+
+@pytest.fixture
+async def connect(provisioned: Server) -> AsyncIterator:
+    opened: list[Client] = []
+
+    async def as_user(user: str) -> User:
+        errors: list[str] = []
+
+        async def on_error(exc: Exception) -> None:
+            errors.append(str(exc).lower())
+
+        nc = await nats.connect(
+            provisioned.process.url,
+            user=user,
+            password=provisioned.passwords[user],
+            inbox_prefix=inbox_prefix(user),
+            error_cb=on_error,
+            allow_reconnect=False,
+        )
+        opened.append(nc)
+        return User(nc, errors)
+
+    yield as_user
+    for nc in opened:
+        await nc.close()
+
+
+async def test_a_wrong_password_or_no_user_is_refused(provisioned: Server) -> None:
+    for user, password in (("gateway", "wrong"), (None, None)):
+        with pytest.raises((nats.errors.Error, OSError)):
+            await nats.connect(
+                provisioned.process.url, user=user, password=password, allow_reconnect=False, max_reconnect_attempts=0
+            )
+
+
+@pytest.mark.parametrize("user", SERVICES)
+async def test_no_service_may_create_change_or_delete_a_stream_or_a_durable_consumer(connect, provisioned, user) -> None:
+    t = provisioned.topology
+    client = await connect(user)
+    orders = t.orders_stream
+    durable = {"stream_name": orders, "config": {"durable_name": "x", "ack_policy": "explicit"}}
+    for subject in (
+        f"$JS.API.STREAM.CREATE.{t.orders_stream}_COPY",
+        f"$JS.API.STREAM.UPDATE.{orders}",
+        f"$JS.API.STREAM.DELETE.{orders}",
+        f"$JS.API.STREAM.PURGE.{orders}",
+        f"$JS.API.STREAM.MSG.DELETE.{orders}",
+        f"$JS.API.CONSUMER.DURABLE.CREATE.{orders}.x",
+        f"$JS.API.CONSUMER.CREATE.{orders}.x",
+        f"$JS.API.CONSUMER.CREATE.{orders}.x.{t.orders_wildcard}",
+        f"$JS.API.CONSUMER.DELETE.{orders}.{user if user != 'gateway' else 'router'}",
+        f"$KV.{t.chain_bucket}.x" if user != "executor" else f"$JS.API.STREAM.DELETE.KV_{t.chain_bucket}",
+    ):
+        await client.refused_request(subject, durable)
+    admin = await nats.connect(provisioned.process.url, user=ADMIN, password=provisioned.passwords[ADMIN])
+    try:
+        names = await admin.jetstream().streams_info()
+        assert f"{orders}_COPY" not in {s.config.name for s in names}
+        consumers = {c.name for c in await admin.jetstream().consumers_info(orders)}
+        assert "x" not in consumers and {"router", "executor", "projector"} <= consumers
+    finally:
+        await admin.close()
+
+
+@pytest.mark.parametrize("user", [u for u in SERVICES if u != "gateway"])
+async def test_the_bare_create_subject_a_service_may_use_makes_ephemeral_consumers_only(connect, provisioned, user) -> None:
+    t = provisioned.topology
+    client = await connect(user)
+    stream = t.orders_stream if user != "executor" else t.launches()[0]
+    request = {"stream_name": stream, "config": {"durable_name": "sneaky", "ack_policy": "explicit"}}
+    reply = await client.nc.request(f"$JS.API.CONSUMER.CREATE.{stream}", json.dumps(request).encode(), timeout=5)
+    assert json.loads(reply.data)["error"]["err_code"] == 10020  # durable name on the ephemeral endpoint
+
+
+@pytest.mark.parametrize("user", SERVICES)
+async def test_a_service_may_not_read_another_users_replies_nor_subjects_outside_its_job(connect, provisioned, user) -> None:
+    client = await connect(user)
+    other = next(u for u in USERS if u != user)
+    t = provisioned.topology
+    outside = [f"{inbox_prefix(other)}.>", "_INBOX.>", ">", f"{t.orders_prefix}.>"]
+    if user != "gateway":
+        outside.append(f"{t.live_prefix}.*")
+    for subject in outside:
+        await client.nc.subscribe(subject)
+        await client.refused(subject, "subscribe")
+
+
+async def test_the_projector_reads_the_log_and_may_not_append_to_it(connect, provisioned) -> None:
+    t = provisioned.topology
+    admin = await nats.connect(provisioned.process.url, user=ADMIN, password=provisioned.passwords[ADMIN])
+    story = order_story("o-perm", "confirmed")
+    log = EventLog(admin, admin.jetstream(), t)
+    last = 0
+    for event in story:
+        last = (await log.append(event, expected_stream_seq=last)).stream_seq
+    await admin.close()
+
+    projector = await connect("projector")
+    js = projector.nc.jetstream()
+    puller = Puller(projector.nc, t.orders_stream, "projector")
+    msgs = await eventually(lambda: puller.fetch(100, wait=0.5), message="pulled")
+    for msg in msgs:
+        await msg.ack()
+    await puller.close()
+    replayed = [raw async for chunk in replay(js, t.orders_stream, t.orders_wildcard, last_seq=last) for raw in chunk]
+    assert len(replayed) == len(story)
+    assert [e.event.seq for e in await EventLog(projector.nc, js, t).read("o-perm")] == [e.seq for e in story]
+
+    with pytest.raises((nats.errors.TimeoutError, asyncio.TimeoutError, nats.errors.NoRespondersError)):
+        await EventLog(projector.nc, js, t, timeout=0.5).append(
+            order_story("o-forged", "confirmed")[0], expected_stream_seq=0
+        )
+    await projector.refused(t.order_subject("o-forged"))
+    await projector.refused_request(f"{t.quotes_prefix}.SOL-USDC.raydium-cpmm")
+
+
+async def test_gateway_router_and_executor_append_and_read_what_their_job_needs(connect, provisioned) -> None:
+    t = provisioned.topology
+    gateway, router, executor = await connect("gateway"), await connect("router"), await connect("executor")
+    seen: list[bytes] = []
+
+    async def record(msg) -> None:
+        seen.append(msg.data)
+
+    await gateway.nc.subscribe(t.live_subject("o-jobs"), cb=record)
+    await gateway.nc.subscribe(f"{t.quotes_prefix}.>")
+    story = order_story("o-jobs", "confirmed")
+    last = 0
+    for client, event in zip([gateway, router, router, executor, executor, executor], story):
+        last = (await EventLog(client.nc, client.nc.jetstream(), t).append(event, expected_stream_seq=last)).stream_seq
+    await eventually(lambda: len(seen) == len(story), message="live events reach the gateway")
+    await router.nc.publish(t.quote_subject("SOL-USDC", "raydium-cpmm"), b"{}")
+    await gateway.nc.flush()
+    msg = await eventually(
+        lambda: _last_quote(gateway.nc, t), message="the gateway reads the last quote"
+    )
+    assert msg.data == b"{}"
+
+    store = await JetStreamChainStore.open(executor.nc.jetstream(), t.chain_bucket)
+    assert await store.create("tx.a", b"1") and await store.get("tx.a") == b"1"
+    async with LaunchRegistry(executor.nc.jetstream(), t):
+        pass
+    for client in (gateway, router, executor):
+        assert not client.errors, client.errors
+
+
+async def _last_quote(nc: Client, t: Topology):
+    try:
+        return await nc.jetstream().get_last_msg(t.quotes_stream, t.quote_subject("SOL-USDC", "raydium-cpmm"), direct=True)
+    except Exception:
+        return None
+
+
+def test_every_service_user_may_subscribe_to_its_own_inbox_and_only_the_projector_may_not_append() -> None:
+    table = permissions(Topology())
+    for user in SERVICES:
+        assert f"{inbox_prefix(user)}.>" in table[user].subscribe
+        assert not any(s in (">", "$JS.API.>", "_INBOX.>") for s in table[user].publish + table[user].subscribe)
+    assert [u for u in SERVICES if "orders.*" in table[u].publish] == ["gateway", "router", "executor"]
+    assert all(not s.startswith(("$JS.API.STREAM.CREATE", "$JS.API.STREAM.DELETE", "$JS.API.STREAM.UPDATE",
+                                 "$JS.API.CONSUMER.DELETE", "$JS.API.CONSUMER.DURABLE"))
+               for p in table.values() for s in p.publish)
+
+
+async def test_the_gateway_reads_and_watches_api_keys_and_counts_requests(connect, provisioned) -> None:
+    # The accounts bucket and the rate-limit counter stream, made here as the set-up step
+    # will make them, so the gateway's grants for them are proven before it uses them.
+    t = provisioned.topology
+    admin = await nats.connect(provisioned.process.url, user=ADMIN, password=provisioned.passwords[ADMIN])
+    ajs = admin.jetstream()
+    accounts = await ajs.create_key_value(KeyValueConfig(bucket=t.accounts_bucket, history=1, direct=True))
+    await accounts.put("keys.k1", b"record")
+    await ajs.add_stream(StreamConfig(
+        name=t.ratelimit_stream, subjects=[t.ratelimit_subject(">", "", "").rstrip(".")], allow_msg_counter=True,
+        allow_direct=True,
+    ))  # fmt: skip
+    gateway = await connect("gateway")
+    js = gateway.nc.jetstream()
+    kv = await js.key_value(t.accounts_bucket)
+    assert (await kv.get("keys.k1")).value == b"record"
+    watcher = await kv.watch("keys.>")
+    assert (await watcher.updates(timeout=5)).value == b"record"
+    await accounts.put("keys.k2", b"another")
+    await eventually(lambda: _next_update(watcher, b"another"), message="watched a new key")
+    subject = t.ratelimit_subject("k1", "orders", 1)
+    for _ in range(2):
+        # No `stream=`: nats-server 2.15 refuses Nats-Incr with Nats-Expected-Stream (10171).
+        ack = await js.publish(subject, b"", headers={"Nats-Incr": "1"})
+        assert ack.stream == t.ratelimit_stream
+    counted = await js.get_last_msg(t.ratelimit_stream, subject, direct=True)
+    assert b'"2"' in counted.data
+    await gateway.refused_request(f"$KV.{t.accounts_bucket}.keys.forged")  # keys are the admin's to write
+    await watcher.stop()
+    assert not [e for e in gateway.errors if "forged" not in e], gateway.errors
+    await admin.close()
+
+
+async def _next_update(watcher, value: bytes) -> bool:
+    entry = await watcher.updates(timeout=0.2)
+    return entry is not None and entry.value == value

@@ -1,0 +1,94 @@
+"""The admin set-up step: ``python -m tools.setup``.
+
+Creates (or updates) what the services bind to and may not create themselves: the
+streams (`shared.eventlog.ensure_streams`), the durable consumers of the order stream and
+the chain's key-value bucket, as the NATS admin user; and, given an admin
+``SETUP_DATABASE_URL``, the PostgreSQL roles of the read model (`tools.pgroles`). Safe to
+run again at any time. `make run` and the test fixtures run it before the services, a
+Kubernetes Job and a one-shot compose service run it in a cluster.
+
+Settings (environment): ``NATS_URL``, ``NATS_USER``/``NATS_PASSWORD`` (the admin user),
+``ENGINE_NAMESPACE``, ``STREAM_REPLICAS``; for PostgreSQL ``SETUP_DATABASE_URL`` (a
+superuser or a role with CREATEROLE) with ``READER_DATABASE_PASSWORD`` and
+``WRITER_DATABASE_PASSWORD``. Exit status 0 when done, 1 when a server refused or
+could not be reached.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sys
+
+import nats
+from nats.js import JetStreamContext
+
+from shared.chain.jetstream_store import ensure_bucket
+from shared.consumer import ConsumerSpec, ensure_consumer
+from shared.eventlog import ensure_streams
+from shared.settings import Common, SettingsError, load
+from shared.setup import DURABLES
+from shared.topology import Topology
+from tools import pgroles
+
+log = logging.getLogger("setup")
+
+
+class SetupSettings(Common, frozen=True, kw_only=True):
+    #: Admin connection to PostgreSQL; empty: leave the roles alone.
+    setup_database_url: str = ""
+    reader_database_password: str = ""
+    writer_database_password: str = ""
+
+
+async def provision_nats(js: JetStreamContext, topology: Topology, *, replicas: int = 1) -> None:
+    """Streams, the order stream's durable consumers and the chain bucket (idempotent)."""
+    await ensure_streams(js, topology, replicas=replicas)
+    for name in DURABLES:
+        spec = ConsumerSpec(durable=topology.consumer(name), filter_subject=topology.orders_wildcard)
+        await ensure_consumer(js, topology.orders_stream, spec)
+    await ensure_bucket(js, topology.chain_bucket)
+
+
+async def run(settings: SetupSettings) -> None:
+    topology = Topology(namespace=settings.engine_namespace)
+    nc = await nats.connect(
+        settings.nats_url,
+        name="setup",
+        user=settings.nats_user or None,
+        password=settings.nats_password or None,
+        connect_timeout=5,
+        max_reconnect_attempts=2,
+    )
+    try:
+        await provision_nats(nc.jetstream(), topology, replicas=settings.stream_replicas)
+    finally:
+        await nc.close()
+    log.info("NATS streams, consumers and buckets are in place")
+    if settings.setup_database_url:
+        await pgroles.provision(
+            settings.setup_database_url,
+            reader_password=settings.reader_database_password,
+            writer_password=settings.writer_database_password,
+        )
+        log.info("PostgreSQL roles %s and %s are in place", pgroles.READER, pgroles.WRITER)
+
+
+def main() -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s setup %(message)s")
+    try:
+        settings = load(SetupSettings)
+    except SettingsError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    try:
+        asyncio.run(run(settings))
+    except Exception as exc:  # one line for the operator, not a traceback
+        print(f"error: set-up failed: {exc!r}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
+
