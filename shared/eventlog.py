@@ -105,6 +105,7 @@ async def ensure_streams(js: JetStreamContext, topology: Topology, *, replicas: 
         subjects=[topology.ratelimit_subject("*", "*", "*")],
         storage=api.StorageType.MEMORY,
         allow_msg_counter=True,
+        allow_direct=True,
         max_age=60.0,
         num_replicas=replicas,
         description="Requests per API key, kind and window",

@@ -350,7 +350,7 @@ async def test_launcher_runs_its_own_servers_when_no_urls_are_given(scratch: Pat
     creds = msgspec.json.decode(creds_file.read_bytes(), type=Credentials)
     reader = role_url(f"postgresql://postgres@127.0.0.1:{pg_port}/engine", pgroles.READER, creds.reader_password)
     assert database_url == reader, "the gateway reads as the read-only role"
-    assert output.matches(r"^gateway +\| user gateway$"), "the gateway connects as its own NATS user"
+    await eventually(lambda: output.matches(r"^gateway +\| user gateway$"), message="the gateway's own NATS user")
     with pytest.raises(Exception):
         await nats.connect(nats_url, allow_reconnect=False, max_reconnect_attempts=0)  # no user: refused
     # A tool finds the running stack under .run/ and connects as admin, set up already.
@@ -366,6 +366,9 @@ async def test_launcher_runs_its_own_servers_when_no_urls_are_given(scratch: Pat
     assert await asyncio.wait_for(launcher.wait(), 30) == 0
     text = await output.finish()
     assert "http://127.0.0.1:8123" in text
+    key_file = scratch / "run" / "api-key"
+    assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
+    assert f"API key     {key_file.read_text().strip()}" in text, "the banner shows the local key"
     assert text.index("PostgreSQL stopped") < text.index("NATS stopped")
     assert not _accepts_connections(nats_port)
     assert not _accepts_connections(pg_port)

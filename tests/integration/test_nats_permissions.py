@@ -247,17 +247,12 @@ def test_every_service_user_may_subscribe_to_its_own_inbox_and_only_the_projecto
 
 
 async def test_the_gateway_reads_and_watches_api_keys_and_counts_requests(connect, provisioned) -> None:
-    # The accounts bucket and the rate-limit counter stream, made here as the set-up step
-    # will make them, so the gateway's grants for them are proven before it uses them.
+    # The accounts bucket and the rate-limit counter stream, as the set-up step made them.
     t = provisioned.topology
     admin = await nats.connect(provisioned.process.url, user=ADMIN, password=provisioned.passwords[ADMIN])
     ajs = admin.jetstream()
-    accounts = await ajs.create_key_value(KeyValueConfig(bucket=t.accounts_bucket, history=1, direct=True))
+    accounts = await ajs.key_value(t.accounts_bucket)
     await accounts.put("keys.k1", b"record")
-    await ajs.add_stream(StreamConfig(
-        name=t.ratelimit_stream, subjects=[t.ratelimit_subject(">", "", "").rstrip(".")], allow_msg_counter=True,
-        allow_direct=True,
-    ))  # fmt: skip
     gateway = await connect("gateway")
     js = gateway.nc.jetstream()
     kv = await js.key_value(t.accounts_bucket)
