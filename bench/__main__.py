@@ -26,6 +26,8 @@ def parse() -> argparse.Namespace:
     where = parser.add_mutually_exclusive_group()
     where.add_argument("--url", help="gateway of a running stack (default: that of the running `make run`)")
     where.add_argument("--spawn", action="store_true", help="start a fresh local stack for this run")
+    parser.add_argument("--key", help="API key to send (default: API_KEY, else a benchmark key of the running "
+                        "`make run`, whose rate limits are raised for load)")
     parser.add_argument("--profile", default="zero", choices=("zero", "demo"), help="simulation profile with --spawn")
     parser.add_argument("--orders", type=int, default=1000)
     parser.add_argument("--rate", type=float, default=100.0, help="orders submitted per second (open loop)")
@@ -48,10 +50,10 @@ def conditions(args: argparse.Namespace, url: str) -> list[str]:
     ]
 
 
-async def run(args: argparse.Namespace, url: str) -> int:
+async def run(args: argparse.Namespace, url: str, key: str) -> int:
     bodies = [{"tokenIn": i, "tokenOut": o, "amount": a} for i, o, a in PAIRS]
     began = time.monotonic()
-    runs = await drive(url, orders=args.orders, rate=args.rate, watchers=args.watchers, bodies=bodies,
+    runs = await drive(url, key=key, orders=args.orders, rate=args.rate, watchers=args.watchers, bodies=bodies,
                        timeout=args.timeout)
     accepted = [r for r in runs if r.http_status == 202]
     done = [r for r in runs if r.terminal_status]
@@ -86,18 +88,21 @@ def main() -> None:
 
         extra = {} if args.failure_rate is None else {"CHAIN_FAILURE_RATE": str(args.failure_rate)}
         with spawn(args.profile, extra) as stack:
-            sys.exit(asyncio.run(run(args, stack.url)))
-    url = args.url
-    if url is None:
-        from tools.local import NoLocalStack, connection
+            sys.exit(asyncio.run(run(args, stack.url, stack.api_key)))
+    from tools import local
+    from tools.keys import bench_key
 
-        try:
-            url = connection("admin").gateway_url
-        except NoLocalStack as exc:
-            sys.exit(f"error: {exc}; or give --url, or --spawn a fresh stack")
-        if not url:
-            sys.exit("error: no gateway URL known: give --url (or set GATEWAY_URL)")
-    sys.exit(asyncio.run(run(args, url)))
+    url, key = args.url, args.key or os.environ.get("API_KEY")
+    try:
+        if url is None:
+            url = local.connection("admin").gateway_url
+            if not url:
+                sys.exit("error: no gateway URL known: give --url (or set GATEWAY_URL)")
+        if key is None:  # the running `make run`'s benchmark key, limits raised
+            key = asyncio.run(bench_key(local.connection("admin"), local.run_dir() / "bench-key"))
+    except local.NoLocalStack as exc:
+        sys.exit(f"error: {exc}; or give --url and --key, or --spawn a fresh stack")
+    sys.exit(asyncio.run(run(args, url, key)))
 
 
 if __name__ == "__main__":

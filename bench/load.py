@@ -84,12 +84,14 @@ async def _order(session: aiohttp.ClientSession, url: str, ws_base: str, body: d
     await _watch(session, ws_base, run, watchers, timeout)
 
 
-async def drive(url: str, *, orders: int, rate: float, watchers: int, bodies: list[dict], timeout: float) -> list[OrderRun]:
-    """Submit `orders` at `rate` per second regardless of how fast they finish."""
+async def drive(url: str, *, key: str, orders: int, rate: float, watchers: int, bodies: list[dict],
+                timeout: float) -> list[OrderRun]:
+    """Submit `orders` at `rate` per second regardless of how fast they finish, with API key `key`."""
     ws_base = url.replace("http://", "ws://", 1).replace("https://", "wss://", 1)
     runs = [OrderRun() for _ in range(orders)]
     connector = aiohttp.TCPConnector(limit=256)
-    async with aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=timeout)) as session:
+    async with aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=timeout),
+                                     headers={"Authorization": f"Bearer {key}"}) as session:
         start = time.monotonic()
         tasks = []
         for i, run in enumerate(runs):

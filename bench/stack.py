@@ -21,7 +21,8 @@ import httpx
 
 from shared.natsauth import ADMIN, authorization
 from shared.topology import Topology
-from tools import credentials
+from tools import credentials, local
+from tools.keys import bench_key
 from tools.devservers import free_port, start_nats, start_postgres
 from tools.setup import SetupSettings
 from tools.setup import run as run_setup
@@ -34,6 +35,7 @@ SERVICES = ("gateway", "router", "executor", "projector")
 class Spawned:
     url: str
     nats_url: str
+    api_key: str = ""  # the account `bench`, limits raised
     ops_ports: dict[str, int] = field(default_factory=dict)
 
 
@@ -62,7 +64,9 @@ def spawn(profile: str, extra_env: dict[str, str], *, before: Callable[[str], No
             env.update(NATS_URL=nats.url, SIM_PROFILE=profile, GATEWAY_PORT=str(port), LOG_LEVEL="warning",
                        PYTHONPATH=str(ROOT))
             env.update(extra_env)
-            stack = Spawned(url=f"http://127.0.0.1:{port}", nats_url=nats.url)
+            admin = local.Connection(nats_url=nats.url, nats_user=ADMIN, nats_password=creds.nats[ADMIN])
+            stack = Spawned(url=f"http://127.0.0.1:{port}", nats_url=nats.url,
+                            api_key=asyncio.run(bench_key(admin, root / "bench-key")))
             procs = []
             for name in SERVICES:
                 stack.ops_ports[name] = free_port()  # the gateway serves /metrics there too

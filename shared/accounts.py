@@ -144,10 +144,10 @@ class KeyStore:
 
     async def all(self) -> list[ApiKey]:
         try:
-            names = await self.kv.keys(filters=["keys.>"])
+            names = await self.kv.keys()  # (its `filters` match substrings, not subjects)
         except nats.js.errors.NoKeysError:
             return []
-        records = [await self.get(name.removeprefix("keys.")) for name in names]
+        records = [await self.get(name.removeprefix("keys.")) for name in names if name.startswith("keys.")]
         return sorted((r for r in records if r is not None), key=lambda r: (r.account, r.created_at))
 
     async def revoke(self, key_id: str, now_ms: int) -> ApiKey:

@@ -55,7 +55,9 @@ async def create_key(store: KeyStore, account: str, **limits: int | None) -> tup
     return key, record
 
 
-async def provision_local(store: KeyStore, key_file: Path, account: str = "local") -> tuple[str, bool]:
+async def provision_local(
+    store: KeyStore, key_file: Path, account: str = "local", **limits: int | None
+) -> tuple[str, bool]:
     """The key in `key_file` if it is still valid, else a new key for `account` written there (0600).
 
     Returns the key and whether it was created now.
@@ -66,13 +68,28 @@ async def provision_local(store: KeyStore, key_file: Path, account: str = "local
         record = await store.get(key_id) if key_id else None
         if record is not None and accounts.verify(key, record):
             return key, False
-    key, _ = await create_key(store, account)
+    key, _ = await create_key(store, account, **limits)
     key_file.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as out:
         out.write(key + "\n")
     os.chmod(key_file, 0o600)
     return key, True
+
+
+#: Limits of the benchmark's key: the load generator must measure the engine, not its limits.
+BENCH_LIMITS = {"submit_rate": 1_000_000, "read_rate": 1_000_000, "max_streams": 1_000_000}
+
+
+async def bench_key(conn: local.Connection, key_file: Path) -> str:
+    """A key of the account `bench` with limits raised for load tests, kept in `key_file`."""
+    nc = await local.connect_nats(conn, "bench")
+    try:
+        store = await KeyStore.open(nc.jetstream(), Topology(namespace=conn.namespace))
+        key, _ = await provision_local(store, key_file, "bench", **BENCH_LIMITS)
+        return key
+    finally:
+        await nc.close()
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -27,6 +27,9 @@ STACK_FILE = "stack.json"
 CREDENTIALS_FILE = "credentials.json"
 
 
+API_KEY_FILE = "api-key"
+
+
 class NoLocalStack(RuntimeError):
     """Neither the environment nor a running `make run` says where the servers are."""
 
@@ -148,6 +151,18 @@ async def connect_nats(conn: Connection, name: str, *, timeout: float = 3.0) -> 
         allow_reconnect=False,
         max_reconnect_attempts=0,
     )
+
+
+def api_key(environ: Mapping[str, str] | None = None) -> str:
+    """The API key a tool sends: `API_KEY`, else the one `make run` wrote to `.run/api-key`."""
+    environ = os.environ if environ is None else environ
+    if environ.get("API_KEY"):
+        return environ["API_KEY"]
+    path = run_dir(environ) / API_KEY_FILE
+    try:
+        return path.read_text().strip()
+    except OSError:
+        raise NoLocalStack(f"no API key: set API_KEY, or start `make run` (it writes {path})") from None
 
 
 def _alive(pid: int) -> bool:

@@ -51,7 +51,6 @@ SERVICE_NAMES = ("gateway", "router", "executor", "projector")
 DEFAULT_NATS_PORT = 14222
 DEFAULT_PG_PORT = 15432
 STOP_TIMEOUT = 10.0
-API_KEY_FILE = "api-key"
 LOCAL_ACCOUNT = "local"
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -269,7 +268,7 @@ def _start_servers(
         database_url = pg.url
         _announce(console, "PostgreSQL", pg, run_dir / "pg")
     servers = Servers(nats_url=nats_url, database_url=database_url, creds=creds, nats_users=own_nats, database_roles=own_pg)
-    servers.api_key = _set_up(servers, environ, topology, console, run_dir / API_KEY_FILE)
+    servers.api_key = _set_up(servers, environ, topology, console, run_dir / local.API_KEY_FILE)
     return servers
 
 
@@ -372,7 +371,7 @@ def launch(
             console.say(rule)
             console.say(f"Gateway     {gateway_url}    Ctrl-C stops everything")
             console.say(f"API key     {servers.api_key}")
-            console.say(f"Try         curl -H \"Authorization: Bearer $(cat {_short(run_dir / API_KEY_FILE)})\" {gateway_url}/api/orders")
+            console.say(f"Try         curl -H \"Authorization: Bearer $(cat {_short(run_dir / local.API_KEY_FILE)})\" {gateway_url}/api/orders")
             console.say(rule)
             # One terminal for four services: plain text reads better than JSON there.
             # wsUrl from this URL, never from a request's Host header.

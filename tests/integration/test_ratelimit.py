@@ -36,3 +36,27 @@ async def test_without_the_broker_each_replica_counts_alone(nats_url, jetstream)
     limiter = RateLimiter(js, topology, window_s=10, clock=FrozenClock(500.0))
     decisions = [await limiter.hit("key1", "submit", 2) for _ in range(3)]
     assert [d.allowed for d in decisions] == [True, True, False]
+
+
+async def test_a_busy_key_leases_slots_and_asks_the_broker_rarely(jetstream):
+    nc, js, topology = jetstream
+    limiter = RateLimiter(js, topology, window_s=10, clock=FrozenClock(2_000_000.0))
+    decisions = [await limiter.hit("busy", "read", 1_000) for _ in range(1_001)]
+    assert all(d.allowed for d in decisions[:1_000]) and not decisions[1_000].allowed
+    assert [d.remaining for d in decisions[:3]] == [999, 998, 997]
+    info = await js.stream_info(topology.ratelimit_stream)
+    # Leases double up to a sixteenth of the limit (1, 2, ... 32, then 62 at a time): 22
+    # round trips to the broker for 1,000 requests, and none for the refusal.
+    assert info.state.messages == 22
+
+
+async def test_spread_over_replicas_a_key_never_gets_more_than_its_limit(jetstream):
+    nc, js, topology = jetstream
+    clock = FrozenClock(3_000_000.0)
+    replicas = [RateLimiter(js, topology, window_s=10, clock=clock) for _ in range(3)]
+    admitted = 0
+    for i in range(600):
+        admitted += (await replicas[(i * 7) % 3].hit("spread", "submit", 160)).allowed
+    # Never more; less only by the slots a replica leased and did not use (a lease is at
+    # most a sixteenth of the limit).
+    assert 160 - 3 * 10 <= admitted <= 160
