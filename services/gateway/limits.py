@@ -116,8 +116,8 @@ class RateLimiter:
                 # should not hold many slots it will not use.
                 chunk = max(1, lease.chunk // 2) if lease is not None else 1
                 lease = self._leases[key] = _Lease(window=window, chunk=chunk)
-            elif lease.window > window:  # a request from a window that just ended
-                return limit + 1, 0
+            elif lease.window > window:  # begun as the window turned: count it in the new one
+                window = lease.window
             if lease.next <= lease.end:
                 slot = lease.next
                 lease.next += 1

@@ -60,3 +60,15 @@ async def test_spread_over_replicas_a_key_never_gets_more_than_its_limit(jetstre
     # Never more; less only by the slots a replica leased and did not use (a lease is at
     # most a sixteenth of the limit).
     assert 160 - 3 * 10 <= admitted <= 160
+
+
+async def test_a_request_begun_as_the_window_turns_counts_in_the_new_window(jetstream):
+    nc, js, topology = jetstream
+    clock = FrozenClock(4_000_009.9)
+    limiter = RateLimiter(js, topology, window_s=10, clock=clock)
+    assert (await limiter.hit("turn", "read", 5)).allowed
+    clock.now = 4_000_010.0
+    assert (await limiter.hit("turn", "read", 5)).allowed
+    clock.now = 4_000_009.95  # a request that read the clock just before the turn
+    late = await limiter.hit("turn", "read", 5)
+    assert late.allowed and late.remaining == 3
