@@ -19,7 +19,7 @@ from tests.unit.test_deploy_k8s import KUBERNETES_VERSIONS, NAMESPACE, container
 # port to 9100 (OPS_PORT); the other three declare theirs as the container port `ops`.
 METRICS_PORTS = {"gateway": 9100, "router": 9101, "executor": 9102, "projector": 9103}
 NATS_CLIENTS = ("gateway", "router", "executor", "projector", "projector-rebuild", "setup")
-POSTGRES_CLIENTS = ("gateway", "projector", "projector-rebuild")
+POSTGRES_CLIENTS = ("gateway", "projector", "projector-rebuild", "setup")
 # The address the managed-database placeholder in networkpolicies.yaml stands for.
 MANAGED_POSTGRES_IP = "192.0.2.10"
 
@@ -81,7 +81,6 @@ FORBIDDEN = [
     ("executor", "postgres", 5432),
     ("router", "managed-postgres", 5432),
     ("executor", "managed-postgres", 5432),
-    ("setup", "postgres", 5432),
     ("nats", "postgres", 5432),
     ("stranger", "postgres", 5432),
     ("gateway", "projector", 9103),
