@@ -66,9 +66,14 @@ class KeyCache:
             return None
         try:
             record = await self._store.get(key_id)
-        except Exception:
-            log.warning("accounts bucket unavailable; using held key records", exc_info=True)
-            return held[1] if held is not None else None
+        except Exception as exc:
+            if held is not None:  # NATS away: a key seen before keeps working
+                return held[1]
+            log.warning("accounts bucket unavailable: %r", exc)
+            raise ApiError(
+                503, "unavailable", "API keys cannot be checked right now; retry shortly",
+                extra_headers={"Retry-After": "1"},
+            ) from None
         if record is None:
             self._held.pop(key_id, None)
             self._unknown[key_id] = now
