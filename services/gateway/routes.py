@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from typing import Annotated
 
 import msgspec
 
 from litestar import Controller, Request, Response, WebSocket, delete, get, post, websocket
 from litestar.datastructures import State
 from litestar.openapi.spec import OpenAPIType
-from litestar.params import Parameter
+from litestar.params import Parameter, PathParameter
 
 from services.gateway import views
 from services.gateway.cancel import cancel
@@ -28,6 +29,10 @@ from shared.ids import is_order_id
 from shared.orders import STATUSES, OrderState, apply
 
 log = logging.getLogger(__name__)
+
+
+#: The `{orderId}` of a path, as the contract names it.
+OrderId = Annotated[str, PathParameter(name="orderId", description="The order's id, as the submission answered it")]
 
 
 def _not_found(order_id: str) -> ApiError:
@@ -93,11 +98,11 @@ class OrderController(Controller):
         return Response(body, status_code=202 if result.created else 200)
 
     @get(
-        ["/{order_id:str}", "/status/{order_id:str}"],
+        ["/{orderId:str}", "/status/{orderId:str}"],
         operation_class=ApiOperation,
         responses=errors(404, 503, *API_ERRORS),
     )
-    async def order(self, order_id: str, request: Request, state: State) -> OrderView:
+    async def order(self, order_id: OrderId, request: Request, state: State) -> OrderView:
         """One order: status, route, quotes, amounts, transaction, failure reason."""
         return views.order_view(await load_order(state, order_id, request.user))
 
@@ -131,12 +136,12 @@ class OrderController(Controller):
         return OrderPage(orders=[views.order_view(s) for s in page], next_cursor=next_cursor)
 
     @delete(
-        "/{order_id:str}",
+        "/{orderId:str}",
         status_code=200,
         operation_class=ApiOperation,
         responses=errors(404, 409, 503, *API_ERRORS),
     )
-    async def cancel_order(self, order_id: str, request: Request, state: State) -> Cancelled:
+    async def cancel_order(self, order_id: OrderId, request: Request, state: State) -> Cancelled:
         """Cancel an order that has no transaction on its way to the chain.
 
         Cancelling twice is fine (200 both times, `cancelled: false` the second time).
@@ -147,8 +152,8 @@ class OrderController(Controller):
         current, changed = await cancel(order_id, request.user, state.emitter)
         return views.extend(views.order_view(current), Cancelled, cancelled=changed)
 
-    @get("/{order_id:str}/events", operation_class=ApiOperation, responses=errors(404, 503, *API_ERRORS))
-    async def events(self, order_id: str, request: Request, state: State) -> EventHistory:
+    @get("/{orderId:str}/events", operation_class=ApiOperation, responses=errors(404, 503, *API_ERRORS))
+    async def events(self, order_id: OrderId, request: Request, state: State) -> EventHistory:
         """The order's full event history, oldest first."""
         if not is_order_id(order_id):
             raise _not_found(order_id)
@@ -168,8 +173,8 @@ class OrderController(Controller):
         return EventHistory(order_id=order_id, events=messages)
 
 
-@websocket(["/api/orders/{order_id:str}/stream", "/api/orders/status/{order_id:str}"])
-async def stream(socket: WebSocket, order_id: str) -> None:
+@websocket(["/api/orders/{orderId:str}/stream", "/api/orders/status/{orderId:str}"])
+async def stream(socket: WebSocket, order_id: OrderId) -> None:
     """Every event of the order after `afterSeq`, then live events; closes after the terminal one."""
     state: State = socket.app.state
     await socket.accept()

@@ -112,7 +112,7 @@ def load_schema(base_url: str) -> tuple[dict[str, Any], schemathesis.BaseSchema]
 def test_the_checks_catch_an_answer_the_schema_does_not_document(stack, api_headers):
     """The wiring can fail: a 5xx, or a body other than the documented one, is reported."""
     _, schema = load_schema(stack.base_url)
-    case = schema["/api/orders/{order_id}"]["GET"].Case(path_parameters={"order_id": "ord_missing"})
+    case = schema["/api/orders/{orderId}"]["GET"].Case(path_parameters={"orderId": "ord_missing"})
     real = case.call(base_url=stack.base_url, headers=dict(api_headers), timeout=10)
     passed = []
     for status, body in ((500, real.content), (404, b'{"status_code": 404, "detail": "Not Found"}')):
@@ -145,10 +145,10 @@ async def test_every_operation_answers_as_its_schema_documents(stack, api_header
             for name, body in documented_examples(raw).items():
                 case = operation.Case(body=body, media_type="application/json")
                 accepted[(operation.label, name)] = fuzz.check(case, "example")
-        elif "{order_id}" in operation.path:
+        elif "{orderId}" in operation.path:
             # Twice each: a second cancel answers differently from the first.
             for order_id in [*orders.values(), *orders.values()]:
-                fuzz.check(operation.Case(path_parameters={"order_id": order_id}), "real order")
+                fuzz.check(operation.Case(path_parameters={"orderId": order_id}), "real order")
         elif operation.path == "/api/quotes":
             fuzz.check(operation.Case(query={"pair": "SOL-USDC"}), "real pair")
     elapsed = time.monotonic() - started
@@ -159,6 +159,6 @@ async def test_every_operation_answers_as_its_schema_documents(stack, api_header
     assert not fuzz.failures, summary + "\n\n" + "\n".join(fuzz.failures[:20])
     assert all(status in (200, 202) for status in accepted.values()), f"documented examples refused: {accepted}"
     # The real-order requests reached what they were meant to: each success status and a 409.
-    for label in ("GET /api/orders/{order_id}", "GET /api/orders/{order_id}/events", "GET /api/quotes"):
+    for label in ("GET /api/orders/{orderId}", "GET /api/orders/{orderId}/events", "GET /api/quotes"):
         assert fuzz.answers[(label, 200)], (label, sorted(fuzz.answers.items()))
-    assert fuzz.answers[("DELETE /api/orders/{order_id}", 409)], sorted(fuzz.answers.items())
+    assert fuzz.answers[("DELETE /api/orders/{orderId}", 409)], sorted(fuzz.answers.items())
