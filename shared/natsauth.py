@@ -98,11 +98,8 @@ def permissions(topology: Topology) -> dict[str, Permissions]:
                 *log_reader,
                 *_direct(quotes)[1:],
                 _api("STREAM.INFO", quotes),
-                *_bucket(t.accounts_bucket, write=False),
-                *_follow(f"KV_{t.accounts_bucket}"),  # watch keys.> for revocations
-                _api("CONSUMER.INFO", f"KV_{t.accounts_bucket}", "*"),  # a watch asks its consumer's backlog
+                *_bucket(t.accounts_bucket, write=False),  # key records, re-read by get
                 t._subject("ratelimit.>"),  # counter increments (Nats-Incr), acked
-                *_direct(ratelimit),
                 _api("STREAM.INFO", ratelimit),
             ),
             subscribe=(f"{t.live_prefix}.*", f"{t.quotes_prefix}.>"),
