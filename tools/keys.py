@@ -55,20 +55,25 @@ async def create_key(store: KeyStore, account: str, **limits: int | None) -> tup
     return key, record
 
 
-async def provision_local(
-    store: KeyStore, key_file: Path, account: str = "local", **limits: int | None
+async def provision(
+    conn: local.Connection, key_file: Path, account: str, **limits: int | None
 ) -> tuple[str, bool]:
     """The key in `key_file` if it is still valid, else a new key for `account` written there (0600).
 
-    Returns the key and whether it was created now.
+    Connects as `conn` (the admin user). Returns the key and whether it was created now.
     """
-    if key_file.is_file():
-        key = key_file.read_text().strip()
-        key_id = accounts.key_id_of(key)
-        record = await store.get(key_id) if key_id else None
-        if record is not None and accounts.verify(key, record):
-            return key, False
-    key, _ = await create_key(store, account, **limits)
+    nc = await local.connect_nats(conn, "keys")
+    try:
+        store = await KeyStore.open(nc.jetstream(), Topology(namespace=conn.namespace))
+        if key_file.is_file():
+            key = key_file.read_text().strip()
+            key_id = accounts.key_id_of(key)
+            record = await store.get(key_id) if key_id else None
+            if record is not None and accounts.verify(key, record):
+                return key, False
+        key, _ = await create_key(store, account, **limits)
+    finally:
+        await nc.close()
     key_file.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as out:
@@ -83,13 +88,8 @@ BENCH_LIMITS = {"submit_rate": 1_000_000, "read_rate": 1_000_000, "max_streams":
 
 async def bench_key(conn: local.Connection, key_file: Path) -> str:
     """A key of the account `bench` with limits raised for load tests, kept in `key_file`."""
-    nc = await local.connect_nats(conn, "bench")
-    try:
-        store = await KeyStore.open(nc.jetstream(), Topology(namespace=conn.namespace))
-        key, _ = await provision_local(store, key_file, "bench", **BENCH_LIMITS)
-        return key
-    finally:
-        await nc.close()
+    key, _ = await provision(conn, key_file, "bench", **BENCH_LIMITS)
+    return key
 
 
 def _parser() -> argparse.ArgumentParser:

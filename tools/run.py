@@ -38,7 +38,6 @@ from typing import Any, TextIO
 
 import msgspec
 
-from shared.accounts import KeyStore
 from shared.natsauth import ADMIN, SERVICES, authorization
 from shared.topology import Topology
 from tools import credentials, keys, local, pgroles
@@ -294,7 +293,11 @@ def _set_up(
     )
     try:
         asyncio.run(asyncio.wait_for(run_setup(settings), 30))
-        key, created = asyncio.run(asyncio.wait_for(_local_key(settings, topology, key_file), 10))
+        admin = local.Connection(
+            nats_url=settings.nats_url, nats_user=settings.nats_user, nats_password=settings.nats_password,
+            namespace=topology.namespace,
+        )  # fmt: skip
+        key, created = asyncio.run(asyncio.wait_for(keys.provision(admin, key_file, LOCAL_ACCOUNT), 10))
     except Exception as error:
         raise DevServerError(f"set-up step failed against {servers.nats_url}: {error!r}") from error
     roles = f"; database roles {pgroles.READER}, {pgroles.WRITER}" if servers.database_roles else ""
@@ -302,18 +305,6 @@ def _set_up(
     console.say(f"Set-up      streams, consumers and buckets in place{users}{roles}")
     console.say(f"API key     {'created' if created else 'kept'} for account {LOCAL_ACCOUNT} in {_short(key_file)}")
     return key
-
-
-async def _local_key(settings: SetupSettings, topology: Topology, key_file: Path) -> tuple[str, bool]:
-    conn = local.Connection(
-        nats_url=settings.nats_url, nats_user=settings.nats_user, nats_password=settings.nats_password,
-        database_url="", gateway_url="", namespace=topology.namespace,
-    )  # fmt: skip
-    nc = await local.connect_nats(conn, "run")
-    try:
-        return await keys.provision_local(await KeyStore.open(nc.jetstream(), topology), key_file, LOCAL_ACCOUNT)
-    finally:
-        await nc.close()
 
 
 def _stop_server(server: ServerProcess, console: Console, label: str) -> None:

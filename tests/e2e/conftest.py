@@ -13,7 +13,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 import uuid
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
@@ -31,7 +30,7 @@ from shared.natsauth import ADMIN, authorization
 from shared.topology import Topology
 
 from tests.helpers import eventually, free_port
-from tools import credentials, pgroles
+from tools import credentials, keys, pgroles
 from tools.devservers import ServerProcess, start_nats
 from tools.setup import provision_nats
 
@@ -96,15 +95,19 @@ class Stack:
     async def new_key(self, account: str, **limits: int) -> str:
         """A fresh API key of `account` (generous limits unless given)."""
         limits = {"submit_rate": 100_000, "read_rate": 100_000, "max_streams": 10_000} | limits
-        key, record = accounts.new_key(account, int(time.time() * 1000), **limits)
-        await self.add_key(record)
-        return key
-
-    async def add_key(self, record: accounts.ApiKey) -> None:
         nc = await self.admin_nats()
         try:
             store = await KeyStore.open(nc.jetstream(), Topology(namespace=self.env["ENGINE_NAMESPACE"]))
-            await store.add(record)
+            key, _ = await keys.create_key(store, account, **limits)
+            return key
+        finally:
+            await nc.close()
+
+    async def add_key(self, record: accounts.ApiKey) -> None:
+        """Store a key record made by the test (for a key whose text it must know beforehand)."""
+        nc = await self.admin_nats()
+        try:
+            await (await KeyStore.open(nc.jetstream(), Topology(namespace=self.env["ENGINE_NAMESPACE"]))).add(record)
         finally:
             await nc.close()
 

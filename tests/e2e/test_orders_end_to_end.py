@@ -3,7 +3,6 @@
 import asyncio
 
 import asyncpg
-import httpx
 import pytest
 
 from shared import events as ev

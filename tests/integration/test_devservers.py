@@ -75,13 +75,13 @@ def _accepts_connections(port: int) -> bool:
 
 def _children_of(pid: int) -> list[int]:
     children = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
+    for stat_file in Path("/proc").glob("[0-9]*/stat"):
         try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
+            fields = stat_file.read_text().rsplit(")", 1)[1].split()
         except OSError:
             continue
         if int(fields[1]) == pid:
-            children.append(int(stat.parent.name))
+            children.append(int(stat_file.parent.name))
     return children
 
 

@@ -22,7 +22,6 @@ import nats
 import nats.errors
 import pytest
 from nats.aio.client import Client
-from nats.js.api import KeyValueConfig, StreamConfig
 
 from services.projector.pull import Puller
 from services.projector.replay import replay
