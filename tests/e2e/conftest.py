@@ -247,6 +247,19 @@ async def stack(database_url, stack_credentials, tmp_path_factory) -> AsyncItera
 
 
 @pytest.fixture(scope="module")
+async def hardened_stack(database_url, stack_credentials, tmp_path_factory) -> AsyncIterator[Stack]:
+    """A stack whose gateway has short transport timeouts, CORS for one origin and a public URL."""
+    from tests.e2e.hostile import HARDENED_ENV, HOSTILE_RECORD
+
+    running = await start_stack(database_url, stack_credentials, tmp_path_factory.mktemp("stack"), HARDENED_ENV)
+    await running.add_key(HOSTILE_RECORD)
+    try:
+        yield running
+    finally:
+        await stop_stack(running)
+
+
+@pytest.fixture(scope="module")
 def api_headers(stack: Stack) -> dict[str, str]:
     """Headers that authenticate an e2e client to the gateway with the stack's key."""
     return stack.headers

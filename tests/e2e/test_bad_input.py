@@ -2,20 +2,16 @@
 
 import asyncio
 import base64
-import contextlib
 import json
 import time
-from collections.abc import AsyncIterator
 
 import httpx
 import pytest
 import websockets
 
-from shared import accounts
-from shared.topology import Topology
 from tests.e2e.client import market, stream, submit
-from tests.e2e.conftest import Stack, start_stack, stop_stack
-from tests.e2e.rawhttp import RawAnswer, exchange, writes
+from tests.e2e.conftest import Stack
+from tests.e2e.hostile import JSON, UNKNOWN_ID, nothing_stored
 
 BAD_BODIES = [
     ("malformed JSON", b'{"tokenIn": "SOL",', 400, "body"),
@@ -112,46 +108,12 @@ async def test_health_and_openapi_are_public_and_metrics_are_on_the_ops_port(sta
 
 
 # ---------------------------------------------------------------------------------------
-# Families of hostile input. This module's gateway has short transport timeouts (so slow
-# senders are cut off quickly), an allow-listed CORS origin and a configured public URL.
-
-TIMEOUT_S = 1.0
-HARDENED_ENV = {
-    "HEADER_TIMEOUT_S": str(TIMEOUT_S),
-    "BODY_TIMEOUT_S": str(TIMEOUT_S),
-    "CORS_ALLOW_ORIGINS": "https://app.example",
-    "GATEWAY_PUBLIC_URL": "https://api.example",
-}
-UNKNOWN_ID = "0190aaaa-0000-7000-8000-000000000000"
-JSON = {"content-type": "application/json"}
+# Families of hostile input, against the hardened gateway (tests/e2e/hostile.py).
 
 
 @pytest.fixture(scope="module")
-async def stack(database_url, stack_credentials, tmp_path_factory) -> AsyncIterator[Stack]:
-    running = await start_stack(database_url, stack_credentials, tmp_path_factory.mktemp("stack"), HARDENED_ENV)
-    await running.add_key(HOSTILE_RECORD)
-    try:
-        yield running
-    finally:
-        await stop_stack(running)
-
-
-async def stored_orders(stack: Stack) -> int:
-    """Orders in the event log: one subject each."""
-    nc = await stack.admin_nats()
-    try:
-        stream = Topology(namespace=stack.env["ENGINE_NAMESPACE"]).orders_stream
-        info = await nc.jetstream().stream_info(stream, subjects_filter=">")
-        return len(info.state.subjects or {})
-    finally:
-        await nc.close()
-
-
-@contextlib.asynccontextmanager
-async def nothing_stored(stack: Stack) -> AsyncIterator[None]:
-    before = await stored_orders(stack)
-    yield
-    assert await stored_orders(stack) == before, "a refused request stored an order"
+def stack(hardened_stack: Stack) -> Stack:
+    return hardened_stack
 
 
 def order(**fields) -> bytes:
@@ -319,94 +281,6 @@ async def test_a_quote_stream_for_a_bad_pair_says_so_without_echoing_it(stack):
             with pytest.raises(websockets.ConnectionClosed):
                 await ws.recv()
     assert ws.close_code == 1008 and message["field"] == "pair" and len(message["detail"]) < 300
-
-
-# Transport: requests that never complete, or are too large to read.
-
-# A key with a known text, stored by the module's stack, so raw requests can carry it.
-HOSTILE_KEY, HOSTILE_RECORD = accounts.new_key(
-    "hostile", 0, random_bytes=lambda n: bytes(range(n)), submit_rate=100_000, read_rate=100_000, max_streams=1_000
-)
-HEAD = (b"POST /api/orders HTTP/1.1\r\nHost: gateway\r\nContent-Type: application/json\r\n"
-        b"Authorization: Bearer " + HOSTILE_KEY.encode() + b"\r\n")
-
-
-def assert_refused(answer: RawAnswer, status: int) -> None:
-    assert answer.status == status, answer
-    assert answer.headers["content-type"] == "application/json" and answer.headers["connection"] == "close"
-    assert answer.json()["error"] and answer.json()["detail"]
-    assert "server" not in answer.headers
-
-
-@pytest.mark.parametrize("name,send", [
-    ("idle connection", writes()),
-    ("half a request line", writes(b"POST /api/ord")),
-    ("headers never end", writes(HEAD)),
-    ("headers trickle", writes(HEAD, *[b"X-Slow: y\r\n"] * 100, pause=0.2)),
-])
-async def test_a_client_slow_to_send_its_headers_gets_408_within_the_timeout(stack, name, send):
-    async with nothing_stored(stack):
-        answer = await exchange(stack.base_url, send)
-    assert_refused(answer, 408)
-    assert answer.seconds < TIMEOUT_S + 2
-
-
-@pytest.mark.parametrize("name,send", [
-    ("body shorter than its Content-Length", writes(HEAD + b"Content-Length: 200\r\n\r\n" + order()[:-1])),
-    ("whole body short by one byte", writes(HEAD + b"Content-Length: %d\r\n\r\n" % len(order()) + order()[:-1])),
-    ("body trickles", writes(HEAD + b"Content-Length: 200\r\n\r\n", *[b" "] * 200, pause=0.1)),
-    ("chunked body never ends", writes(HEAD + b"Transfer-Encoding: chunked\r\n\r\n5\r\n{\"a\":")),
-])
-async def test_a_client_slow_to_send_its_body_gets_408_within_the_timeout_and_nothing_is_stored(stack, name, send):
-    async with nothing_stored(stack):
-        answer = await exchange(stack.base_url, send)
-    assert_refused(answer, 408)
-    assert answer.seconds < TIMEOUT_S + 2
-
-
-@pytest.mark.parametrize("name,request_bytes,status", [
-    ("long path", b"GET /api/orders/" + b"a" * 5000 + b" HTTP/1.1\r\nHost: g\r\n\r\n", 414),
-    ("long query", b"GET /api/orders?status=" + b"a" * 5000 + b" HTTP/1.1\r\nHost: g\r\n\r\n", 414),
-    ("long query, with a body after it", b"POST /api/orders?" + b"a" * 300_000, 414),
-    ("long WebSocket path", b"GET /api/orders/" + b"a" * 9000 + b"/stream HTTP/1.1\r\nHost: g\r\nUpgrade: websocket\r\n"
-     b"Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n", 414),
-    ("one huge header", HEAD + b"X-Big: " + b"b" * 20_000 + b"\r\n\r\n", 431),
-    ("a huge header in one write, then more", HEAD + b"X-Big: " + b"b" * 200_000, 431),
-    ("many headers", HEAD + b"".join(b"X-H%d: v\r\n" % i for i in range(2000)) + b"\r\n", 431),
-    ("not HTTP", b"HELLO\r\n\r\n", 400),
-    ("bad content length", HEAD + b"Content-Length: 1x\r\n\r\n", 400),
-])
-async def test_an_oversized_or_malformed_request_head_is_refused_with_json(stack, name, request_bytes, status):
-    async with nothing_stored(stack):
-        answer = await exchange(stack.base_url, writes(request_bytes))
-    assert_refused(answer, status)
-
-
-# Browser safety.
-
-async def test_every_answer_carries_the_security_headers_and_no_server_banner(stack):
-    async with stack.client() as client:
-        for path in ("/api/orders", f"/api/orders/{UNKNOWN_ID}", "/nowhere", "/health"):
-            response = await client.get(path)
-            assert response.headers["x-content-type-options"] == "nosniff", path
-            assert response.headers["x-frame-options"] == "DENY"
-            assert response.headers["cache-control"] == "no-store"
-            assert response.headers["referrer-policy"] == "no-referrer"
-            assert "default-src 'none'" in response.headers["content-security-policy"]
-            assert "server" not in response.headers
-        schema = await client.get("/schema/openapi.json")
-        assert schema.status_code == 200 and "frame-ancestors 'none'" in schema.headers["content-security-policy"]
-
-
-async def test_cors_answers_only_the_allowed_origins(stack):
-    async with stack.client() as client:
-        allowed = await client.options("/api/orders", headers={
-            "origin": "https://app.example", "access-control-request-method": "POST",
-            "access-control-request-headers": "x-api-key, content-type"})
-        other = await client.get("/api/orders", headers={"origin": "https://evil.example"})
-    assert allowed.status_code in (200, 204) and allowed.headers["access-control-allow-origin"] == "https://app.example"
-    assert "x-api-key" in allowed.headers["access-control-allow-headers"].lower()
-    assert "access-control-allow-origin" not in other.headers
 
 
 async def test_after_all_of_this_every_read_still_answers(stack):

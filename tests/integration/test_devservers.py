@@ -26,7 +26,7 @@ from tests.helpers import eventually, free_port, process_gone
 from tools.devservers import DevServerError, start_nats, start_postgres
 from tools import local, pgroles
 from tools.credentials import Credentials, role_url
-from tools.run import Console, ServiceSpec, supervise
+from tools.supervisor import Console, ServiceSpec, supervise
 
 # Stand-in services: report themselves, then run until stopped.
 SLEEPER = textwrap.dedent("""

@@ -6,10 +6,9 @@ import asyncio
 import contextlib
 import os
 import signal
-import socket
 import sys
 from dataclasses import dataclass, field
-from typing import Any, AsyncIterator, Awaitable, Callable
+from typing import Any, AsyncIterator
 
 import asyncpg
 import httpx
@@ -22,7 +21,7 @@ from nats.js import JetStreamContext
 from services.projector import store
 from services.projector.__main__ import serve
 from services.projector.fold import Current
-from services.projector.migrations import discover, migrate
+from services.projector.migrations import migrate
 from services.projector.rebuild import rebuild
 from services.projector.service import Projector
 from services.projector.settings import ProjectorSettings
@@ -32,21 +31,12 @@ from shared.orders import OrderState
 from shared.settings import load
 from shared.topology import Topology
 from tests.unit.test_projector_fold import T0, interleaved_log, order_story
+from tests.helpers import eventually, free_port
 from tools.setup import provision_nats
 
 
-async def eventually(check: Callable[[], Awaitable[Any]], *, timeout: float = 20.0, interval: float = 0.05) -> Any:
-    """Poll `check` until it returns something truthy; fail after `timeout` seconds."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while True:
-        result = await check()
-        if result:
-            return result
-        if loop.time() > deadline:
-            raise AssertionError(f"condition not met within {timeout} s (last result: {result!r})")
-        await asyncio.sleep(interval)
-
+#: How long a test waits for the projector to catch up.
+PROJECTION_WAIT_S = 20.0
 
 _REJECTS = "select order_id, seq, stream_seq, event_type, reason from projector_rejects order by order_id, seq"
 
@@ -157,9 +147,9 @@ async def test_events_of_many_orders_are_projected_to_the_fold_of_the_log(env: E
     log = interleaved_log(150)
     async with running(env.projector(batch=64)):
         await env.append(log[: len(log) // 2])
-        await eventually(env.caught_up)
+        await eventually(env.caught_up, timeout=PROJECTION_WAIT_S)
         await env.append(log[len(log) // 2 :])
-        await eventually(env.caught_up)
+        await eventually(env.caught_up, timeout=PROJECTION_WAIT_S)
     await assert_read_model_is_the_fold_of_the_log(env, {e.order_id for _, e in log})
     assert len((await env.tables())["order_events"]) == len(log)
 
@@ -184,7 +174,7 @@ async def test_redelivering_everything_through_a_recreated_consumer_leaves_the_t
     await env.append(log)
     projector = env.projector(batch=50, idle_check=0.2)
     async with running(projector):
-        await eventually(env.caught_up)
+        await eventually(env.caught_up, timeout=PROJECTION_WAIT_S)
         before = await env.tables()
         # Deleted under the running projector, then made again by the set-up step: the new
         # consumer starts over, and the projector goes on with it.
@@ -197,7 +187,7 @@ async def test_redelivering_everything_through_a_recreated_consumer_leaves_the_t
                 return info.delivered.stream_seq == len(log) and info.num_ack_pending == 0 and info.num_pending == 0
             return False
 
-        await eventually(redelivered)
+        await eventually(redelivered, timeout=PROJECTION_WAIT_S)
     assert await env.tables() == before
     await assert_read_model_is_the_fold_of_the_log(env, {e.order_id for _, e in log})
 
@@ -215,7 +205,7 @@ async def test_a_projector_stopped_mid_stream_hands_back_what_it_fetched_so_the_
     # Acks are awaited for two minutes: anything fetched and neither acked nor handed back
     # would hold the second projector up far longer than this test waits.
     async with running(env.projector(batch=20, ack_wait=120.0)):
-        await eventually(position)
+        await eventually(position, timeout=PROJECTION_WAIT_S)
     assert await position() < len(log)
     async with running(env.projector(batch=20, ack_wait=120.0)):
         await eventually(env.caught_up, timeout=15.0)
@@ -250,7 +240,7 @@ async def test_an_illegal_event_is_recorded_and_skipped_while_the_rest_is_projec
     )
     await env.append([bad[0], bogus, good[0], good[1], good[2]])
     async with running(env.projector(batch=2)):
-        await eventually(env.caught_up)
+        await eventually(env.caught_up, timeout=PROJECTION_WAIT_S)
     tables = await env.tables()
     assert tables["rejects"] == [
         {
@@ -279,7 +269,7 @@ async def test_a_rebuild_from_scratch_equals_the_incremental_result(env: Env) ->
     await env.append(log)
     await env.log.append(bogus, expected_stream_seq=(await env.log.load("o00001")).last_stream_seq)
     async with running(env.projector(batch=37)):
-        await eventually(env.caught_up)
+        await eventually(env.caught_up, timeout=PROJECTION_WAIT_S)
     incremental = await env.tables()
     assert len(incremental["rejects"]) == 1
     summary = await rebuild(env.pool, env.js, env.topology, env.schema, chunk=100)
@@ -298,7 +288,7 @@ async def test_a_rebuild_while_serving_and_appending_ends_in_the_fold_of_the_log
         while not appending.done():
             summaries.append(await rebuild(env.pool, env.js, env.topology, env.schema, chunk=64))
         await appending
-        await eventually(env.caught_up)
+        await eventually(env.caught_up, timeout=PROJECTION_WAIT_S)
     assert summaries
     await assert_read_model_is_the_fold_of_the_log(env, {e.order_id for _, e in log})
 
@@ -307,51 +297,14 @@ async def test_a_new_database_under_a_consumer_that_acked_everything_is_rebuilt_
     log = interleaved_log(40)
     await env.append(log)
     async with running(env.projector()):
-        await eventually(env.caught_up)
+        await eventually(env.caught_up, timeout=PROJECTION_WAIT_S)
     expected = await env.tables()
     # The database is restored from before any of it, or replaced by an empty one.
     async with env.pool.acquire() as conn, conn.transaction():
         await store.reset(conn)
     async with running(env.projector()):
-        await eventually(env.caught_up)
+        await eventually(env.caught_up, timeout=PROJECTION_WAIT_S)
     assert await env.tables() == expected
-
-
-async def test_migrations_apply_once_when_run_twice(database_url: str, pg_schema: str) -> None:
-    conn = await asyncpg.connect(database_url)
-    try:
-        assert await migrate(conn, pg_schema) == [m.version for m in discover()]
-        assert await migrate(conn, pg_schema) == []
-        tables = await conn.fetch("select tablename from pg_tables where schemaname = $1 order by 1", pg_schema)
-        assert [t["tablename"] for t in tables] == [
-            "order_events",
-            "orders",
-            "projector_positions",
-            "projector_rejects",
-            "schema_migrations",
-        ]
-    finally:
-        await conn.close()
-
-
-async def test_migrations_run_concurrently_apply_each_version_once(database_url: str, pg_schema: str) -> None:
-    schema = f"{pg_schema}_fresh"  # does not exist yet: the first runner creates it
-    conns = [await asyncpg.connect(database_url) for _ in range(4)]
-    try:
-        applied = await asyncio.gather(*(migrate(conn, schema) for conn in conns))
-        assert sorted(applied, key=len) == [[], [], [], [m.version for m in discover()]]
-        versions = await conns[0].fetch(f'select version from "{schema}".schema_migrations order by 1')
-        assert [v["version"] for v in versions] == [m.version for m in discover()]
-    finally:
-        await conns[0].execute(f'drop schema if exists "{schema}" cascade')
-        for conn in conns:
-            await conn.close()
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 async def test_the_service_projects_and_reports_ready_and_metrics_until_stopped(env: Env, namespace: str) -> None:
@@ -370,9 +323,9 @@ async def test_the_service_projects_and_reports_ready_and_metrics_until_stopped(
     service = asyncio.create_task(serve(settings, stop))
     events = order_story("o-svc", "confirmed")
     await env.append(events)
-    await eventually(env.caught_up)
+    await eventually(env.caught_up, timeout=PROJECTION_WAIT_S)
     async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as http:
-        ready = await eventually(lambda: _get(http, "/readyz"))
+        ready = await eventually(lambda: _get(http, "/readyz"), timeout=PROJECTION_WAIT_S)
         assert ready.status_code == 200
         assert ready.json() == {"status": "ok", "checks": {"nats": True, "postgres": True}}
         metrics = (await http.get("/metrics")).text
