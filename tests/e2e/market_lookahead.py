@@ -6,6 +6,7 @@ router will, slots ahead, and picks a limit that is out of reach now and reached
 
 from __future__ import annotations
 
+import asyncio
 import time
 from dataclasses import dataclass
 from fractions import Fraction
@@ -16,6 +17,7 @@ from shared.chain import SlotClock
 from shared.market.model import Market
 from shared.market.tokens import get_token
 from shared.simulation import SimSettings
+from tests.helpers import eventually
 
 
 @dataclass(frozen=True)
@@ -41,29 +43,51 @@ def best_out(market: Market, token_in: str, token_out: str, amount_in: int, slot
         return 0
 
 
-def find_crossing(market: Market, slots: SlotClock, *, quiet_slots: int, within_slots: int, hold_slots: int = 12,
-                  directions=(("SOL", "USDC", "1"), ("USDC", "SOL", "100"))) -> Crossing:
+# Pairs whose prices move apart from each other, so one of them usually rises for a while.
+DIRECTIONS = (("SOL", "USDC", "1"), ("USDC", "SOL", "100"), ("BONK", "SOL", "1000000"), ("SOL", "BONK", "1"))
+
+
+def find_crossing(market: Market, slots: SlotClock, *, quiet_slots: int, within_slots: int, hold_slots: int = 24,
+                  directions=DIRECTIONS) -> Crossing | None:
     """A limit above the best output of the next `quiet_slots`, then met for `hold_slots` in a row.
 
-    The run matters: quoting takes time, so a price that touches the limit for one slot
-    may be gone when the order is quoted, as in a real market.
+    The quiet slots count from when the search ends (looking ahead takes a few seconds), so
+    the order rests when the test places it. The run matters: quoting, building and confirming take time (more on a loaded machine),
+    so a price that touches the limit briefly may be gone when the order is quoted, or when
+    its transaction lands, and the order fails on slippage, as in a real market. The run
+    covers the whole way from trigger to landing. None when no direction rises so within
+    the window: look again later (`next_crossing`).
     """
     now = slots.current_slot()
     for token_in, token_out, amount in directions:
         dec_in = get_token(token_in).decimals
         amount_in = int(Fraction(amount) * 10**dec_in)
         outs = [best_out(market, token_in, token_out, amount_in, s) for s in range(now, now + within_slots)]
-        near = max(outs[:quiet_slots])
-        # The highest floor some run of hold_slots consecutive slots after the quiet part meets.
-        floors = [min(outs[i:i + hold_slots]) for i in range(quiet_slots, within_slots - hold_slots)]
-        if not floors or max(floors) <= near:
-            continue
-        min_out = near + max(1, (max(floors) - near) // 2)
-        first = next(i for i, out in enumerate(outs) if out >= min_out)
-        limit = Fraction(min_out * 10**dec_in, amount_in * 10 ** get_token(token_out).decimals)
-        text = _decimal(limit)
-        return Crossing(token_in, token_out, amount, text, min_out, now + first)
-    raise AssertionError("the market does not rise in either direction within the window; widen it")
+        quiet = slots.current_slot() - now + quiet_slots
+        if quiet + hold_slots >= within_slots:
+            break
+        near = max(outs[:quiet])
+        # Floors that some run of hold_slots consecutive slots after the quiet part meets,
+        # highest first; the limit sits halfway between `near` and the floor, and must hold
+        # from the first slot that reaches it (an earlier brief touch would fire too soon).
+        floors = sorted({min(outs[i:i + hold_slots]) for i in range(quiet, within_slots - hold_slots)}, reverse=True)
+        for floor in (f for f in floors if f > near):
+            min_out = near + max(1, (floor - near) // 2)
+            first = next(i for i, out in enumerate(outs) if out >= min_out)
+            if first + hold_slots <= within_slots and min(outs[first:first + hold_slots]) >= min_out:
+                limit = Fraction(min_out * 10**dec_in, amount_in * 10 ** get_token(token_out).decimals)
+                return Crossing(token_in, token_out, amount, _decimal(limit), min_out, now + first)
+    return None
+
+
+async def next_crossing(market: Market, slots: SlotClock, *, quiet_slots: int, within_slots: int) -> Crossing:
+    """The first crossing found from now on, looking again while the market does not rise."""
+    return await eventually(
+        lambda: asyncio.to_thread(find_crossing, market, slots, quiet_slots=quiet_slots, within_slots=within_slots),
+        timeout=120,
+        interval=0,
+        message="a sustained rise in some direction",
+    )
 
 
 def _decimal(value: Fraction) -> str:

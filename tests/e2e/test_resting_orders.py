@@ -6,17 +6,31 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import AsyncIterator
 
 import httpx
+import pytest
 import websockets
 
 from shared.market.model import Market
-from tests.e2e.client import TERMINAL, stream, submit
-from tests.e2e.conftest import E2E_ENV, ROOT
-from tests.e2e.market_lookahead import find_crossing, slot_clock
+from tests.e2e.client import stream, submit
+from tests.e2e.conftest import E2E_ENV, ROOT, Stack, start_stack, stop_stack
+from tests.e2e.market_lookahead import next_crossing, slot_clock
 from tests.helpers import eventually
 
 SLOT_MS = int(E2E_ENV["SLOT_MS"])
+# Retries after transient chain failures are the market-order suite's subject; here every
+# fired order must reach the one outcome its test expects, so the chain never fails.
+NO_TRANSIENT_FAILURES = {"CHAIN_FAILURE_RATE": "0"}
+
+
+@pytest.fixture(scope="module")
+async def stack(database_url, stack_credentials, tmp_path_factory) -> AsyncIterator[Stack]:
+    running = await start_stack(database_url, stack_credentials, tmp_path_factory.mktemp("stack"), NO_TRANSIENT_FAILURES)
+    try:
+        yield running
+    finally:
+        await stop_stack(running)
 
 
 def limit_body(crossing, **extra):
@@ -29,7 +43,7 @@ async def status_of(client: httpx.AsyncClient, order_id: str) -> str:
 
 
 async def test_a_limit_order_rests_until_the_price_crosses_then_fires_and_confirms(stack):
-    crossing = find_crossing(Market(42), slot_clock(SLOT_MS), quiet_slots=30, within_slots=300)
+    crossing = await next_crossing(Market(42), slot_clock(SLOT_MS), quiet_slots=30, within_slots=300)
     async with stack.client(timeout=30) as client:
         order = await submit(client, limit_body(crossing))
         assert order["floorOut"] is not None
@@ -42,7 +56,7 @@ async def test_a_limit_order_rests_until_the_price_crosses_then_fires_and_confir
     assert kinds.count("OrderTriggered") == 1
     triggered = events[kinds.index("OrderTriggered")]
     assert triggered["data"]["slot"] >= crossing.first_slot
-    assert events[-1]["status"] in TERMINAL and code == 1000
+    assert events[-1]["status"] == "confirmed" and code == 1000
     assert view["limitPrice"] == crossing.limit_price and view["timeInForce"] == "GTC"
 
 
@@ -66,7 +80,7 @@ async def test_immediate_or_cancel_executes_now_or_expires_at_once(stack):
         executed, _ = await stream(stack, reachable["orderId"])
     assert [m["status"] for m in expired[1:]] == ["pending", "routing", "expired"]
     assert "immediate-or-cancel" in expired[-1]["message"]
-    assert "OrderOpened" not in [m["event"] for m in executed[1:]] and executed[-1]["status"] in ("confirmed", "failed")
+    assert "OrderOpened" not in [m["event"] for m in executed[1:]] and executed[-1]["status"] == "confirmed"
 
 
 async def test_a_sniper_order_fires_in_the_first_slot_after_its_pool_launches(stack):
@@ -86,7 +100,7 @@ async def test_a_sniper_order_fires_in_the_first_slot_after_its_pool_launches(st
     launched_slot = json.loads(launch.stdout)["launch"]["listedAtSlot"]
     # Slots are 50 ms here: a loaded two-core machine can hold a trigger tick back a few.
     assert launched_slot <= triggered["data"]["slot"] <= launched_slot + 6
-    assert events[-1]["status"] in ("confirmed", "failed") and code == 1000
+    assert events[-1]["status"] == "confirmed" and code == 1000
 
 
 async def _is(client, order_id, status):
@@ -94,7 +108,7 @@ async def _is(client, order_id, status):
 
 
 async def test_resting_orders_survive_a_restart_of_router_and_executor_and_fire_once(stack):
-    crossing = find_crossing(Market(42), slot_clock(SLOT_MS), quiet_slots=120, within_slots=400)
+    crossing = await next_crossing(Market(42), slot_clock(SLOT_MS), quiet_slots=120, within_slots=400)
     async with stack.client(timeout=30) as client:
         orders = [await submit(client, limit_body(crossing)) for _ in range(8)]
         for order in orders:
@@ -106,7 +120,7 @@ async def test_resting_orders_survive_a_restart_of_router_and_executor_and_fire_
     for messages, code in results:
         kinds = [m["event"] for m in messages[1:]]
         assert kinds.count("OrderTriggered") == 1 and kinds.count("OrderRouted") == 1
-        assert messages[-1]["status"] in ("confirmed", "failed") and code == 1000
+        assert messages[-1]["status"] == "confirmed" and code == 1000, messages[-1]["message"]
 
 
 async def test_cancel_is_idempotent_and_refused_once_the_order_is_finished(stack):
@@ -122,7 +136,7 @@ async def test_cancel_is_idempotent_and_refused_once_the_order_is_finished(stack
         missing = await client.delete("/api/orders/0190aaaa-0000-7000-8000-000000000000")
     assert first.status_code == 200 and first.json()["status"] == "cancelled" and first.json()["cancelled"] is True
     assert again.status_code == 200 and again.json()["cancelled"] is False
-    assert late.status_code == 409 and late.json()["status"] in ("confirmed", "failed")
+    assert late.status_code == 409 and late.json()["status"] == "confirmed"
     assert missing.status_code == 404
 
 
