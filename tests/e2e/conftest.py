@@ -131,6 +131,22 @@ class Stack:
             [sys.executable, "-m", f"services.{name}"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT
         )
 
+    async def wait_ready(self, *names: str, timeout: float = 30) -> None:
+        """Until the gateway and the named services answer /readyz with 200."""
+        urls = [f"{self.base_url}/readyz"] + [f"http://127.0.0.1:{self.ops_ports[n]}/readyz" for n in names]
+
+        async def ready() -> bool:
+            async with httpx.AsyncClient(timeout=1) as client:
+                for url in urls:
+                    try:
+                        if (await client.get(url)).status_code != 200:
+                            return False
+                    except httpx.HTTPError:
+                        return False
+            return True
+
+        await eventually(ready, timeout=timeout, interval=0.1, message=f"{', '.join(names)} ready")
+
     def stop(self, name: str, sig: int = signal.SIGTERM, timeout: float = 15) -> int | str:
         """Signal and wait; a process that does not stop in time is killed and reported."""
         proc = self.processes.pop(name)
@@ -197,19 +213,8 @@ async def start_stack(
     for name in SERVICES:
         stack.start(name)
 
-    async def ready() -> bool:
-        async with httpx.AsyncClient(timeout=1) as client:
-            urls = [f"{stack.base_url}/readyz"] + [f"http://127.0.0.1:{p}/readyz" for p in stack.ops_ports.values()]
-            for url in urls:
-                try:
-                    if (await client.get(url)).status_code != 200:
-                        return False
-                except httpx.HTTPError:
-                    return False
-        return True
-
     try:
-        await eventually(ready, timeout=30, interval=0.1, message="all four services ready")
+        await stack.wait_ready(*SERVICES)
     except AssertionError:
         await stop_stack(stack, check=False)
         raise AssertionError("stack did not become ready\n" + stack.tail())

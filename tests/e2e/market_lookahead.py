@@ -80,10 +80,12 @@ def find_crossing(market: Market, slots: SlotClock, *, quiet_slots: int, within_
     return None
 
 
-async def next_crossing(market: Market, slots: SlotClock, *, quiet_slots: int, within_slots: int) -> Crossing:
+async def next_crossing(market: Market, slots: SlotClock, *, quiet_slots: int, within_slots: int,
+                        hold_slots: int = 24) -> Crossing:
     """The first crossing found from now on, looking again while the market does not rise."""
     return await eventually(
-        lambda: asyncio.to_thread(find_crossing, market, slots, quiet_slots=quiet_slots, within_slots=within_slots),
+        lambda: asyncio.to_thread(find_crossing, market, slots, quiet_slots=quiet_slots, within_slots=within_slots,
+                                  hold_slots=hold_slots),
         timeout=120,
         interval=0,
         message="a sustained rise in some direction",

@@ -108,7 +108,9 @@ async def _is(client, order_id, status):
 
 
 async def test_resting_orders_survive_a_restart_of_router_and_executor_and_fire_once(stack):
-    crossing = await next_crossing(Market(42), slot_clock(SLOT_MS), quiet_slots=120, within_slots=400)
+    # Eight orders fire together just after two restarts: on a loaded machine landing can take
+    # seconds, so the price must hold for 4 s from the first crossing.
+    crossing = await next_crossing(Market(42), slot_clock(SLOT_MS), quiet_slots=120, within_slots=600, hold_slots=80)
     async with stack.client(timeout=30) as client:
         orders = [await submit(client, limit_body(crossing)) for _ in range(8)]
         for order in orders:
@@ -116,6 +118,7 @@ async def test_resting_orders_survive_a_restart_of_router_and_executor_and_fire_
         assert stack.stop("router") == 0 and stack.stop("executor") == 0
         stack.start("router")
         stack.start("executor")
+        await stack.wait_ready("router", "executor")
         results = await asyncio.gather(*(stream(stack, o["orderId"], timeout=60) for o in orders))
     for messages, code in results:
         kinds = [m["event"] for m in messages[1:]]
