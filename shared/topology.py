@@ -76,3 +76,22 @@ class Topology(msgspec.Struct, frozen=True, kw_only=True):
 
     def consumer(self, service: str) -> str:
         return service
+
+    @property
+    def resume_stream(self) -> str:
+        """Work queue of nudges: 'take this order up again from the log' for one role."""
+        return self._stream("RESUME")
+
+    def resume_subject(self, role: str, order_id: str = "*") -> str:
+        """A nudge for `role` (router or executor) to resume `order_id` (``*``: any order)."""
+        return self._subject(f"resume.{role}.{order_id}")
+
+    @property
+    def deadletter_stream(self) -> str:
+        """Events parked after too many failed deliveries, kept for inspection and re-drive."""
+        return self._stream("DEADLETTER")
+
+    @property
+    def book_bucket(self) -> str:
+        """Object store of the routers' resting-book snapshots."""
+        return self._stream("BOOK")
