@@ -25,7 +25,7 @@ from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 
 from shared import events as ev
-from shared import metrics, tracing
+from shared import metrics, retention, tracing
 from shared.accounts import ensure_accounts
 from shared.orders import OrderState, fold
 from shared.topology import Topology
@@ -60,14 +60,28 @@ class History:
     last_stream_seq: int  # 0 when the order has no events
 
 
-async def ensure_streams(js: JetStreamContext, topology: Topology, *, replicas: int = 1) -> None:
-    """Create or update the streams the engine needs; safe to run from every replica."""
+async def ensure_streams(
+    js: JetStreamContext,
+    topology: Topology,
+    *,
+    replicas: int = 1,
+    max_age_days: float = retention.DEFAULT_MAX_AGE_DAYS,
+    max_bytes: int = retention.DEFAULT_MAX_BYTES,
+) -> None:
+    """Create or update the streams the engine needs; safe to run from every replica.
+
+    The order stream's limits follow `shared.retention`: limits that could drop an open
+    order's events are refused, and a full stream refuses appends rather than drop any.
+    """
+    retention.check_limits(max_age_days, max_bytes)
     orders = api.StreamConfig(
         name=topology.orders_stream,
         subjects=[topology.orders_wildcard],
         storage=api.StorageType.FILE,
         retention=api.RetentionPolicy.LIMITS,
-        discard=api.DiscardPolicy.OLD,
+        discard=api.DiscardPolicy.NEW,
+        max_age=max_age_days * 86_400.0,
+        max_bytes=max_bytes,
         num_replicas=replicas,
         duplicate_window=120.0,
         allow_direct=True,
@@ -110,9 +124,31 @@ async def ensure_streams(js: JetStreamContext, topology: Topology, *, replicas: 
         num_replicas=replicas,
         description="Requests per API key, kind and window",
     )
-    for config in (orders, quotes, launches, ratelimit):
+    for config in (orders, quotes, launches, ratelimit, book_snapshots(topology, replicas)):
         await _add_or_update(js, config)
     await ensure_accounts(js, topology, replicas=replicas)
+
+
+def book_snapshots(topology: Topology, replicas: int) -> api.StreamConfig:
+    """The object store of the routers' book snapshots, as nats-py lays one out.
+
+    A snapshot no router has rewritten for a day is dropped (and with it any chunks a
+    racing writer left behind); a router that finds none replays the whole log instead.
+    """
+    bucket = topology.book_bucket
+    return api.StreamConfig(
+        name=f"OBJ_{bucket}",
+        subjects=[f"$O.{bucket}.C.>", f"$O.{bucket}.M.>"],
+        storage=api.StorageType.FILE,
+        max_age=86_400.0,
+        max_bytes=-1,
+        max_consumers=0,
+        discard=api.DiscardPolicy.NEW,
+        allow_rollup_hdrs=True,
+        allow_direct=True,
+        num_replicas=replicas,
+        description="Resting-book snapshots of the routers",
+    )
 
 
 async def _add_or_update(js: JetStreamContext, config: api.StreamConfig) -> None:

@@ -48,3 +48,16 @@ TRIGGER_TICK = Histogram(
     "engine_trigger_tick_seconds", "Time to find and schedule the resting orders a slot fires", ["service"],
     buckets=LATENCY_BUCKETS,
 )
+STREAM_BYTES = Gauge("engine_stream_bytes", "Bytes a stream stores", ["service", "stream"])
+STREAM_MESSAGES = Gauge("engine_stream_messages", "Messages a stream stores", ["service", "stream"])
+STREAM_FIRST_AGE = Gauge(
+    "engine_stream_first_message_age_seconds", "Age of the oldest message a stream still holds", ["service", "stream"]
+)
+STREAM_MAX_BYTES = Gauge("engine_stream_max_bytes", "A stream's byte limit (-1: none)", ["service", "stream"])
+STREAM_MAX_AGE = Gauge("engine_stream_max_age_seconds", "A stream's age limit (-1: none)", ["service", "stream"])
+OLDEST_RESTING = Gauge(
+    "engine_oldest_resting_order_age_seconds", "Time since the oldest resting order was accepted", ["service"]
+)
+BOOK_REARM = Gauge(
+    "engine_book_rearm_seconds", "Time the router took to re-arm its book at start", ["service", "source"]
+)

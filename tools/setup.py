@@ -8,9 +8,9 @@ run again at any time. `make run` and the test fixtures run it before the servic
 Kubernetes Job and a one-shot compose service run it in a cluster.
 
 Settings (environment): ``NATS_URL``, ``NATS_USER``/``NATS_PASSWORD`` (the admin user),
-``ENGINE_NAMESPACE``, ``STREAM_REPLICAS``; for PostgreSQL ``SETUP_DATABASE_URL`` (a
-superuser or a role with CREATEROLE) with ``READER_DATABASE_PASSWORD`` and
-``WRITER_DATABASE_PASSWORD``. Exit status 0 when done, 1 when a server refused or
+``ENGINE_NAMESPACE``, ``STREAM_REPLICAS``, ``ORDERS_MAX_AGE_DAYS``, ``ORDERS_MAX_BYTES``;
+for PostgreSQL ``SETUP_DATABASE_URL`` (a superuser or a role with CREATEROLE) with
+``READER_DATABASE_PASSWORD`` and ``WRITER_DATABASE_PASSWORD``. Exit status 0 when done, 1 when a server refused or
 could not be reached.
 """
 
@@ -23,6 +23,7 @@ import sys
 import nats
 from nats.js import JetStreamContext
 
+from shared import retention
 from shared.chain.jetstream_store import ensure_bucket
 from shared.consumer import ConsumerSpec, ensure_consumer
 from shared.eventlog import ensure_streams
@@ -39,11 +40,21 @@ class SetupSettings(Common, frozen=True, kw_only=True):
     setup_database_url: str = ""
     reader_database_password: str = ""
     writer_database_password: str = ""
+    #: Limits of the order stream (`shared.retention`), applied to an existing stream too.
+    orders_max_age_days: float = retention.DEFAULT_MAX_AGE_DAYS
+    orders_max_bytes: int = retention.DEFAULT_MAX_BYTES
 
 
-async def provision_nats(js: JetStreamContext, topology: Topology, *, replicas: int = 1) -> None:
+async def provision_nats(
+    js: JetStreamContext,
+    topology: Topology,
+    *,
+    replicas: int = 1,
+    max_age_days: float = retention.DEFAULT_MAX_AGE_DAYS,
+    max_bytes: int = retention.DEFAULT_MAX_BYTES,
+) -> None:
     """Streams, the order stream's durable consumers and the chain bucket (idempotent)."""
-    await ensure_streams(js, topology, replicas=replicas)
+    await ensure_streams(js, topology, replicas=replicas, max_age_days=max_age_days, max_bytes=max_bytes)
     for name in DURABLES:
         spec = ConsumerSpec(durable=topology.consumer(name), filter_subject=topology.orders_wildcard)
         await ensure_consumer(js, topology.orders_stream, spec)
@@ -61,7 +72,13 @@ async def run(settings: SetupSettings) -> None:
         max_reconnect_attempts=2,
     )
     try:
-        await provision_nats(nc.jetstream(), topology, replicas=settings.stream_replicas)
+        await provision_nats(
+            nc.jetstream(),
+            topology,
+            replicas=settings.stream_replicas,
+            max_age_days=settings.orders_max_age_days,
+            max_bytes=settings.orders_max_bytes,
+        )
     finally:
         await nc.close()
     log.info("NATS streams, consumers and buckets are in place")

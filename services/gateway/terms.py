@@ -9,11 +9,12 @@ from decimal import Decimal
 from fractions import Fraction
 
 from services.gateway.errors import bad_request, clip
+from shared.retention import MAX_RESTING_MS
 
 MAX_OUTPUT = 2**64 - 1
-#: The furthest ahead an order may expire: a year and a day. Further is a typo or a probe,
-#: and every stored time stays one a calendar (and `views.iso`) can print.
-MAX_EXPIRY_MS = 366 * 24 * 3600 * 1000
+#: The furthest ahead an order may expire: the longest any order may rest, so that its
+#: events are still in the log when it ends (`shared.retention`).
+MAX_EXPIRY_MS = MAX_RESTING_MS
 
 # ASCII digits only: `Decimal` also takes other scripts' digits and underscores.
 _PLAIN_DECIMAL = re.compile(r"[0-9]+(?:\.[0-9]*)?|\.[0-9]+")

@@ -23,6 +23,7 @@ from services.projector.service import Projector
 from services.projector.settings import ProjectorSettings
 from shared import runtime
 from shared.ops import ops_app
+from shared.retention import report_usage
 from shared.ops import serve as serve_ops
 from shared.settings import load
 from shared.setup import SetupMissing, require_streams
@@ -67,6 +68,7 @@ async def serve(settings: ProjectorSettings, stop: asyncio.Event) -> None:
 
         app = ops_app(SERVICE, {"nats": nats_ok, "postgres": postgres_ok})
         ops = asyncio.create_task(serve_ops(app, settings.ops_host, settings.ops_port, stop))
+        usage = asyncio.create_task(report_usage(nc, Topology(namespace=settings.engine_namespace).orders_stream, stop))
         try:
             await projector.run(stop)
             if not stop.is_set():
@@ -74,6 +76,7 @@ async def serve(settings: ProjectorSettings, stop: asyncio.Event) -> None:
         finally:
             stop.set()  # a projector that ends for any reason takes the ops server down with it
             await ops
+            await usage
 
 
 async def rebuild_once(settings: ProjectorSettings, stop: asyncio.Event) -> None:

@@ -50,7 +50,7 @@ async def serve(settings: RouterSettings, stop: asyncio.Event) -> None:
         )
         spec = ConsumerSpec(durable="router", filter_subject=topology.orders_wildcard, wants=frozenset({"OrderAccepted"}))
         consumer = Consumer(js, topology.orders_stream, spec, router.handle, concurrency=settings.concurrency)
-        book_feed = BookFeed(js, topology, LimitBook())
+        book_feed = BookFeed(js, topology, LimitBook(), clock, snapshot_every_s=settings.book_snapshot_interval_s)
         await book_feed.start()
         triggers = Triggers(book_feed.book, router, market, slots, clock)
 
@@ -73,6 +73,7 @@ async def serve(settings: RouterSettings, stop: asyncio.Event) -> None:
                 consumer.run(stop),
                 feed.run(settings.quote_feed_interval_ms, stop),
                 triggers.run(stop, book_feed.caught_up),
+                book_feed.run(stop),
                 run_schedule(js, topology, schedule, slots, stop),
                 snipe_on_launch(),
                 ops.serve(app, settings.ops_host, settings.ops_port, stop),

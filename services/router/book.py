@@ -48,6 +48,7 @@ class RestingOrder(msgspec.Struct, frozen=True, kw_only=True):
     min_out: int  # base units of token_out, for the whole amount_in
     expires_at: int | None  # ms since epoch; None rests until cancelled
     kind: Kind = "limit"
+    accepted_at: int = 0  # ms since epoch
 
     def __post_init__(self) -> None:
         if self.token_in == self.token_out:
@@ -125,6 +126,11 @@ class LimitBook:
 
     def __contains__(self, order_id: object) -> bool:
         return order_id in self._entries
+
+    def orders(self) -> list[RestingOrder]:
+        """Every resting order in arrival order: adding them in this order to an empty book
+        gives a book that behaves exactly as this one."""
+        return [entry.order for entry in self._entries.values()]
 
     def get(self, order_id: str) -> RestingOrder | None:
         entry = self._entries.get(order_id)

@@ -1,56 +1,70 @@
 """Resting orders: the book every router replica keeps, rebuilt from the log.
 
-Each replica follows the whole order stream with its own ordered consumer, from the
-first message, so after any restart its book holds exactly the orders the log says are
-open: nothing is re-armed from memory. Only the events that change the book are
-decoded; the rest are recognised by their type header and dropped.
+Each replica follows the whole order stream with its own ordered consumer, so after any
+restart its book holds exactly the orders the log says are open: nothing is re-armed from
+memory. To re-arm in time proportional to the open orders rather than to all history, a
+replica saves the fold (`book_state`) to the object store `BOOK` now and then, and at
+start folds on from the latest snapshot, reading only the events stored after it; it
+replays from the first message when there is none, or none it may use
+(`book_state.usable`). Only the events that change the book are decoded; the rest are
+recognised by their type header and dropped.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import time
 
 import nats.js.api as api
+import nats.js.errors
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
+from nats.js.object_store import ObjectStore
 
-from services.router.book import LimitBook, RestingOrder
+from services.router import book_state
+from services.router.book import LimitBook
+from services.router.book_state import BookFold
 from shared import events as ev
+from shared import metrics
+from shared.clock import Clock
 from shared.eventlog import EVENT_TYPE_HEADER
+from shared.setup import SetupMissing
 from shared.topology import Topology
 
 log = logging.getLogger(__name__)
 
-# Events after which an order is no longer in (or on its way into) the book.
-_LEAVES = {"OrderTriggered", "OrderCancelled", "OrderExpired", "OrderFailed", "RoutingStarted", "OrderRouted"}
-_WATCHED = {"OrderAccepted", "OrderOpened"} | _LEAVES
-
-
-def resting_order(spec: ev.OrderSpec, order_id: str) -> RestingOrder:
-    return RestingOrder(
-        order_id=order_id,
-        token_in=spec.token_in,
-        token_out=spec.token_out,
-        amount_in=spec.amount_in,
-        min_out=spec.min_out or 0,
-        expires_at=spec.expires_at,
-        kind="sniper" if spec.order_type == "sniper" else "limit",
-    )
+SNAPSHOT_NAME = "book"
 
 
 class BookFeed:
-    """Folds the order stream into a `LimitBook`."""
+    """Folds the order stream into a `LimitBook`, from a snapshot when there is one."""
 
-    def __init__(self, js: JetStreamContext, topology: Topology, book: LimitBook):
+    def __init__(self, js: JetStreamContext, topology: Topology, book: LimitBook, clock: Clock,
+                 *, snapshot_every_s: float = 30.0):
+        """`snapshot_every_s` 0 neither reads nor writes snapshots."""
         self._js = js
         self._topology = topology
-        self.book = book
-        self._specs: dict[str, ev.OrderSpec] = {}  # accepted resting-type orders not yet open
+        self._clock = clock
+        self._fold = BookFold(book)
+        self._every = snapshot_every_s
+        self._store: ObjectStore | None = None
         self._caught_up = asyncio.Event()
         self._tail = 0
-        self._seen = 0
+        self._created = ""
+        self._saved_seq = 0
+        self._started = 0.0
+        self._source = "log"
         self._sub = None
+
+    @property
+    def book(self) -> LimitBook:
+        return self._fold.book
+
+    @property
+    def fold(self) -> BookFold:
+        return self._fold
 
     @property
     def caught_up(self) -> asyncio.Event:
@@ -58,15 +72,35 @@ class BookFeed:
         return self._caught_up
 
     async def start(self) -> None:
+        self._started = time.perf_counter()
         info = await self._js.stream_info(self._topology.orders_stream)
         self._tail = info.state.last_seq
-        if self._tail == 0:
-            self._caught_up.set()
+        self._created = info.created.isoformat() if info.created else ""
+        config = api.ConsumerConfig(deliver_policy=api.DeliverPolicy.ALL)
+        if self._every > 0:
+            try:
+                self._store = await self._js.object_store(self._topology.book_bucket)
+            except nats.js.errors.NotFoundError:
+                raise SetupMissing(f"object store {self._topology.book_bucket}") from None
+            snapshot = await self._load()
+            if snapshot is not None and book_state.usable(
+                snapshot, stream_created=self._created, first_seq=info.state.first_seq, last_seq=self._tail
+            ):
+                self._fold.restore(snapshot)
+                self._saved_seq = snapshot.stream_seq
+                self._source = "snapshot"
+                config = api.ConsumerConfig(deliver_policy=api.DeliverPolicy.BY_START_SEQUENCE,
+                                            opt_start_seq=snapshot.stream_seq + 1)
+            elif snapshot is not None:
+                log.info("book snapshot not usable; replaying the whole log",
+                         extra={"snapshotSeq": snapshot.stream_seq, "firstSeq": info.state.first_seq})
+        if self._fold.stream_seq >= self._tail:
+            self._armed(self._fold.stream_seq)
         self._sub = await self._js.subscribe(
             self._topology.orders_wildcard,
             cb=self._on_message,
             ordered_consumer=True,
-            deliver_policy=api.DeliverPolicy.ALL,
+            config=config,
             stream=self._topology.orders_stream,
         )
 
@@ -77,24 +111,57 @@ class BookFeed:
             except Exception:  # connection already closing
                 pass
 
+    async def run(self, stop: asyncio.Event) -> None:
+        """Save a snapshot every `snapshot_every_s` once armed, and report the oldest resting order."""
+        period = self._every if self._every > 0 else 15.0
+        while not stop.is_set():
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(stop.wait(), period)
+            if not self._caught_up.is_set():
+                continue
+            orders = self.book.orders()
+            oldest = min((o.accepted_at for o in orders), default=None)
+            age = 0.0 if oldest is None else max(0.0, (self._clock.now_ms() - oldest) / 1000)
+            metrics.OLDEST_RESTING.labels(metrics.service()).set(age)
+            if self._store is not None and self._fold.stream_seq > self._saved_seq:
+                try:
+                    await self.save()
+                except Exception as exc:  # the next period tries again; until then the older one serves
+                    log.warning("book snapshot not saved: %r", exc)
+
+    async def save(self) -> int:
+        """Write the fold as it stands now; returns the stream sequence it reflects."""
+        if self._store is None:
+            raise RuntimeError("this feed keeps no snapshots")
+        snapshot = self._fold.snapshot(self._created)  # taken at once: no event is folded meanwhile
+        await self._store.put(SNAPSHOT_NAME, book_state.encode(snapshot))
+        self._saved_seq = max(self._saved_seq, snapshot.stream_seq)
+        return snapshot.stream_seq
+
+    async def _load(self) -> book_state.BookSnapshot | None:
+        assert self._store is not None
+        try:
+            result = await self._store.get(SNAPSHOT_NAME)
+            return book_state.decode(result.data or b"")
+        except nats.js.errors.ObjectNotFoundError:
+            return None
+        except Exception as exc:  # unreadable, or rewritten while read: the log has it all
+            log.warning("book snapshot not read; replaying the whole log: %r", exc)
+            return None
+
     async def _on_message(self, msg: Msg) -> None:
         seq = msg.metadata.sequence.stream
         kind = (msg.headers or {}).get(EVENT_TYPE_HEADER)
-        if kind in _WATCHED:
-            self.apply(ev.decode(msg.data))
+        if kind in book_state.WATCHED:
+            self._fold.apply(ev.decode(msg.data), seq)
+        else:
+            self._fold.skip(seq)
         if not self._caught_up.is_set() and seq >= self._tail:
-            self._caught_up.set()
-            log.info("book armed from the log", extra={"resting": len(self.book), "streamSeq": seq})
+            self._armed(seq)
 
-    def apply(self, event: ev.OrderEvent) -> None:
-        """Update the book with one event (pure apart from the book itself)."""
-        match event:
-            case ev.OrderAccepted(order=spec) if spec.order_type in ("limit", "sniper"):
-                self._specs[event.order_id] = spec
-            case ev.OrderOpened():
-                spec = self._specs.pop(event.order_id, None)
-                if spec is not None:
-                    self.book.add(resting_order(spec, event.order_id))
-            case _ if type(event).__name__ in _LEAVES:
-                self._specs.pop(event.order_id, None)
-                self.book.remove(event.order_id)
+    def _armed(self, seq: int) -> None:
+        seconds = time.perf_counter() - self._started
+        self._caught_up.set()
+        metrics.BOOK_REARM.labels(metrics.service(), self._source).set(seconds)
+        log.info("book armed", extra={"resting": len(self.book), "streamSeq": seq, "from": self._source,
+                                      "seconds": round(seconds, 3)})

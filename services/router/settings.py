@@ -8,3 +8,6 @@ class RouterSettings(SimSettings, frozen=True, kw_only=True):
     concurrency: int = 256
     #: How often every pair and venue is quoted on the quotes subject.
     quote_feed_interval_ms: int = 1000
+    #: How often the router saves its resting book to the BOOK object store (0: never, and
+    #: every start replays the whole log).
+    book_snapshot_interval_s: float = 30.0
