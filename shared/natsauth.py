@@ -11,7 +11,7 @@ How the JetStream traffic a service needs travels (nats-py 2.16, nats-server 2.1
 - Pull consumers: publish `$JS.API.CONSUMER.MSG.NEXT.<stream>.<durable>`, ack by
   publishing to `$JS.ACK.<stream>.<durable>.>`.
 - Ordered consumers (the router's book, the launch registry, the projector's rebuild,
-  key-value watches) are ephemeral push consumers created on the bare
+  key-value watches, object reads) are ephemeral push consumers created on the bare
   `$JS.API.CONSUMER.CREATE.<stream>`, where the server refuses a durable name; flow
   control is answered on `$JS.FC.<stream>.>`; a key-value watch also asks
   `$JS.API.CONSUMER.INFO.<stream>.<its consumer>` for the backlog. Their deliver subject is the creator's
@@ -83,6 +83,21 @@ def _bucket(bucket: str, *, write: bool) -> tuple[str, ...]:
     return (*grants, f"$KV.{bucket}.>") if write else grants
 
 
+def _objects(bucket: str) -> tuple[str, ...]:
+    """Put and get objects of an existing object store: chunks and metadata, the purge of
+    replaced chunks, and reading an object back through an ordered consumer (nats-py finds
+    the stream of the chunks' subject by asking for stream names)."""
+    stream = f"OBJ_{bucket}"
+    return (
+        f"$O.{bucket}.C.>",
+        f"$O.{bucket}.M.>",
+        _api("STREAM.PURGE", stream),
+        _api("STREAM.MSG.GET", stream),
+        _api("STREAM.NAMES"),
+        *_follow(stream),
+    )
+
+
 def permissions(topology: Topology) -> dict[str, Permissions]:
     """What each service user may do; `admin` is absent because it is unrestricted."""
     t = topology
@@ -110,6 +125,7 @@ def permissions(topology: Topology) -> dict[str, Permissions]:
                 *log_reader,
                 *_pull(orders, t.consumer("router")),
                 *_follow(orders),  # the resting book
+                *_objects(t.book_bucket),  # its snapshots
                 f"{t.quotes_prefix}.>",
                 _api("STREAM.INFO", quotes),
                 pool_subjects,  # the launch schedule

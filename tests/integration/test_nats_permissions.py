@@ -14,23 +14,31 @@ import json
 import secrets
 import shutil
 import tempfile
+import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import msgspec
 import nats
 import nats.errors
 import pytest
 from nats.aio.client import Client
 
 from services.projector.pull import Puller
+from services.router.book import LimitBook
+from services.router.resting import BookFeed
+from shared import events as ev
 from services.projector.replay import replay
 from shared.chain import JetStreamChainStore
+from shared.clock import SystemClock
 from shared.eventlog import EventLog
 from shared.launchlog import LaunchRegistry
 from shared.natsauth import ADMIN, SERVICES, USERS, authorization, inbox_prefix, permissions
+from shared.retention import DEFAULT_MAX_AGE_DAYS, DEFAULT_MAX_BYTES, stream_usage
 from shared.topology import Topology
 from tests.helpers import eventually
+from tests.kit import SPEC, make
 from tests.unit.test_projector_fold import order_story
 from tools import credentials
 from tools.devservers import ServerProcess, start_nats
@@ -270,3 +278,36 @@ async def test_the_gateway_reads_api_keys_and_counts_requests_and_nothing_more(c
     await admin.close()
 
 
+
+
+async def test_the_router_keeps_its_book_snapshots_and_only_the_router_may_write_them(connect, provisioned) -> None:
+    t = provisioned.topology
+    router = await connect("router")
+    appender = EventLog(router.nc, router.nc.jetstream(), t)
+    last = 0
+    spec = msgspec.structs.replace(SPEC, order_type="limit", time_in_force="GTC", min_out=10**12)
+    for event in (make(ev.OrderAccepted, "o-snap", 1, order=spec), make(ev.OrderOpened, "o-snap", 2)):
+        last = (await appender.append(event, expected_stream_seq=last)).stream_seq
+    first = BookFeed(router.nc.jetstream(), t, LimitBook(), SystemClock(), snapshot_every_s=60)
+    await first.start()
+    await asyncio.wait_for(first.caught_up.wait(), 10)
+    assert await first.save() == last
+    assert await first.save() == last  # replacing the snapshot purges the chunks it replaces
+    await first.stop()
+    second = BookFeed(router.nc.jetstream(), t, LimitBook(), SystemClock(), snapshot_every_s=60)
+    await second.start()
+    assert second.caught_up.is_set() and second.fold.snapshot("") == first.fold.snapshot("")
+    await second.stop()
+    assert "o-snap" in second.book and not router.errors, router.errors
+    others = await connect("gateway"), await connect("executor"), await connect("projector")
+    for user in others:
+        await user.nc.publish(f"$O.{t.book_bucket}.M.x", b"{}")
+        await user.refused(f"$O.{t.book_bucket}.M.x")
+
+
+async def test_the_projector_samples_the_size_and_limits_of_the_order_stream(connect, provisioned) -> None:
+    projector = await connect("projector")
+    reply = await projector.nc.request(f"$JS.API.STREAM.INFO.{provisioned.topology.orders_stream}", b"", timeout=5)
+    usage = stream_usage(json.loads(reply.data), time.time())
+    assert usage["max_bytes"] == DEFAULT_MAX_BYTES and usage["max_age"] == DEFAULT_MAX_AGE_DAYS * 86_400
+    assert not projector.errors
