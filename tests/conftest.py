@@ -102,6 +102,6 @@ async def jetstream(nats_url: str, namespace: str) -> AsyncIterator[tuple]:
     prefix = f"{namespace.upper()}_"
     for info in await js.streams_info():
         name = info.config.name
-        if name.startswith(prefix) or name == f"KV_{topology.chain_bucket}":
+        if name.startswith(prefix) or name in (f"KV_{topology.chain_bucket}", f"OBJ_{topology.book_bucket}"):
             await js.delete_stream(name)
     await nc.close()
