@@ -12,6 +12,7 @@ import pytest
 from prometheus_client.metrics import MetricWrapperBase
 
 from shared import metrics
+from shared.retention import DAY_MS, DEFAULT_MAX_AGE_DAYS, MAX_RESTING_MS, MIN_MARGIN_MS
 from tests.unit.deploy_kit import DEPLOY, METRICS_PORTS, compose, load_yaml
 
 COUNTERS = {
@@ -21,7 +22,9 @@ COUNTERS = {
 }
 GAUGES = {
     "engine_ws_connections", "engine_consumer_pending_messages", "engine_projector_lag_seconds",
-    "engine_resting_orders",
+    "engine_resting_orders", "engine_stream_bytes", "engine_stream_messages",
+    "engine_stream_first_message_age_seconds", "engine_stream_max_bytes", "engine_stream_max_age_seconds",
+    "engine_oldest_resting_order_age_seconds", "engine_book_rearm_seconds",
 }
 HISTOGRAMS = {
     "engine_http_request_duration_seconds", "engine_event_handle_duration_seconds",
@@ -122,6 +125,20 @@ def test_resting_order_alerts_fire_on_slow_ticks_and_while_a_lost_book_is_recent
     window = re.search(r"offset (\d+)m > 100", book["expr"])
     # The expression holds only while the drop is younger than the offset: `for` must fit in it.
     assert window and book["for"].endswith("m") and int(book["for"][:-1]) < int(window.group(1))
+
+
+def test_order_log_alerts_warn_before_the_byte_limit_and_a_day_before_an_open_order_ages_out() -> None:
+    rules = {rule["alert"]: rule for rule in alert_rules()}
+    for name in ("OrderLogFillsWithinHours", "OrderLogNearlyFull", "OrderLogFull", "OpenOrderNearLogRetention"):
+        assert 'stream=~"(.+_)?ORDERS"' in rules[name]["expr"], name
+    assert rules["OrderLogNearlyFull"]["labels"]["severity"] == "warning"
+    assert re.search(r"/ \(engine_stream_max_bytes\{[^}]*\} > 0\)\s*> 0\.8\s*$", rules["OrderLogNearlyFull"]["expr"])
+    assert "> (engine_stream_max_bytes" in rules["OrderLogFillsWithinHours"]["expr"]  # no limit (-1): no alert
+    assert rules["OrderLogFull"]["labels"]["severity"] == "critical" and "> 0.95" in rules["OrderLogFull"]["expr"]
+    retention = rules["OpenOrderNearLogRetention"]
+    assert "engine_oldest_resting_order_age_seconds" in retention["expr"] and retention["expr"].rstrip().endswith("- 86400")
+    # A day's warning only means something if no order may rest into that last day.
+    assert MAX_RESTING_MS + MIN_MARGIN_MS <= DEFAULT_MAX_AGE_DAYS * DAY_MS and MIN_MARGIN_MS >= DAY_MS
 
 
 def test_alert_expressions_select_only_known_metrics() -> None:
