@@ -21,7 +21,7 @@ COUNTERS = {
 }
 GAUGES = {
     "engine_ws_connections", "engine_consumer_pending_messages", "engine_projector_lag_seconds",
-    "engine_resting_orders",
+    "engine_resting_orders", "engine_read_model_available",
 }
 HISTOGRAMS = {
     "engine_http_request_duration_seconds", "engine_event_handle_duration_seconds",
