@@ -43,6 +43,9 @@ PROJECTOR_BATCH = Histogram(
     "engine_projector_batch_size", "Events per projector batch", ["service"], buckets=(1, 5, 10, 50, 100, 250, 500, 1000)
 )
 PROJECTOR_LAG = Gauge("engine_projector_lag_seconds", "Age of the newest projected event when applied", ["service"])
+READ_MODEL_AVAILABLE = Gauge(
+    "engine_read_model_available", "1 while the read model (PostgreSQL) answers the gateway's reads, else 0", ["service"]
+)
 RESTING_ORDERS = Gauge("engine_resting_orders", "Limit and sniper orders resting in the book", ["service"])
 TRIGGER_TICK = Histogram(
     "engine_trigger_tick_seconds", "Time to find and schedule the resting orders a slot fires", ["service"],

@@ -24,14 +24,29 @@ class Health(msgspec.Struct, kw_only=True):
 
 
 class Readiness(msgspec.Struct, kw_only=True):
-    """Readiness answer: each dependency and whether it answered."""
+    """Readiness answer: each dependency and whether it answered.
 
-    status: Literal["ok", "unavailable"]
+    `degraded`: ready, but a dependency the service can work without does not answer.
+    """
+
+    status: Literal["ok", "degraded", "unavailable"]
     checks: dict[str, bool]
 
 
-def ops_handlers(service: str, checks: Mapping[str, Check], *, with_metrics: bool = True) -> list[HTTPRouteHandler]:
-    """Route handlers for /health, /healthz, /readyz and (unless `with_metrics` is false) /metrics."""
+def ops_handlers(
+    service: str,
+    checks: Mapping[str, Check],
+    reported: Mapping[str, Check] | None = None,
+    *,
+    with_metrics: bool = True,
+) -> list[HTTPRouteHandler]:
+    """Route handlers for /health, /healthz, /readyz and (unless `with_metrics` is false) /metrics.
+
+    Readiness needs every one of `checks`; `reported` dependencies are shown in the answer
+    but do not take the service out of its load balancer, because it still does its job
+    without them.
+    """
+    reported = reported or {}
 
     @get(["/health", "/healthz"], media_type=MediaType.JSON, tags=["ops"], sync_to_thread=False)
     def health() -> Health:
@@ -45,15 +60,16 @@ def ops_handlers(service: str, checks: Mapping[str, Check], *, with_metrics: boo
         responses={503: ResponseSpec(Readiness, description="A dependency does not answer", generate_examples=False)},
     )
     async def ready() -> Response[Readiness]:
-        """Readiness: every dependency answers (503 and which one does not, otherwise)."""
+        """Readiness: every dependency it needs answers (503 and which one does not, otherwise)."""
         results = {}
-        for name, check in checks.items():
+        for name, check in {**checks, **reported}.items():
             try:
                 results[name] = await asyncio.wait_for(check(), 2.0)
             except Exception:
                 results[name] = False
-        ok = all(results.values())
-        return Response(Readiness(status="ok" if ok else "unavailable", checks=results), status_code=200 if ok else 503)
+        ok = all(results[name] for name in checks)
+        status = ("ok" if all(results.values()) else "degraded") if ok else "unavailable"
+        return Response(Readiness(status=status, checks=results), status_code=200 if ok else 503)
 
     @get("/metrics", include_in_schema=False, sync_to_thread=False)
     def prometheus() -> Response:
@@ -82,5 +98,5 @@ async def serve(app: Litestar, host: str, port: int, stop: asyncio.Event, **opti
     await task
 
 
-def ops_app(service: str, checks: Mapping[str, Check]) -> Litestar:
-    return Litestar(route_handlers=ops_handlers(service, checks), openapi_config=None, logging_config=None)
+def ops_app(service: str, checks: Mapping[str, Check], reported: Mapping[str, Check] | None = None) -> Litestar:
+    return Litestar(route_handlers=ops_handlers(service, checks, reported), openapi_config=None, logging_config=None)

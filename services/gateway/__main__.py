@@ -27,7 +27,7 @@ def main() -> None:
                 app, settings.gateway_host, settings.gateway_port, stop,
                 http=guarded_protocol(limits), ws="websockets-sansio", ws_max_size=settings.ws_max_message_bytes,
             ),
-            ops.serve(ops.ops_app("gateway", readiness(app)), settings.ops_host, settings.ops_port, stop),
+            ops.serve(ops.ops_app("gateway", *readiness(app)), settings.ops_host, settings.ops_port, stop),
         )
 
     runtime.run("gateway", settings, serve)

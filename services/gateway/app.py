@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import time
 from typing import AsyncIterator, Callable
@@ -63,7 +64,6 @@ def create_app(settings: GatewaySettings) -> Litestar:
         nc = await connect_nats(settings, "gateway")
         js = nc.jetstream()
         await require_streams(js, topology.orders_stream, topology.quotes_stream, topology.ratelimit_stream)
-        pool = await open_pool(settings.database_url, settings.database_schema, size=settings.db_pool_size)
         log = EventLog(nc, js, topology)
         clock = SystemClock()
         keys = await KeyStore.open(js, topology)
@@ -77,12 +77,19 @@ def create_app(settings: GatewaySettings) -> Litestar:
                 max_streams=settings.max_streams_per_key,
             ),
         )
+        # PostgreSQL is not needed to start: the pool connects on first use.
+        pool = await open_pool(
+            settings.database_url, settings.database_schema,
+            size=settings.db_pool_size, connect_timeout=settings.read_model_timeout_s,
+        )
+        reads = ReadModel(pool, timeout_s=settings.read_model_timeout_s, retry_s=settings.read_model_retry_s)
+        monitor = asyncio.create_task(reads.monitor())
         app.state.update(
             guard=guard,
             settings=settings,
             nc=nc,
             log=log,
-            reads=ReadModel(pool),
+            reads=reads,
             hub=LiveHub(nc, log),
             quotes=QuoteHub(nc, topology),
             clock=clock,
@@ -92,14 +99,15 @@ def create_app(settings: GatewaySettings) -> Litestar:
         try:
             yield
         finally:
+            monitor.cancel()
             await close_nats(nc)
-            await pool.close()
+            await reads.close()
 
     app = Litestar(
         # /metrics is served on the ops port only (see __main__); health stays public.
         route_handlers=[
             OrderController, stream, quotes, quote_stream,
-            *ops_handlers("gateway", readiness(lambda: app), with_metrics=False),
+            *ops_handlers("gateway", *readiness(lambda: app), with_metrics=False),
         ],
         lifespan=[lifespan],
         logging_config=None,
@@ -121,8 +129,13 @@ def create_app(settings: GatewaySettings) -> Litestar:
     return app
 
 
-def readiness(app: Litestar | Callable[[], Litestar]) -> dict[str, Check]:
-    """The gateway's readiness checks (NATS and PostgreSQL), for its public and ops ports."""
+def readiness(app: Litestar | Callable[[], Litestar]) -> tuple[dict[str, Check], dict[str, Check]]:
+    """The gateway's readiness checks for its public and ops ports: what it needs, and what it reports.
+
+    A gateway that reaches NATS accepts orders and streams them, so it is ready; PostgreSQL
+    only serves listings (single orders fall back to the log), so its state is reported
+    but never takes the gateway out of the Service.
+    """
 
     def current() -> Litestar:
         return app if isinstance(app, Litestar) else app()
@@ -130,7 +143,8 @@ def readiness(app: Litestar | Callable[[], Litestar]) -> dict[str, Check]:
     async def nats_ready() -> bool:
         return current().state.nc.is_connected
 
-    async def db_ready() -> bool:
-        return await current().state.reads.ping()
+    async def db_available() -> bool:
+        reads = current().state.reads
+        return reads.available or await reads.ping()  # kept current by the read model's monitor
 
-    return {"nats": nats_ready, "postgres": db_ready}
+    return {"nats": nats_ready}, {"postgres": db_available}

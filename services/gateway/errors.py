@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 
 import asyncpg
 import msgspec
@@ -13,6 +14,7 @@ from litestar import MediaType, Request, Response
 from litestar.exceptions import HTTPException, InternalServerException
 
 from services.gateway.models import ErrorBody
+from services.gateway.reads import ReadModelUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -120,6 +122,16 @@ def on_unavailable(request: Request, exc: Exception) -> Response:
     )
 
 
+def on_read_model_unavailable(_: Request, exc: ReadModelUnavailable) -> Response:
+    """Logged once per outage by the read model, not once per request."""
+    return Response(
+        _body("unavailable", exc.detail),
+        status_code=503,
+        media_type=MediaType.JSON,
+        headers={"Retry-After": str(max(1, math.ceil(exc.retry_after)))},
+    )
+
+
 def on_unexpected(request: Request, exc: Exception) -> Response:
     """A server fault, never a client's: bad input is refused with a 4xx before it gets here."""
     log.exception("unhandled error", extra={"path": request.url.path})
@@ -130,5 +142,6 @@ EXCEPTION_HANDLERS = {
     ApiError: on_api_error,
     HTTPException: on_http_exception,
     **{kind: on_unavailable for kind in UNAVAILABLE},
+    ReadModelUnavailable: on_read_model_unavailable,
     Exception: on_unexpected,
 }

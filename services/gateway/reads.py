@@ -1,16 +1,32 @@
-"""Reads from the PostgreSQL read model that the projector keeps."""
+"""Reads from the PostgreSQL read model that the projector keeps.
+
+PostgreSQL is not on the write path: submissions and streams go to the event log only, so
+a gateway starts, serves and stays ready while the database is away. Every read here has
+a budget (waiting for a connection, connecting and the query together) and a breaker:
+after a failure the database is left alone for `retry_s`, so reads fail at once instead
+of each waiting out the budget, and then one read tries it again. A failed read raises
+`ReadModelUnavailable`, which callers answer with 503 or replace with the log's answer.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import datetime as dt
+import logging
+import time
+from typing import Awaitable, Callable, TypeVar
 
 import asyncpg
 import msgspec
 
 from shared import events as ev
+from shared import metrics
 from shared.ids import is_order_id
 from shared.orders import OrderState
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 _state = msgspec.json.Decoder(OrderState)
 
@@ -48,12 +64,53 @@ def decode_cursor(cursor: str) -> tuple[dt.datetime, str]:
     return created, order_id
 
 
+class ReadModelUnavailable(Exception):
+    """PostgreSQL did not answer within the budget, or failed a moment ago (the breaker is open)."""
+
+    def __init__(self, detail: str, retry_after: float):
+        super().__init__(detail)
+        self.detail = detail
+        self.retry_after = retry_after
+
+
+# SQLSTATE classes that mean "the database cannot serve now", not "this query is wrong":
+# connection exceptions, bad credentials (a rotated password), insufficient resources
+# (too many connections) and operator intervention (shutting down, starting up).
+_AWAY_CLASSES = ("08", "28", "53", "57")
+
+
+def _away(exc: BaseException) -> bool:
+    if isinstance(exc, (OSError, asyncio.TimeoutError, asyncpg.InterfaceError)):
+        return True  # refused, reset, timed out, or a connection that died under the query
+    if isinstance(exc, asyncpg.UndefinedTableError):
+        return True  # not migrated yet: the projector has not caught up with this database
+    return isinstance(exc, asyncpg.PostgresError) and (exc.sqlstate or "")[:2] in _AWAY_CLASSES
+
+
 class ReadModel:
-    def __init__(self, pool: asyncpg.Pool):
+    """The read model behind a budget per read and a breaker (see the module docstring)."""
+
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        *,
+        timeout_s: float = 0.8,
+        retry_s: float = 2.0,
+        clock: Callable[[], float] = time.monotonic,
+    ):
         self._pool = pool
+        self._timeout = timeout_s
+        self._retry = retry_s
+        self._clock = clock
+        self._down = False  # the breaker: open after a failure, until a read answers again
+        self._retry_at = 0.0
+        self._probing = False  # one read at a time tries a database that was down
+        #: Whether the last read answered (False until one has).
+        self.available = False
+        self._gauge = metrics.READ_MODEL_AVAILABLE.labels(metrics.service())
 
     async def order(self, order_id: str) -> OrderState | None:
-        row = await self._pool.fetchrow("select state from orders where order_id = $1", order_id)
+        row = await self._run(lambda c: c.fetchrow("select state from orders where order_id = $1", order_id))
         return _state.decode(row["state"]) if row else None
 
     async def orders(
@@ -74,20 +131,117 @@ class ReadModel:
             + " where " + " and ".join(where)
             + f" order by created_at desc, order_id desc limit ${len(args)}"
         )
-        rows = await self._pool.fetch(sql, *args)
+        rows = await self._run(lambda c: c.fetch(sql, *args))
         page = rows[:limit]
         next_cursor = encode_cursor(page[-1]["created_at"], page[-1]["order_id"]) if len(rows) > limit else None
         return [_state.decode(r["state"]) for r in page], next_cursor
 
     async def events(self, order_id: str) -> list[ev.OrderEvent]:
-        rows = await self._pool.fetch("select payload from order_events where order_id = $1 order by seq", order_id)
+        rows = await self._run(
+            lambda c: c.fetch("select payload from order_events where order_id = $1 order by seq", order_id)
+        )
         return [ev.decode(r["payload"].encode()) for r in rows]
 
     async def ping(self) -> bool:
-        return await self._pool.fetchval("select 1") == 1
+        """Whether the read model answers now (False at once while the breaker is open)."""
+        try:
+            return await self._run(lambda c: c.fetchval("select 1")) == 1
+        except ReadModelUnavailable:
+            return False
+
+    async def _run(self, query: Callable[[asyncpg.Connection], Awaitable[T]]) -> T:
+        now = self._clock()
+        if self._down and (now < self._retry_at or self._probing):
+            raise self._unavailable(now)
+        probe = self._down
+        self._probing |= probe
+        try:
+            result = await self._bounded(query)
+        except Exception as exc:
+            if not _away(exc):
+                raise
+            self._fail(exc)
+            raise self._unavailable(self._clock()) from exc
+        finally:
+            if probe:
+                self._probing = False
+        self._succeed()
+        return result
+
+    async def _bounded(self, query: Callable[[asyncpg.Connection], Awaitable[T]]) -> T:
+        """`query` on a pooled connection, given up after the budget.
+
+        Given up, not awaited: a cancelled query may wait for PostgreSQL to confirm the
+        cancel before its connection is released, which a hung server never does. That
+        clean-up goes on in the background, bounded by the pool's own timeouts.
+        """
+
+        async def work() -> T:
+            async with self._pool.acquire() as conn:
+                return await query(conn)
+
+        task = asyncio.ensure_future(work())
+        try:
+            done, _ = await asyncio.wait({task}, timeout=self._timeout)
+        except asyncio.CancelledError:
+            task.cancel()
+            task.add_done_callback(_discard)
+            raise
+        if not done:
+            task.cancel()
+            task.add_done_callback(_discard)
+            raise asyncio.TimeoutError(f"no answer within {self._timeout:g} s")
+        return task.result()
+
+    def _fail(self, exc: BaseException) -> None:
+        self._retry_at = self._clock() + self._retry
+        if not self._down:
+            log.warning("read model unavailable: %r; reads of one order use the event log", exc)
+        self._down, self.available = True, False
+        self._gauge.set(0)
+
+    def _succeed(self) -> None:
+        if self._down:
+            log.info("read model available again")
+        self._down, self.available = False, True
+        self._gauge.set(1)
+
+    def _unavailable(self, now: float) -> ReadModelUnavailable:
+        return ReadModelUnavailable(
+            "the read model (PostgreSQL) is unavailable; retry shortly", max(self._retry_at - now, 1.0)
+        )
+
+    async def monitor(self) -> None:
+        """Ping every `retry_s` until cancelled: the gauge stays current without traffic, the
+        pool connects at start, and a database that came back is found before a client's read."""
+        while True:
+            try:
+                await self.ping()
+            except Exception:  # not an outage (those are answered False): a fault to see, not to die of
+                log.exception("read model ping failed")
+            await asyncio.sleep(self._retry)
+
+    async def close(self, timeout: float = 5.0) -> None:
+        """Close the pool; connections stuck on a server that does not answer are cut."""
+        try:
+            await asyncio.wait_for(self._pool.close(), timeout)
+        except (asyncio.TimeoutError, OSError, asyncpg.InterfaceError):
+            self._pool.terminate()
 
 
-async def open_pool(url: str, schema: str, *, size: int = 10) -> asyncpg.Pool:
+def _discard(task: asyncio.Future) -> None:
+    if not task.cancelled():
+        task.exception()  # retrieved, so it is not reported as never retrieved
+
+
+async def open_pool(url: str, schema: str, *, size: int = 10, connect_timeout: float = 0.8) -> asyncpg.Pool:
+    """A pool that connects on first use, so the gateway starts while PostgreSQL is away."""
     return await asyncpg.create_pool(
-        url, min_size=1, max_size=size, server_settings={"search_path": schema}, command_timeout=10
+        url,
+        min_size=0,
+        max_size=size,
+        timeout=connect_timeout,
+        command_timeout=10,
+        server_settings={"search_path": schema},
     )
+

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import logging
 from typing import Annotated
 
 import msgspec
@@ -20,16 +19,13 @@ from services.gateway.intake import parse_order
 from services.gateway.models import Cancelled, EventHistory, OrderPage, OrderView, Submitted
 from services.gateway.openapi import API_ERRORS, ApiOperation, OrderSubmission, errors, query_schema
 from services.gateway.params import bounded_int, error_message
-from services.gateway.reads import BadCursor
+from services.gateway.reads import BadCursor, ReadModelUnavailable
 from services.gateway.sockets import client_gone, close_for
 from services.gateway.submit import submit
 from shared import metrics, tracing
 from shared.events import OrderAccepted
 from shared.ids import is_order_id
 from shared.orders import STATUSES, OrderState, apply
-
-log = logging.getLogger(__name__)
-
 
 #: The `{orderId}` of a path, as the contract names it.
 OrderId = Annotated[str, PathParameter(name="orderId", description="The order's id, as the submission answered it")]
@@ -45,16 +41,22 @@ def owned(order: OrderState | None, account: str) -> bool:
 
 
 async def load_order(state: State, order_id: str, account: str) -> OrderState:
-    """The read model's view, or the log's when the projector has not caught up."""
+    """The read model's view, or the log's when the read model is away or has not caught up.
+
+    An order the log no longer holds (retention) is the read model's to answer; while that
+    is away too the order may exist, so the answer is 503, not 404.
+    """
     if not is_order_id(order_id):
         raise _not_found(order_id)
+    away: ReadModelUnavailable | None = None
     try:
         found = await state.reads.order(order_id)
-    except Exception:
-        log.warning("read model unavailable; reading the log", exc_info=True)
-        found = None
+    except ReadModelUnavailable as exc:
+        away, found = exc, None
     if found is None:
         found = (await state.log.load(order_id)).state
+        if found is None and away is not None:
+            raise away
     if not owned(found, account):
         raise _not_found(order_id)
     return found
@@ -157,13 +159,15 @@ class OrderController(Controller):
         """The order's full event history, oldest first."""
         if not is_order_id(order_id):
             raise _not_found(order_id)
+        away: ReadModelUnavailable | None = None
         try:
             history = await state.reads.events(order_id)
-        except Exception:
-            log.warning("read model unavailable; reading the log", exc_info=True)
-            history = []
-        if not history:
+        except ReadModelUnavailable as exc:
+            away, history = exc, []
+        if not history:  # the read model is away or behind: the log has them (unless retention took them)
             history = [s.event for s in (await state.log.read(order_id))]
+            if not history and away is not None:
+                raise away
         if not history or not isinstance(history[0], OrderAccepted) or history[0].order.account != request.user:
             raise _not_found(order_id)
         messages, current = [], None

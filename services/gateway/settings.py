@@ -26,6 +26,11 @@ class GatewaySettings(Common, frozen=True, kw_only=True):
     #: expect nothing from clients, so this only bounds what a client can make us buffer.
     ws_max_message_bytes: int = 4_096
     db_pool_size: int = 10
+    #: A read of the read model (waiting for a connection, connecting, the query) gives up
+    #: after this: 503, or the event log's answer for one order.
+    read_model_timeout_s: float = 0.8
+    #: After a failed read, reads skip PostgreSQL for this long, then one tries it again.
+    read_model_retry_s: float = 2.0
     #: How long a stream for an order with no events waits before closing with 4404.
     unknown_order_wait_s: float = 10.0
     #: Requests per key per window, counted across every replica (a key's record may override).

@@ -22,7 +22,7 @@ COUNTERS = {
 }
 GAUGES = {
     "engine_ws_connections", "engine_consumer_pending_messages", "engine_projector_lag_seconds",
-    "engine_resting_orders", "engine_stream_bytes", "engine_stream_messages",
+    "engine_resting_orders", "engine_read_model_available", "engine_stream_bytes", "engine_stream_messages",
     "engine_stream_first_message_age_seconds", "engine_stream_max_bytes", "engine_stream_max_age_seconds",
     "engine_oldest_resting_order_age_seconds", "engine_book_rearm_seconds",
 }
