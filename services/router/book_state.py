@@ -13,7 +13,7 @@ import msgspec
 
 from services.router.book import LimitBook, RestingOrder
 from shared import events as ev
-from shared.retention import resting_deadline
+from shared.retention import DAY_MS, MAX_RESTING_MS, resting_deadline
 
 # Events after which an order is no longer in (or on its way into) the book.
 LEAVES = frozenset({"OrderTriggered", "OrderCancelled", "OrderExpired", "OrderFailed", "RoutingStarted", "OrderRouted"})
@@ -52,6 +52,13 @@ def resting_order(spec: ev.OrderSpec, order_id: str, accepted_at: int) -> Restin
         kind="sniper" if spec.order_type == "sniper" else "limit",
         accepted_at=accepted_at,
     )
+
+
+def expiry_reason(order: RestingOrder) -> str:
+    """Why a due order expires: its own `expiresAt`, or the longest an order may rest."""
+    if order.accepted_at and order.expires_at == order.accepted_at + MAX_RESTING_MS:
+        return f"rested {MAX_RESTING_MS // DAY_MS} days, the longest an order may rest"
+    return "expiresAt passed"
 
 
 class BookFold:

@@ -15,6 +15,7 @@ import logging
 import time
 
 from services.router.book import LimitBook, RestingOrder
+from services.router.book_state import expiry_reason
 from services.router.decide import NoRoute, decide
 from services.router.handler import Router
 from shared import events as ev
@@ -23,7 +24,6 @@ from shared.chain import SlotClock
 from shared.clock import Clock
 from shared.market.model import Market
 from shared.market.tokens import get_token
-from shared.retention import DAY_MS, MAX_RESTING_MS
 
 log = logging.getLogger(__name__)
 
@@ -31,12 +31,6 @@ log = logging.getLogger(__name__)
 #: exact size would just fill is never missed because of the probe's own size.
 MARGIN_BPS = 10
 PROBE_OUTPUT = 1_000_000
-
-
-def _expiry_reason(order: RestingOrder) -> str:
-    if order.accepted_at and order.expires_at == order.accepted_at + MAX_RESTING_MS:
-        return f"rested {MAX_RESTING_MS // DAY_MS} days, the longest an order may rest"
-    return "expiresAt passed"
 
 
 class Triggers:
@@ -80,7 +74,7 @@ class Triggers:
         if slot % 100 == 0:  # forget held orders that left the book
             self._held = {k: v for k, v in self._held.items() if k in self._book}
         for order in self._book.due(self._clock.now_ms()):
-            touched += self._spawn(order.order_id, self._router.expire(order.order_id, _expiry_reason(order)))
+            touched += self._spawn(order.order_id, self._router.expire(order.order_id, expiry_reason(order)))
         for token_in, token_out in self._book.sides():
             bound = self._bound(token_in, token_out, slot)
             if bound is None:

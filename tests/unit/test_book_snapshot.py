@@ -116,7 +116,10 @@ def test_every_resting_order_expires_at_the_latest_when_it_has_rested_the_longes
     deadlines = {o.order_id: o.expires_at for o in f.book.orders()}
     assert deadlines == {"gtc": NOW + MAX_RESTING_MS, "far": NOW + MAX_RESTING_MS, "near": NOW + 5,
                          "snipe": NOW + MAX_RESTING_MS}
-    assert [o.order_id for o in f.book.due(NOW + MAX_RESTING_MS)] == ["near", "gtc", "far", "snipe"]
+    due = f.book.due(NOW + MAX_RESTING_MS)
+    assert [o.order_id for o in due] == ["near", "gtc", "far", "snipe"]
+    assert [book_state.expiry_reason(o) for o in due] == ["expiresAt passed"] + 3 * [
+        "rested 30 days, the longest an order may rest"]
 
 
 def snap(seq: int, created: str = CREATED) -> BookSnapshot:
