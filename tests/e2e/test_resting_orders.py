@@ -9,10 +9,15 @@ import time
 from collections.abc import AsyncIterator
 
 import httpx
+import nats.js.errors
 import pytest
 import websockets
 
+from services.router import book_state
+from services.router.resting import SNAPSHOT_NAME
 from shared.market.model import Market
+from shared.retention import DEFAULT_MAX_BYTES
+from shared.topology import Topology
 from tests.e2e.client import stream, submit
 from tests.e2e.conftest import E2E_ENV, ROOT, Stack, start_stack, stop_stack
 from tests.e2e.market_lookahead import next_crossing, slot_clock
@@ -22,11 +27,14 @@ SLOT_MS = int(E2E_ENV["SLOT_MS"])
 # Retries after transient chain failures are the market-order suite's subject; here every
 # fired order must reach the one outcome its test expects, so the chain never fails.
 NO_TRANSIENT_FAILURES = {"CHAIN_FAILURE_RATE": "0"}
+# Routers save their book every second, so a restart here re-arms from a snapshot.
+SNAPSHOT_EVERY_SECOND = {"BOOK_SNAPSHOT_INTERVAL_S": "1"}
 
 
 @pytest.fixture(scope="module")
 async def stack(database_url, stack_credentials, tmp_path_factory) -> AsyncIterator[Stack]:
-    running = await start_stack(database_url, stack_credentials, tmp_path_factory.mktemp("stack"), NO_TRANSIENT_FAILURES)
+    running = await start_stack(database_url, stack_credentials, tmp_path_factory.mktemp("stack"),
+                                {**NO_TRANSIENT_FAILURES, **SNAPSHOT_EVERY_SECOND})
     try:
         yield running
     finally:
@@ -115,15 +123,49 @@ async def test_resting_orders_survive_a_restart_of_router_and_executor_and_fire_
         orders = [await submit(client, limit_body(crossing)) for _ in range(8)]
         for order in orders:
             await eventually(lambda o=order: _is(client, o["orderId"], "open"), message="resting")
+        ids = {o["orderId"] for o in orders}
+        await eventually(lambda: _snapshot_holds(stack, ids), timeout=20, message="a snapshot holds the orders")
         assert stack.stop("router") == 0 and stack.stop("executor") == 0
         stack.start("router")
         stack.start("executor")
         await stack.wait_ready("router", "executor")
+        rearmed = httpx.get(f"http://127.0.0.1:{stack.ops_ports['router']}/metrics").text
         results = await asyncio.gather(*(stream(stack, o["orderId"], timeout=60) for o in orders))
+    assert 'engine_book_rearm_seconds{service="router",source="snapshot"}' in rearmed
     for messages, code in results:
         kinds = [m["event"] for m in messages[1:]]
         assert kinds.count("OrderTriggered") == 1 and kinds.count("OrderRouted") == 1
         assert messages[-1]["status"] == "confirmed" and code == 1000, messages[-1]["message"]
+
+
+async def _snapshot_holds(stack: Stack, order_ids: set[str]) -> bool:
+    """Whether the routers' latest book snapshot holds every one of `order_ids` resting."""
+    nc = await stack.admin_nats()
+    try:
+        store = await nc.jetstream().object_store(Topology(namespace=stack.env["ENGINE_NAMESPACE"]).book_bucket)
+        snapshot = book_state.decode((await store.get(SNAPSHOT_NAME)).data)
+        return order_ids <= {order.order_id for order in snapshot.resting}
+    except nats.js.errors.ObjectNotFoundError:
+        return False
+    finally:
+        await nc.close()
+
+
+async def test_the_order_logs_usage_and_limits_are_exported_by_the_projector(stack):
+    async def exported() -> str:
+        async with httpx.AsyncClient() as ops:
+            return (await ops.get(f"http://127.0.0.1:{stack.ops_ports['projector']}/metrics")).text
+
+    stream_name = Topology(namespace=stack.env["ENGINE_NAMESPACE"]).orders_stream
+    limit = f'engine_stream_max_bytes{{service="projector",stream="{stream_name}"}} {float(DEFAULT_MAX_BYTES):.9e}'
+    text = await eventually(lambda: _containing(exported, limit), message="the projector samples the order log")
+    assert f'engine_stream_max_age_seconds{{service="projector",stream="{stream_name}"}} 2.7648e+06' in text
+    assert f'engine_stream_messages{{service="projector",stream="{stream_name}"}}' in text
+
+
+async def _containing(fetch, needle: str) -> str | None:
+    text = await fetch()
+    return text if needle in text else None
 
 
 async def test_cancel_is_idempotent_and_refused_once_the_order_is_finished(stack):
