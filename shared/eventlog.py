@@ -110,9 +110,27 @@ async def ensure_streams(js: JetStreamContext, topology: Topology, *, replicas: 
         num_replicas=replicas,
         description="Requests per API key, kind and window",
     )
-    for config in (orders, quotes, launches, ratelimit):
+    # nats-server's advisories of order events given up on: terminated by a consumer or
+    # out of deliveries (`shared.consumer`), kept for `python -m tools.deadletter`.
+    deadletter = api.StreamConfig(
+        name=topology.deadletter_stream,
+        subjects=deadletter_subjects(topology),
+        storage=api.StorageType.FILE,
+        num_replicas=replicas,
+        max_age=30 * 86_400.0,
+        max_msgs=100_000,
+        description="Order events parked after their last failed delivery",
+    )
+    for config in (orders, quotes, launches, ratelimit, deadletter):
         await _add_or_update(js, config)
     await ensure_accounts(js, topology, replicas=replicas)
+
+
+def deadletter_subjects(topology: Topology) -> list[str]:
+    """The advisory subjects of the order stream's parked events, any consumer."""
+    return [
+        f"$JS.EVENT.ADVISORY.CONSUMER.{kind}.{topology.orders_stream}.*" for kind in ("MAX_DELIVERIES", "MSG_TERMINATED")
+    ]
 
 
 async def _add_or_update(js: JetStreamContext, config: api.StreamConfig) -> None:

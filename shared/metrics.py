@@ -38,6 +38,9 @@ ORDER_DURATION = Histogram(
 EXECUTION_ATTEMPTS = Counter("engine_execution_attempts", "Transaction attempts by outcome", ["service", "outcome"])
 ROUTES_SELECTED = Counter("engine_routes_selected", "Routing decisions by venue", ["service", "venue"])
 QUOTE_DURATION = Histogram("engine_quote_duration_seconds", "Time to quote all venues", ["service"], buckets=LATENCY_BUCKETS)
+EVENTS_DEAD_LETTERED = Counter(
+    "engine_events_dead_lettered", "Events parked after their last failed delivery", ["service", "consumer"]
+)
 CONSUMER_PENDING = Gauge("engine_consumer_pending_messages", "Messages not yet delivered", ["service", "consumer"])
 PROJECTOR_BATCH = Histogram(
     "engine_projector_batch_size", "Events per projector batch", ["service"], buckets=(1, 5, 10, 50, 100, 250, 500, 1000)

@@ -8,7 +8,8 @@ run again at any time. `make run` and the test fixtures run it before the servic
 Kubernetes Job and a one-shot compose service run it in a cluster.
 
 Settings (environment): ``NATS_URL``, ``NATS_USER``/``NATS_PASSWORD`` (the admin user),
-``ENGINE_NAMESPACE``, ``STREAM_REPLICAS``; for PostgreSQL ``SETUP_DATABASE_URL`` (a
+``ENGINE_NAMESPACE``, ``STREAM_REPLICAS``, ``CONSUMER_ACK_WAIT`` and
+``CONSUMER_MAX_DELIVER`` (of the order stream's durable consumers); for PostgreSQL ``SETUP_DATABASE_URL`` (a
 superuser or a role with CREATEROLE) with ``READER_DATABASE_PASSWORD`` and
 ``WRITER_DATABASE_PASSWORD``. Exit status 0 when done, 1 when a server refused or
 could not be reached.
@@ -24,7 +25,7 @@ import nats
 from nats.js import JetStreamContext
 
 from shared.chain.jetstream_store import ensure_bucket
-from shared.consumer import ConsumerSpec, ensure_consumer
+from shared.consumer import ACK_WAIT, MAX_DELIVER, ConsumerSpec, ensure_consumer
 from shared.eventlog import ensure_streams
 from shared.settings import Common, SettingsError, load
 from shared.setup import DURABLES
@@ -39,13 +40,25 @@ class SetupSettings(Common, frozen=True, kw_only=True):
     setup_database_url: str = ""
     reader_database_password: str = ""
     writer_database_password: str = ""
+    #: Seconds before a message a consumer took but did not ack goes to another replica.
+    consumer_ack_wait: float = ACK_WAIT
+    #: Deliveries of one event before it is parked in the dead-letter stream.
+    consumer_max_deliver: int = MAX_DELIVER
 
 
-async def provision_nats(js: JetStreamContext, topology: Topology, *, replicas: int = 1) -> None:
+async def provision_nats(
+    js: JetStreamContext,
+    topology: Topology,
+    *,
+    replicas: int = 1,
+    ack_wait: float = ACK_WAIT,
+    max_deliver: int = MAX_DELIVER,
+) -> None:
     """Streams, the order stream's durable consumers and the chain bucket (idempotent)."""
     await ensure_streams(js, topology, replicas=replicas)
     for name in DURABLES:
-        spec = ConsumerSpec(durable=topology.consumer(name), filter_subject=topology.orders_wildcard)
+        spec = ConsumerSpec(durable=topology.consumer(name), filter_subject=topology.orders_wildcard,
+                            ack_wait=ack_wait, max_deliver=max_deliver)
         await ensure_consumer(js, topology.orders_stream, spec)
     await ensure_bucket(js, topology.chain_bucket)
 
@@ -61,7 +74,10 @@ async def run(settings: SetupSettings) -> None:
         max_reconnect_attempts=2,
     )
     try:
-        await provision_nats(nc.jetstream(), topology, replicas=settings.stream_replicas)
+        await provision_nats(
+            nc.jetstream(), topology, replicas=settings.stream_replicas,
+            ack_wait=settings.consumer_ack_wait, max_deliver=settings.consumer_max_deliver,
+        )
     finally:
         await nc.close()
     log.info("NATS streams, consumers and buckets are in place")

@@ -54,7 +54,6 @@ class Projector:
         schema: str,
         *,
         batch: int = 500,
-        ack_wait: float = 30.0,
         idle_check: float = 5.0,
         clock: Callable[[], float] = time.time,
     ):
@@ -67,10 +66,10 @@ class Projector:
         self._clock = clock
         self._idle_check = idle_check  # seconds between backlog checks while idle
         self._log = EventLog(nc, js, topology)
+        self._ack_wait = ConsumerSpec.ack_wait
         self.spec = ConsumerSpec(
             durable=topology.consumer("projector"),
             filter_subject=topology.orders_wildcard,
-            ack_wait=ack_wait,
             max_ack_pending=max(2048, 2 * batch),
         )
 
@@ -92,7 +91,8 @@ class Projector:
 
     async def run(self, stop: asyncio.Event) -> None:
         """Consume until `stop` is set; the batch in hand is finished first."""
-        await require_consumer(self._js, self._topology.orders_stream, self.spec.durable)
+        info = await require_consumer(self._js, self._topology.orders_stream, self.spec.durable)
+        self._ack_wait = info.config.ack_wait or self.spec.ack_wait  # the set-up step's, not the default
         await self._rebuild_if_behind()
         puller = Puller(self._nc, self._topology.orders_stream, self.spec.durable)
         checked = time.monotonic()
@@ -113,7 +113,7 @@ class Projector:
                     return
                 ahead = asyncio.create_task(self._fetch(puller))
                 if items:
-                    await self._handle(msgs, items, stop)
+                    await self._handle(msgs, items, stop, ahead)
                     metrics.CONSUMER_PENDING.labels(metrics.service(), self.spec.durable).set(
                         msgs[-1].metadata.num_pending
                     )
@@ -160,8 +160,8 @@ class Projector:
                 await msg.term()
         return kept, items
 
-    async def _handle(self, msgs: list[Msg], items: list[Item], stop: asyncio.Event) -> None:
-        heartbeat = asyncio.create_task(self._keep_alive(msgs))
+    async def _handle(self, msgs: list[Msg], items: list[Item], stop: asyncio.Event, ahead: asyncio.Task) -> None:
+        heartbeat = asyncio.create_task(self._keep_alive(msgs, ahead))
         try:
             delay = 0.5
             while True:
@@ -216,12 +216,17 @@ class Projector:
             log.warning("consumer info unavailable", exc_info=True)
         await _sleep(1.0, stop)
 
-    async def _keep_alive(self, msgs: list[Msg]) -> None:
-        # A batch can wait on the lock (a rebuild) or retry: keep it from being redelivered.
+    async def _keep_alive(self, msgs: list[Msg], ahead: asyncio.Task) -> None:
+        # A batch can wait on the lock (a rebuild) or retry: keep it, and the next batch
+        # fetched meanwhile, from being redelivered (each delivery counts towards parking).
         while True:
-            await asyncio.sleep(self.spec.ack_wait / 3)
-            for msg in msgs:
-                await msg.in_progress()
+            await asyncio.sleep(self._ack_wait / 3)
+            held = list(msgs)
+            if ahead.done() and not ahead.cancelled() and ahead.exception() is None:
+                held += ahead.result()[0]
+            for msg in held:
+                with contextlib.suppress(Exception):  # reconnecting: the next round may pass
+                    await msg.in_progress()
 
 
 async def _sleep(seconds: float, stop: asyncio.Event) -> bool:

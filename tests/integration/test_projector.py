@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import os
 import signal
 import sys
@@ -26,6 +27,7 @@ from services.projector.rebuild import rebuild
 from services.projector.service import Projector
 from services.projector.settings import ProjectorSettings
 from shared import events as ev
+from shared.consumer import ensure_consumer
 from shared.eventlog import EventLog
 from shared.orders import OrderState
 from shared.settings import load
@@ -204,10 +206,12 @@ async def test_a_projector_stopped_mid_stream_hands_back_what_it_fetched_so_the_
 
     # Acks are awaited for two minutes: anything fetched and neither acked nor handed back
     # would hold the second projector up far longer than this test waits.
-    async with running(env.projector(batch=20, ack_wait=120.0)):
+    spec = env.projector().spec
+    await ensure_consumer(env.js, env.topology.orders_stream, dataclasses.replace(spec, ack_wait=120.0))
+    async with running(env.projector(batch=20)):
         await eventually(position, timeout=PROJECTION_WAIT_S)
     assert await position() < len(log)
-    async with running(env.projector(batch=20, ack_wait=120.0)):
+    async with running(env.projector(batch=20)):
         await eventually(env.caught_up, timeout=15.0)
     await assert_read_model_is_the_fold_of_the_log(env, {e.order_id for _, e in log})
 
