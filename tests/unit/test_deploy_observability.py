@@ -18,6 +18,7 @@ COUNTERS = {
     "engine_http_requests_total", "engine_orders_accepted_total", "engine_ws_messages_sent_total",
     "engine_events_handled_total", "engine_events_appended_total", "engine_append_conflicts_total",
     "engine_orders_terminal_total", "engine_execution_attempts_total", "engine_routes_selected_total",
+    "engine_events_dead_lettered_total",
 }
 GAUGES = {
     "engine_ws_connections", "engine_consumer_pending_messages", "engine_projector_lag_seconds",
@@ -104,7 +105,7 @@ def test_alert_rules_are_complete_and_cover_the_operational_failures() -> None:
     assert len(names) == len(set(names))
     assert {
         "GatewayHigh5xxRate", "ConsumerBacklogGrowing", "ProjectorLagHigh", "OrderFailureRatioHigh",
-        "OrdersNotCompleting", "EngineTargetDown",
+        "OrdersNotCompleting", "EngineTargetDown", "EventsDeadLettered",
     } <= set(names)
     for rule in rules:
         assert rule["labels"]["severity"] in {"critical", "warning"}, rule["alert"]
