@@ -8,8 +8,10 @@ buckets (`python -m tools.setup`) and has no restriction; tools use it too.
 How the JetStream traffic a service needs travels (nats-py 2.16, nats-server 2.15):
 - API requests (`$JS.API.<...>`), publish acks, direct-get replies, pull-request
   deliveries and push-consumer deliveries all come back on the requester's inbox.
-- Pull consumers: publish `$JS.API.CONSUMER.MSG.NEXT.<stream>.<durable>`, ack by
-  publishing to `$JS.ACK.<stream>.<durable>.>`.
+- Pull consumers: publish `$JS.API.CONSUMER.MSG.NEXT.<stream>.<durable>`, ack (nak,
+  keep in progress, terminate) by publishing to `$JS.ACK.<stream>.<durable>.>`. The
+  server's advisory of a terminated or undeliverable event goes to the dead-letter
+  stream without any user's permission; only the admin reads it (`tools.deadletter`).
 - Ordered consumers (the router's book, the launch registry, the projector's rebuild,
   key-value watches) are ephemeral push consumers created on the bare
   `$JS.API.CONSUMER.CREATE.<stream>`, where the server refuses a durable name; flow

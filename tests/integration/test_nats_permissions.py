@@ -26,13 +26,14 @@ from nats.aio.client import Client
 from services.projector.pull import Puller
 from services.projector.replay import replay
 from shared.chain import JetStreamChainStore
-from shared.eventlog import EventLog
+from shared.consumer import Consumer, ConsumerSpec
+from shared.eventlog import EVENT_TYPE_HEADER, EventLog
 from shared.launchlog import LaunchRegistry
 from shared.natsauth import ADMIN, SERVICES, USERS, authorization, inbox_prefix, permissions
 from shared.topology import Topology
 from tests.helpers import eventually
 from tests.unit.test_projector_fold import order_story
-from tools import credentials
+from tools import credentials, deadletter
 from tools.devservers import ServerProcess, start_nats
 from tools.setup import provision_nats
 
@@ -270,3 +271,32 @@ async def test_the_gateway_reads_api_keys_and_counts_requests_and_nothing_more(c
     await admin.close()
 
 
+
+
+async def test_an_event_a_service_gives_up_on_is_parked_and_the_service_may_not_touch_the_parked_ones(
+    connect, provisioned
+) -> None:
+    t = provisioned.topology
+    admin = await nats.connect(provisioned.process.url, user=ADMIN, password=provisioned.passwords[ADMIN])
+    ajs = admin.jetstream()
+    ack = await ajs.publish(t.order_subject("o-unreadable"), b"not an event", headers={EVENT_TYPE_HEADER: "OrderRouted"})
+    executor = await connect("executor")
+    stop = asyncio.Event()
+
+    async def ignore(event, msg) -> None:
+        pass
+
+    spec = ConsumerSpec(durable="executor", filter_subject=t.orders_wildcard, wants=frozenset({"OrderRouted"}))
+    task = asyncio.create_task(Consumer(executor.nc.jetstream(), t.orders_stream, spec, ignore).run(stop))
+    try:
+        async def parked() -> list[int]:
+            return [r.stream_seq for r in await deadletter.parked(ajs, t) if r.consumer == "executor"]
+
+        assert await eventually(parked, message="the undecodable event parked") == [ack.seq]
+    finally:
+        stop.set()
+        await task
+        await admin.close()
+    assert not executor.errors, executor.errors  # terminating is acking
+    await executor.refused_request(f"$JS.API.STREAM.INFO.{t.deadletter_stream}")
+    await executor.refused_request(f"$JS.API.STREAM.MSG.GET.{t.deadletter_stream}", {"seq": 1})
