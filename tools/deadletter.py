@@ -67,18 +67,24 @@ async def parked(js: JetStreamContext, topology: Topology, seqs: list[int] | Non
     """The parked events (`seqs`: only these records; `NotParked` if one is missing)."""
     stream = topology.deadletter_stream
     try:
-        state = (await js.stream_info(stream)).state
+        await js.stream_info(stream)
     except nats.js.errors.NotFoundError:
         raise SetupMissing(f"stream {stream}") from None
-    wanted = seqs if seqs is not None else range(state.first_seq, state.last_seq + 1) if state.messages else []
     out = []
-    for seq in wanted:
+    if seqs is None:  # each record from the first on, skipping the gaps re-driven ones left
+        seq = 1
+        while True:
+            try:
+                raw = await js.get_msg(stream, seq, subject=">", next=True)
+            except nats.js.errors.NotFoundError:
+                return out
+            out.append(await _describe(js, topology, raw.seq, msgspec.json.decode(raw.data, type=Advisory)))
+            seq = raw.seq + 1
+    for seq in seqs:
         try:
             raw = await js.get_msg(stream, seq)
         except nats.js.errors.NotFoundError:
-            if seqs is not None:
-                raise NotParked(f"no parked event {seq} in {stream}") from None
-            continue  # re-driven
+            raise NotParked(f"no parked event {seq} in {stream}") from None
         out.append(await _describe(js, topology, seq, msgspec.json.decode(raw.data, type=Advisory)))
     return out
 
