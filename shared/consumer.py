@@ -156,8 +156,8 @@ class Consumer:
         try:
             while not stop.is_set():
                 if self._nc.stats["reconnects"] != reconnects:
-                    # A restarted server has forgotten our requests; another may hold them
-                    # still, and then a few messages more than `concurrency` arrive at most.
+                    # A restarted server has forgotten our requests. (Where another server
+                    # still holds them, up to twice `concurrency` are in flight for a while.)
                     reconnects = self._nc.stats["reconnects"]
                     self._outstanding = 0
                     self._last_seen = time.monotonic()
