@@ -110,7 +110,18 @@ async def ensure_streams(js: JetStreamContext, topology: Topology, *, replicas: 
         num_replicas=replicas,
         description="Requests per API key, kind and window",
     )
-    for config in (orders, quotes, launches, ratelimit):
+    # Nudges to resume an order, one durable consumer per role (disjoint filters, as a work
+    # queue requires); a nudge is gone once acked, and a repeat within the window is dropped.
+    resume = api.StreamConfig(
+        name=topology.resume_stream,
+        subjects=[topology.resume_subject("*", "*")],
+        storage=api.StorageType.FILE,
+        retention=api.RetentionPolicy.WORK_QUEUE,
+        num_replicas=replicas,
+        duplicate_window=120.0,
+        description="Nudges to resume an order from the log, per role",
+    )
+    for config in (orders, quotes, launches, ratelimit, resume):
         await _add_or_update(js, config)
     await ensure_accounts(js, topology, replicas=replicas)
 
