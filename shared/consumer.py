@@ -24,9 +24,8 @@ import nats.js.errors
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 
-from shared import events as ev
 from shared import metrics, tracing
-from shared.eventlog import EVENT_TYPE_HEADER
+from shared.eventlog import EVENT_TYPE_HEADER, decode_message
 from shared.setup import require_consumer
 
 log = logging.getLogger(__name__)
@@ -35,10 +34,6 @@ Handler = Callable[[Any, Msg], Awaitable[None]]
 #: Makes a handler's argument of a message; it has `order_id` and `seq`, and raises
 #: msgspec's DecodeError or ValidationError for a message it cannot read.
 Decode = Callable[[Msg], Any]
-
-
-def decode_event(msg: Msg) -> ev.OrderEvent:
-    return ev.decode(msg.data)
 
 
 class Retry(Exception):
@@ -110,7 +105,7 @@ class Consumer:
         concurrency: int = 64,
         expires: float = 30.0,
         heartbeat: float = 5.0,
-        decode: Decode = decode_event,
+        decode: Decode = decode_message,
     ):
         self._js = js
         self._nc = js._nc

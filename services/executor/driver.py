@@ -24,6 +24,7 @@ from shared.consumer import Retry
 from shared.emit import Emitter
 from shared.eventlog import ConcurrencyConflict, History
 from shared.orders import Transaction
+from shared.resume import Resume
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +61,7 @@ class Executor:
             raise Retry("this process is already driving the order", delay=5.0)
         await self._drive_once(event.order_id)
 
-    async def resume(self, nudge, _msg=None) -> None:
+    async def resume(self, nudge: Resume, _msg=None) -> None:
         """Consumer entry for a resume nudge: drive the order from the log.
 
         An order this process is driving already (waiting out a backoff, polling for

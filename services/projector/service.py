@@ -35,6 +35,7 @@ from shared import metrics, tracing
 from shared.consumer import ConsumerSpec
 from shared.setup import SETUP_STEP, require_consumer
 from shared.eventlog import EventLog, stream_seq_of
+from shared.resume import Resume
 from shared.topology import Topology
 
 log = logging.getLogger(__name__)
@@ -117,7 +118,7 @@ class Projector:
         log.info("order folded again from the log", extra={"orderId": order_id, "events": len(items)})
         return projection
 
-    async def resume(self, nudge, _msg=None) -> None:
+    async def resume(self, nudge: Resume, _msg=None) -> None:
         """Consumer entry for a resume nudge."""
         await self.refold(nudge.order_id)
 

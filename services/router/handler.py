@@ -27,6 +27,7 @@ from shared.consumer import Retry
 from shared.emit import Emitter
 from shared.eventlog import ConcurrencyConflict, History
 from shared.market.model import Market
+from shared.resume import Resume
 
 log = logging.getLogger(__name__)
 
@@ -68,7 +69,7 @@ class Router:
                 raise Retry("the trigger loop is routing the order", delay=left_ms / 1000)
         await self._retrying(self._accept, event.order_id)
 
-    async def resume(self, nudge, _msg=None) -> None:
+    async def resume(self, nudge: Resume, _msg=None) -> None:
         """Consumer entry for a resume nudge: the same idempotent step as for OrderAccepted."""
         await self._retrying(self._accept, nudge.order_id)
 
