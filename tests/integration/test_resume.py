@@ -255,3 +255,24 @@ async def test_a_nudged_projector_folds_the_order_again_from_the_log(jetstream, 
         await eventually(refolded, message="the order folded again")
     async with pool.acquire() as conn:
         assert await store.position(conn) is None, "one order's fold is not the stream's position"
+
+
+async def test_a_nudge_to_another_executor_while_one_waits_out_a_backoff_executes_the_order_once(jetstream):
+    nc, js, topology = jetstream
+    log, clock = EventLog(nc, js, topology), SystemClock()
+    now = clock.now_ms()
+    story = [make(cls, "backoff", seq=i, at=now - 100) for i, cls in enumerate(
+        (ev.OrderAccepted, ev.RoutingStarted, ev.OrderRouted, ev.TransactionBuilt), 1)]
+    await append(log, *story, make(ev.AttemptFailed, "backoff", seq=5, at=now - 100, retry_at=now + 800))
+    waiting = await new_executor(js, topology, log, clock)
+    nudged = await new_executor(js, topology, log, clock)
+    driving = asyncio.create_task(waiting.handle(story[2]))
+    await eventually(lambda: "backoff" in waiting._driving, message="the first executor waits out the backoff")
+    await waiting.resume(resume.Resume(order_id="backoff", seq=5))  # its own drive is on it: nothing more
+    await asyncio.gather(driving, nudged.resume(resume.Resume(order_id="backoff", seq=5)))
+    events = [s.event for s in (await log.load("backoff")).events]
+    assert type(events[-1]) is ev.OrderConfirmed and sum(type(e) is ev.OrderConfirmed for e in events) == 1
+    assert [e.attempt for e in events if isinstance(e, ev.TransactionBuilt)] == [1, 2]
+    assert min(e.occurred_at for e in events if isinstance(e, ev.TransactionBuilt) and e.attempt == 2) >= now + 800
+    kv = await js.key_value(topology.chain_bucket)
+    assert len(await kv.keys()) == 1, "one transaction reached the chain"
