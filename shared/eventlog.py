@@ -111,12 +111,14 @@ async def ensure_streams(js: JetStreamContext, topology: Topology, *, replicas: 
         description="Requests per API key, kind and window",
     )
     # Nudges to resume an order, one durable consumer per role (disjoint filters, as a work
-    # queue requires); a nudge is gone once acked, and a repeat within the window is dropped.
+    # queue requires); a nudge is gone once acked, a repeat within the window is dropped,
+    # and one waiting per order and role is enough (an owner that is down queues no more).
     resume = api.StreamConfig(
         name=topology.resume_stream,
         subjects=[topology.resume_subject("*", "*")],
         storage=api.StorageType.FILE,
         retention=api.RetentionPolicy.WORK_QUEUE,
+        max_msgs_per_subject=1,
         num_replicas=replicas,
         duplicate_window=120.0,
         description="Nudges to resume an order from the log, per role",

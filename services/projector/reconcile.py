@@ -7,8 +7,9 @@ steps, or acked a message it could not act on. The reconciler sends that owner a
 nudge (`shared.resume`), and the owner takes the order up again from the log.
 
 Nudges are deduplicated by the order's last seq (within the resume stream's two-minute
-window), so scanning the same stalled order again adds nothing; a nudge to an owner that is merely waiting (a backoff, a slow
-confirmation) costs one idempotent look at the log. The deadline is well above every
+window, and the stream keeps at most one per order and role), so scanning the same
+stalled order again adds nothing; a nudge to an owner that is merely waiting (a backoff,
+a slow confirmation) costs one idempotent look at the log. The deadline is well above every
 wait the executor makes on purpose (backoff, confirmation, a dropped transaction's
 blockhash expiry), so such orders are rarely nudged at all.
 """

@@ -187,6 +187,9 @@ async def test_repeated_scans_of_a_stalled_order_send_one_nudge_to_its_owner(jet
     assert await resume_messages(js, topology) == 1
     msg = await js.get_last_msg(topology.resume_stream, topology.resume_subject("router", "stuck"))
     assert msg.headers["Nats-Msg-Id"] == "stuck:2"
+    # A later nudge of the same order (its owner down meanwhile) takes the waiting one's place.
+    assert await resume.nudge(js, topology, "router", "stuck", seq=3, status="routing")
+    assert await resume_messages(js, topology) == 1
 
 
 async def test_a_stalled_order_is_found_by_the_reconciler_and_finished_by_its_owners(jetstream, read_model):
