@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator
 
 import asyncpg
 import httpx
+import msgspec
 import pytest
 
 from services.projector.pull import Puller
@@ -15,8 +16,10 @@ from shared.topology import Topology
 from tests.e2e.client import market, stream, submit, wait_terminal
 from tests.e2e.conftest import Stack, start_stack, stop_stack
 from tests.helpers import eventually
+from tests.kit import SPEC, make
 
 # The reconciler looks often and calls an order stalled after a second of silence.
+SPEC_AT = 1_700_000_000_000
 RECONCILE_FAST = {"RECONCILE_INTERVAL_S": "0.2", "RECONCILE_STALL_S": "1", "CHAIN_FAILURE_RATE": "0"}
 
 
@@ -110,3 +113,29 @@ async def test_a_refused_event_in_the_log_is_kept_out_of_the_history_and_every_r
     assert listing.status_code == 200 and order_id in [o["orderId"] for o in listing.json()["orders"]]
     messages, code = await stream(stack, order_id)
     assert [m["seq"] for m in messages[1:]] == list(range(1, last_seq + 1)) and code == 1000
+
+
+async def test_an_order_only_the_log_holds_reads_without_its_refused_event(stack):
+    assert stack.stop("projector") == 0  # the read model knows nothing of this order
+    try:
+        spec = msgspec.structs.replace(SPEC, account="e2e")
+        order_id = "log-only-refused"
+        bogus = make(ev.OrderConfirmed, order_id, seq=3, at=SPEC_AT + 30)  # no transaction was ever built
+        nc = await stack.admin_nats()
+        try:
+            log = EventLog(nc, nc.jetstream(), topology_of(stack))
+            last = 0
+            for event in (make(ev.OrderAccepted, order_id, order=spec, at=SPEC_AT),
+                          make(ev.RoutingStarted, order_id, seq=2, at=SPEC_AT + 10), bogus):
+                last = (await log.append(event, expected_stream_seq=last)).stream_seq
+        finally:
+            await nc.close()
+        async with stack.client(timeout=30) as client:
+            one = await client.get(f"/api/orders/{order_id}")
+            events = await client.get(f"/api/orders/{order_id}/events")
+        assert one.status_code == 200 and (one.json()["status"], one.json()["lastSeq"]) == ("routing", 2)
+        assert events.status_code == 200 and [e["event"] for e in events.json()["events"]] == [
+            "OrderAccepted", "RoutingStarted"]
+    finally:
+        stack.start("projector")
+        await stack.wait_ready("projector")
