@@ -1,6 +1,7 @@
 """Durable pull consumers with explicit acks: the one consume boundary of every service.
 
-A handler receives each decoded event. Returning acks the message; raising `Retry` naks
+A handler receives each decoded event (or whatever the consumer's `decode` hook makes of
+a message: resume nudges, `shared.resume`). Returning acks the message; raising `Retry` naks
 it with a delay; any other exception naks it with a growing delay and is logged; a
 message that cannot be decoded is terminated. Messages are handled concurrently (up to
 `concurrency`), and a long handler keeps its message from being redelivered by sending
@@ -22,7 +23,7 @@ import json
 import logging
 import time
 from dataclasses import dataclass
-from typing import Awaitable, Callable
+from typing import Any, Awaitable, Callable
 
 import msgspec
 import nats.js.api as api
@@ -30,14 +31,16 @@ import nats.js.errors
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 
-from shared import events as ev
 from shared import metrics, tracing
-from shared.eventlog import EVENT_TYPE_HEADER
+from shared.eventlog import EVENT_TYPE_HEADER, decode_message
 from shared.setup import require_consumer
 
 log = logging.getLogger(__name__)
 
-Handler = Callable[[ev.OrderEvent, Msg], Awaitable[None]]
+Handler = Callable[[Any, Msg], Awaitable[None]]
+#: Makes a handler's argument of a message; it has `order_id` and `seq`, and raises
+#: msgspec's DecodeError or ValidationError for a message it cannot read.
+Decode = Callable[[Msg], Any]
 
 
 class Retry(Exception):
@@ -124,12 +127,14 @@ class Consumer:
         concurrency: int = 64,
         expires: float = 30.0,
         heartbeat: float = 1.0,
+        decode: Decode = decode_message,
     ):
         self._js = js
         self._nc = js._nc
         self._stream = stream
         self._spec = spec
         self._handler = handler
+        self._decode = decode
         self._concurrency = concurrency
         self._expires = expires
         self._heartbeat = heartbeat
@@ -221,7 +226,7 @@ class Consumer:
             return
         started = time.perf_counter()
         try:
-            event = ev.decode(msg.data)
+            event = self._decode(msg)
         except (msgspec.DecodeError, msgspec.ValidationError) as exc:
             log.error("undecodable message parked", extra={"subject": msg.subject, "error": str(exc)})
             metrics.EVENTS_HANDLED.labels(metrics.service(), kind, "error").inc()

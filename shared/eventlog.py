@@ -121,7 +121,20 @@ async def ensure_streams(js: JetStreamContext, topology: Topology, *, replicas: 
         max_msgs=100_000,
         description="Order events parked after their last failed delivery",
     )
-    for config in (orders, quotes, launches, ratelimit, deadletter):
+    # Nudges to resume an order, one durable consumer per role (disjoint filters, as a work
+    # queue requires); a nudge is gone once acked, a repeat within the window is dropped,
+    # and one waiting per order and role is enough (an owner that is down queues no more).
+    resume = api.StreamConfig(
+        name=topology.resume_stream,
+        subjects=[topology.resume_subject("*", "*")],
+        storage=api.StorageType.FILE,
+        retention=api.RetentionPolicy.WORK_QUEUE,
+        max_msgs_per_subject=1,
+        num_replicas=replicas,
+        duplicate_window=120.0,
+        description="Nudges to resume an order from the log, per role",
+    )
+    for config in (orders, quotes, launches, ratelimit, deadletter, resume):
         await _add_or_update(js, config)
     await ensure_accounts(js, topology, replicas=replicas)
 

@@ -54,3 +54,4 @@ TRIGGER_TICK = Histogram(
     "engine_trigger_tick_seconds", "Time to find and schedule the resting orders a slot fires", ["service"],
     buckets=LATENCY_BUCKETS,
 )
+RESUME_NUDGES = Counter("engine_resume_nudges", "Resume nudges sent to the owner of a stalled order", ["service", "role"])

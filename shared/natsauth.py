@@ -26,7 +26,8 @@ The order log keeps each order's events on one literal subject, `orders.<orderId
 the event type in a header: a subject permission cannot tell one event type from
 another, so any writer of the log may append any event type to any order. The gateway
 is trusted with `orders.*` as router and executor are; the projector may not publish
-there at all.
+there at all. It may publish resume nudges to router and executor (its reconciler); each
+service pulls only from its own durable of the resume stream, filtered to its role.
 """
 
 from __future__ import annotations
@@ -91,6 +92,7 @@ def permissions(topology: Topology) -> dict[str, Permissions]:
     orders, quotes = t.orders_stream, t.quotes_stream
     pools, pool_subjects = t.launches()
     ratelimit = t.ratelimit_stream
+    resume = t.resume_stream
     append = t.orders_wildcard
     log_reader = (*_direct(orders)[:1], _api("STREAM.INFO", orders))
     table = {
@@ -111,6 +113,7 @@ def permissions(topology: Topology) -> dict[str, Permissions]:
                 append,
                 *log_reader,
                 *_pull(orders, t.consumer("router")),
+                *_pull(resume, t.consumer("router")),  # its own nudges only (the durable's filter)
                 *_follow(orders),  # the resting book
                 f"{t.quotes_prefix}.>",
                 _api("STREAM.INFO", quotes),
@@ -125,6 +128,7 @@ def permissions(topology: Topology) -> dict[str, Permissions]:
                 append,
                 *log_reader,
                 *_pull(orders, t.consumer("executor")),
+                *_pull(resume, t.consumer("executor")),
                 *_bucket(t.chain_bucket, write=True),
                 *_follow(pools),
                 *_direct(pools)[1:],
@@ -136,6 +140,10 @@ def permissions(topology: Topology) -> dict[str, Permissions]:
                 *log_reader,
                 *_pull(orders, t.consumer("projector")),
                 *_follow(orders),  # rebuild replay
+                *_pull(resume, t.consumer("projector")),
+                # The reconciler nudges the owners of stalled orders.
+                t.resume_subject("router"),
+                t.resume_subject("executor"),
             ),
             subscribe=(),
         ),

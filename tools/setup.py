@@ -1,7 +1,7 @@
 """The admin set-up step: ``python -m tools.setup``.
 
 Creates (or updates) what the services bind to and may not create themselves: the
-streams (`shared.eventlog.ensure_streams`), the durable consumers of the order stream and
+streams (`shared.eventlog.ensure_streams`), the durable consumers of the order and resume streams and
 the chain's key-value bucket, as the NATS admin user; and, given an admin
 ``SETUP_DATABASE_URL``, the PostgreSQL roles of the read model (`tools.pgroles`). Safe to
 run again at any time. `make run` and the test fixtures run it before the services, a
@@ -28,6 +28,7 @@ from shared.chain.jetstream_store import ensure_bucket
 from shared.consumer import ACK_WAIT, MAX_DELIVER, ConsumerSpec, ensure_consumer
 from shared.eventlog import ensure_streams
 from shared.settings import Common, SettingsError, load
+from shared import resume
 from shared.setup import DURABLES
 from shared.topology import Topology
 from tools import pgroles
@@ -54,12 +55,14 @@ async def provision_nats(
     ack_wait: float = ACK_WAIT,
     max_deliver: int = MAX_DELIVER,
 ) -> None:
-    """Streams, the order stream's durable consumers and the chain bucket (idempotent)."""
+    """Streams, the durable consumers of orders and nudges, and the chain bucket (idempotent)."""
     await ensure_streams(js, topology, replicas=replicas)
     for name in DURABLES:
         spec = ConsumerSpec(durable=topology.consumer(name), filter_subject=topology.orders_wildcard,
                             ack_wait=ack_wait, max_deliver=max_deliver)
         await ensure_consumer(js, topology.orders_stream, spec)
+    for role in resume.ROLES:  # one per role, each filtered to its own nudges
+        await ensure_consumer(js, topology.resume_stream, resume.consumer_spec(topology, role))
     await ensure_bucket(js, topology.chain_bucket)
 
 

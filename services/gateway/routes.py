@@ -25,7 +25,7 @@ from services.gateway.submit import submit
 from shared import metrics, tracing
 from shared.events import OrderAccepted
 from shared.ids import is_order_id
-from shared.orders import STATUSES, OrderState, apply
+from shared.orders import STATUSES, IllegalTransition, OrderState, apply
 
 #: The `{orderId}` of a path, as the contract names it.
 OrderId = Annotated[str, PathParameter(name="orderId", description="The order's id, as the submission answered it")]
@@ -38,6 +38,27 @@ def _not_found(order_id: str) -> ApiError:
 def owned(order: OrderState | None, account: str) -> bool:
     """Another account's order is treated everywhere exactly as one that does not exist."""
     return order is not None and order.spec.account == account
+
+
+def shown(current: OrderState | None, event) -> OrderState | None:
+    """The state after `event`; None for an event the state machine refuses.
+
+    Such an event (in the log by a fault) is part of no history a reader sees, as the
+    projector leaves it out of the read model: the order stays as its valid events left it.
+    """
+    try:
+        return apply(current, event)
+    except IllegalTransition as exc:
+        log.warning("refused event left out", extra={"orderId": event.order_id, "seq": event.seq, "reason": str(exc)})
+        return None
+
+
+def fold_shown(events) -> OrderState | None:
+    current = None
+    for event in events:
+        if (after := shown(current, event)) is not None:
+            current = after
+    return current
 
 
 async def load_order(state: State, order_id: str, account: str) -> OrderState:
@@ -54,7 +75,7 @@ async def load_order(state: State, order_id: str, account: str) -> OrderState:
     except ReadModelUnavailable as exc:
         away, found = exc, None
     if found is None:
-        found = (await state.log.load(order_id)).state
+        found = fold_shown(s.event for s in await state.log.read(order_id))
         if found is None and away is not None:
             raise away
     if not owned(found, account):
@@ -172,8 +193,9 @@ class OrderController(Controller):
             raise _not_found(order_id)
         messages, current = [], None
         for event in history:
-            current = apply(current, event)
-            messages.append(views.stream_message(event, current))
+            if (after := shown(current, event)) is not None:
+                current = after
+                messages.append(views.stream_message(event, current))
         return EventHistory(order_id=order_id, events=messages)
 
 
@@ -212,7 +234,9 @@ async def _stream(socket: WebSocket, state: State, order_id: str, after: int, se
         async for event in events:
             if event is None:
                 break
-            current = apply(current, event)
+            if (state_after := shown(current, event)) is None:
+                continue
+            current = state_after
             if event.seq > after:
                 replayed.append(views.stream_message(event, current))
         if current is not None and not owned(current, account):
@@ -249,7 +273,9 @@ async def _stream(socket: WebSocket, state: State, order_id: str, after: int, se
                 event = following.result()
                 if hidden:
                     continue
-                state_after = apply(current, event)
+                state_after = shown(current, event)
+                if state_after is None:
+                    continue
                 if not owned(state_after, account):
                     hidden = True
                     continue

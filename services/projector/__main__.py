@@ -19,9 +19,10 @@ from nats.aio.client import Client
 from services.projector import store
 from services.projector.migrations import migrate
 from services.projector.rebuild import RebuildSummary, rebuild
+from services.projector.reconcile import Reconciler
 from services.projector.service import Projector
 from services.projector.settings import ProjectorSettings
-from shared import runtime
+from shared import resume, runtime
 from shared.ops import ops_app
 from shared.ops import serve as serve_ops
 from shared.settings import load
@@ -50,11 +51,12 @@ async def connections(
 async def serve(settings: ProjectorSettings, stop: asyncio.Event) -> None:
     """Project until `stop` is set, with health, readiness and metrics on the ops port."""
     async with connections(settings) as (nc, pool):
+        topology = Topology(namespace=settings.engine_namespace)
         projector = Projector(
             pool,
             nc,
             nc.jetstream(),
-            Topology(namespace=settings.engine_namespace),
+            topology,
             settings.database_schema,
             batch=settings.projector_batch,
         )
@@ -65,15 +67,25 @@ async def serve(settings: ProjectorSettings, stop: asyncio.Event) -> None:
         async def postgres_ok() -> bool:
             return await pool.fetchval("select 1") == 1
 
+        reconciler = Reconciler(
+            pool, nc.jetstream(), topology,
+            interval_s=settings.reconcile_interval_s, stall_s=settings.reconcile_stall_s,
+        )
+        nudges = resume.consumer(nc.jetstream(), topology, SERVICE, projector.resume, concurrency=4)
         app = ops_app(SERVICE, {"nats": nats_ok, "postgres": postgres_ok})
         ops = asyncio.create_task(serve_ops(app, settings.ops_host, settings.ops_port, stop))
+        # Alongside the projection: its nudges (fold one order again) and the reconciler.
+        beside = [asyncio.create_task(nudges.run(stop)), asyncio.create_task(reconciler.run(stop))]
+        for task in beside:  # one that fails (a missing durable) stops the service, which reports it
+            task.add_done_callback(lambda t: t.cancelled() or t.exception() is None or stop.set())
         try:
             await projector.run(stop)
             if not stop.is_set():
                 raise RuntimeError("the NATS connection closed; the projector cannot go on")
         finally:
-            stop.set()  # a projector that ends for any reason takes the ops server down with it
+            stop.set()  # a projector that ends for any reason takes the others down with it
             await ops
+            await asyncio.gather(*beside)
 
 
 async def rebuild_once(settings: ProjectorSettings, stop: asyncio.Event) -> None:

@@ -35,6 +35,7 @@ from shared import metrics, tracing
 from shared.consumer import ConsumerSpec
 from shared.setup import SETUP_STEP, require_consumer
 from shared.eventlog import EventLog, stream_seq_of
+from shared.resume import Resume
 from shared.topology import Topology
 
 log = logging.getLogger(__name__)
@@ -88,6 +89,37 @@ class Projector:
             log.error("event rejected by the state machine; skipped", extra=msgspec.to_builtins(reject))
         self._observe(len(batch), projection)
         return projection
+
+    async def refold(self, order_id: str) -> Projection:
+        """Fold one order again from the log into the read model (a resume nudge's answer).
+
+        When the log holds the order from its first event, its rows are replaced by that
+        fold; when the log has aged its beginning out, what the read model lacks is added.
+        The projector's position is left alone: this is one order, not the stream.
+        """
+        try:
+            stored = await self._log.read(order_id)
+        except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+            log.error("order history undecodable; not folded again", extra={"orderId": order_id, "error": str(exc)})
+            return Projection()
+        items = [(s.stream_seq, s.event) for s in stored]
+        async with self._pool.acquire() as conn, conn.transaction():
+            await store.lock(conn, self._schema)
+            whole = bool(items) and items[0][1].seq == 1
+            current = {} if whole else await store.load_current(conn, {order_id})
+            projection = project(current, items, final=True)
+            projection.max_stream_seq = 0
+            if whole:
+                await store.forget(conn, order_id)
+            recorded = await store.write(conn, projection)
+        for reject in recorded:
+            log.error("event rejected by the state machine; skipped", extra=msgspec.to_builtins(reject))
+        log.info("order folded again from the log", extra={"orderId": order_id, "events": len(items)})
+        return projection
+
+    async def resume(self, nudge: Resume, _msg=None) -> None:
+        """Consumer entry for a resume nudge."""
+        await self.refold(nudge.order_id)
 
     async def run(self, stop: asyncio.Event) -> None:
         """Consume until `stop` is set; the batch in hand is finished first."""

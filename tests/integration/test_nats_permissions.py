@@ -29,6 +29,7 @@ from shared.chain import JetStreamChainStore
 from shared.consumer import Consumer, ConsumerSpec
 from shared.eventlog import EVENT_TYPE_HEADER, EventLog
 from shared.launchlog import LaunchRegistry
+from shared import resume
 from shared.natsauth import ADMIN, SERVICES, USERS, authorization, inbox_prefix, permissions
 from shared.topology import Topology
 from tests.helpers import eventually
@@ -300,3 +301,27 @@ async def test_an_event_a_service_gives_up_on_is_parked_and_the_service_may_not_
     assert not executor.errors, executor.errors  # terminating is acking
     await executor.refused_request(f"$JS.API.STREAM.INFO.{t.deadletter_stream}")
     await executor.refused_request(f"$JS.API.STREAM.MSG.GET.{t.deadletter_stream}", {"seq": 1})
+
+
+async def test_the_projector_nudges_router_and_executor_and_each_service_takes_only_its_own_nudges(
+    connect, provisioned
+) -> None:
+    t = provisioned.topology
+    projector = await connect("projector")
+    pjs = projector.nc.jetstream()
+    for role in ("router", "executor"):
+        assert await resume.nudge(pjs, t, role, f"o-{role}", seq=2, status="routing")
+    await projector.refused_request(t.resume_subject("projector", "o-self"))  # only the admin nudges it
+    for role in ("router", "executor"):
+        client = await connect(role)
+        puller = Puller(client.nc, t.resume_stream, role)
+        msgs = await eventually(lambda: puller.fetch(10, wait=0.5), message=f"{role} pulls its nudge")
+        assert [resume.decode(m).order_id for m in msgs] == [f"o-{role}"]
+        for msg in msgs:
+            await msg.ack()
+        await puller.close()
+        other = "executor" if role == "router" else "router"
+        await client.refused_request(f"$JS.API.CONSUMER.MSG.NEXT.{t.resume_stream}.{other}", {"batch": 1})
+        await client.refused_request(t.resume_subject(role, "o-forged"))
+    gateway = await connect("gateway")
+    await gateway.refused_request(t.resume_subject("router", "o-forged"))

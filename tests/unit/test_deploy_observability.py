@@ -19,6 +19,7 @@ COUNTERS = {
     "engine_events_handled_total", "engine_events_appended_total", "engine_append_conflicts_total",
     "engine_orders_terminal_total", "engine_execution_attempts_total", "engine_routes_selected_total",
     "engine_events_dead_lettered_total",
+    "engine_resume_nudges_total",
 }
 GAUGES = {
     "engine_ws_connections", "engine_consumer_pending_messages", "engine_projector_lag_seconds",
