@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from typing import Annotated
 
 import msgspec
@@ -26,6 +27,8 @@ from shared import metrics, tracing
 from shared.events import OrderAccepted
 from shared.ids import is_order_id
 from shared.orders import STATUSES, IllegalTransition, OrderState, apply
+
+log = logging.getLogger(__name__)
 
 #: The `{orderId}` of a path, as the contract names it.
 OrderId = Annotated[str, PathParameter(name="orderId", description="The order's id, as the submission answered it")]
