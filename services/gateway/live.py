@@ -61,22 +61,24 @@ class LiveHub:
     async def _join(self, order_id: str) -> asyncio.Queue:
         queue: asyncio.Queue = asyncio.Queue()
         watch = self._watches.get(order_id)
+        first = watch is None
         if watch is None:
             watch = self._watches[order_id] = _Watch()
             self._gauge.set(len(self._watches))
-            watch.queues.add(queue)
-            try:
-                subject = self._log.topology.live_subject(order_id)
-                watch.subscription = await self._nc.subscribe(subject, cb=self._fan_out(watch))
-                await self._nc.flush()
-            except BaseException:
-                await self._leave(order_id, queue)
-                raise
-            finally:
-                watch.ready.set()
-        else:
-            watch.queues.add(queue)
-            await watch.ready.wait()
+        watch.queues.add(queue)
+        try:
+            if first:
+                try:
+                    subject = self._log.topology.live_subject(order_id)
+                    watch.subscription = await self._nc.subscribe(subject, cb=self._fan_out(watch))
+                    await self._nc.flush()
+                finally:
+                    watch.ready.set()
+            else:
+                await watch.ready.wait()
+        except BaseException:  # cancelled or failed: nothing of this watcher may stay behind
+            await self._leave(order_id, queue)
+            raise
         return queue
 
     async def _leave(self, order_id: str, queue: asyncio.Queue) -> None:
