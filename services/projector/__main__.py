@@ -86,7 +86,9 @@ async def rebuild_once(settings: ProjectorSettings, stop: asyncio.Event) -> None
     async def work() -> RebuildSummary:
         async with connections(settings, fail_fast=True) as (nc, pool):
             topology = Topology(namespace=settings.engine_namespace)
-            return await rebuild(pool, nc.jetstream(), topology, settings.database_schema)
+            return await rebuild(
+                pool, nc.jetstream(), topology, settings.database_schema, chunk=settings.rebuild_batch
+            )
 
     task = asyncio.create_task(work())
     stopping = asyncio.create_task(stop.wait())

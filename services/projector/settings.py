@@ -10,3 +10,5 @@ class ProjectorSettings(Common, frozen=True, kw_only=True):
     database_schema: str = "public"  # the schema the read-model tables live in
     ops_port: int = 9103
     projector_batch: int = 500  # events folded and written per transaction
+    #: Events a rebuild folds per batch; it holds at most twice as many orders in memory.
+    rebuild_batch: int = 2000
