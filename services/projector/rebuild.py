@@ -14,6 +14,11 @@ order that comes back after that is read back from the tables being rebuilt (the
 transaction sees its own writes). Rows never written before go in with COPY, rows read
 back are updated; events go in with COPY batch by batch. At most `chunk` events and
 twice `chunk` orders are held at once, plus the few chunks the replay reads ahead.
+
+Measured (2 cores, 33k events of 6,000 orders, batches of 2,000): 6.1-6.2k events/s when
+about 500 orders are open at a time, as fast as holding every order until one final COPY
+(6.3-7.2k/s); 2.8-3.3k/s in the worst case, all 6,000 open at once, where most orders are
+dropped and read back.
 """
 
 from __future__ import annotations
