@@ -18,7 +18,7 @@ from shared.topology import Topology
 
 from tests.e2e.client import market, stream, submit, wait_terminal
 from tests.e2e.conftest import Stack, start_stack, stop_stack
-from tests.helpers import eventually
+from tests.helpers import eventually, republish_paused
 
 IDLE_CHECK_S = 1.0
 RESTING = {"orderType": "limit", "tokenIn": "SOL", "tokenOut": "USDC", "amount": "1", "limitPrice": "100000"}
@@ -53,18 +53,12 @@ def gateway_log(stack: Stack) -> str:
 
 @contextlib.asynccontextmanager
 async def live_messages_lost(stack: Stack) -> AsyncIterator[None]:
-    """While inside, the order stream stores events but republishes none: every live message is lost."""
+    """While inside, the gateway hears no live message of any order."""
     nc = await stack.admin_nats()
-    js = nc.jetstream()
-    name = Topology(namespace=stack.env["ENGINE_NAMESPACE"]).orders_stream
-    config = (await js.stream_info(name)).config
-    republish, config.republish = config.republish, None
-    await js.update_stream(config)
     try:
-        yield
+        async with republish_paused(nc.jetstream(), Topology(namespace=stack.env["ENGINE_NAMESPACE"]).orders_stream):
+            yield
     finally:
-        config.republish = republish
-        await js.update_stream(config)
         await nc.close()
 
 
