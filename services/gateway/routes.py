@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from typing import Annotated
 
 import msgspec
 
 from litestar import Controller, Request, Response, WebSocket, delete, get, post, websocket
-from litestar.exceptions import WebSocketDisconnect
 from litestar.datastructures import State
+from litestar.exceptions import WebSocketDisconnect
 from litestar.openapi.spec import OpenAPIType
 from litestar.params import Parameter, PathParameter
 from uvicorn.protocols.utils import ClientDisconnected
@@ -28,6 +29,8 @@ from shared import metrics, tracing
 from shared.events import OrderAccepted
 from shared.ids import is_order_id
 from shared.orders import STATUSES, OrderState, apply
+
+log = logging.getLogger(__name__)
 
 #: The `{orderId}` of a path, as the contract names it.
 OrderId = Annotated[str, PathParameter(name="orderId", description="The order's id, as the submission answered it")]
