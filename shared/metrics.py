@@ -25,6 +25,14 @@ HTTP_DURATION = Histogram(
 ORDERS_ACCEPTED = Counter("engine_orders_accepted", "Orders accepted", ["service", "order_type"])
 WS_CONNECTIONS = Gauge("engine_ws_connections", "Open WebSocket connections", ["service"])
 WS_MESSAGES = Counter("engine_ws_messages_sent", "WebSocket messages sent", ["service"])
+LIVE_SUBSCRIPTIONS = Gauge(
+    "engine_live_subscriptions", "Live subscriptions a gateway holds for its streams (kind: orders, quotes)",
+    ["service", "kind"],
+)
+LIVE_EVENTS_RECOVERED = Counter(
+    "engine_live_events_recovered", "Events a stream read from the log because their live message never came",
+    ["service"],
+)
 EVENTS_HANDLED = Counter("engine_events_handled", "Consumed events by outcome", ["service", "event", "outcome"])
 EVENT_DURATION = Histogram(
     "engine_event_handle_duration_seconds", "Time to handle one event", ["service", "event"], buckets=LATENCY_BUCKETS

@@ -90,7 +90,7 @@ def create_app(settings: GatewaySettings) -> Litestar:
             nc=nc,
             log=log,
             reads=reads,
-            hub=LiveHub(nc, log),
+            hub=LiveHub(nc, log, idle_check_s=settings.stream_idle_check_s),
             quotes=QuoteHub(nc, topology),
             clock=clock,
             ids=ids,

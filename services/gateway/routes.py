@@ -10,8 +10,10 @@ import msgspec
 
 from litestar import Controller, Request, Response, WebSocket, delete, get, post, websocket
 from litestar.datastructures import State
+from litestar.exceptions import WebSocketDisconnect
 from litestar.openapi.spec import OpenAPIType
 from litestar.params import Parameter, PathParameter
+from uvicorn.protocols.utils import ClientDisconnected
 
 from services.gateway import views
 from services.gateway.cancel import cancel
@@ -27,6 +29,8 @@ from shared import metrics, tracing
 from shared.events import OrderAccepted
 from shared.ids import is_order_id
 from shared.orders import STATUSES, IllegalTransition, OrderState, apply
+
+log = logging.getLogger(__name__)
 
 log = logging.getLogger(__name__)
 
@@ -220,6 +224,12 @@ async def stream(socket: WebSocket, order_id: OrderId) -> None:
     sent = metrics.WS_MESSAGES.labels(metrics.service())
     try:
         await _stream(socket, state, order_id, after, sent)
+    except (WebSocketDisconnect, ClientDisconnected):
+        # The client left while a message was on its way: what a client may do at any time.
+        log.debug("client left the stream of order %s", order_id)
+    except Exception:
+        log.warning("order stream ended by an error", extra={"orderId": order_id}, exc_info=True)
+        raise
     finally:
         metrics.WS_CONNECTIONS.labels(metrics.service()).dec()
 
@@ -260,6 +270,7 @@ async def _stream(socket: WebSocket, state: State, order_id: str, after: int, se
             await socket.close(code=1000, reason=current.status)
             return
         gone = asyncio.ensure_future(client_gone(socket))
+        following: asyncio.Future | None = None
         try:
             while True:
                 wait = None if current is not None else max(0.0, deadline - asyncio.get_running_loop().time())
@@ -291,5 +302,8 @@ async def _stream(socket: WebSocket, state: State, order_id: str, after: int, se
                     return
         finally:
             gone.cancel()
+            if following is not None and not following.done():  # the route itself was cancelled
+                following.cancel()
+                await asyncio.wait({following})
     finally:
         await events.aclose()

@@ -33,6 +33,8 @@ class GatewaySettings(Common, frozen=True, kw_only=True):
     read_model_retry_s: float = 2.0
     #: How long a stream for an order with no events waits before closing with 4404.
     unknown_order_wait_s: float = 10.0
+    #: How long a stream hears nothing before it checks the log for a lost live message.
+    stream_idle_check_s: float = 3.0
     #: Requests per key per window, counted across every replica (a key's record may override).
     submit_rate_limit: int = 20  # POST and DELETE
     read_rate_limit: int = 100  # GET and stream upgrades

@@ -59,6 +59,7 @@ async def serve(settings: ProjectorSettings, stop: asyncio.Event) -> None:
             topology,
             settings.database_schema,
             batch=settings.projector_batch,
+            rebuild_batch=settings.rebuild_batch,
         )
 
         async def nats_ok() -> bool:
@@ -98,7 +99,9 @@ async def rebuild_once(settings: ProjectorSettings, stop: asyncio.Event) -> None
     async def work() -> RebuildSummary:
         async with connections(settings, fail_fast=True) as (nc, pool):
             topology = Topology(namespace=settings.engine_namespace)
-            return await rebuild(pool, nc.jetstream(), topology, settings.database_schema)
+            return await rebuild(
+                pool, nc.jetstream(), topology, settings.database_schema, chunk=settings.rebuild_batch
+            )
 
     task = asyncio.create_task(work())
     stopping = asyncio.create_task(stop.wait())

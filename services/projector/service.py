@@ -55,6 +55,7 @@ class Projector:
         schema: str,
         *,
         batch: int = 500,
+        rebuild_batch: int = 2000,
         idle_check: float = 5.0,
         clock: Callable[[], float] = time.time,
     ):
@@ -63,6 +64,7 @@ class Projector:
         self._js = js
         self._topology = topology
         self._schema = schema
+        self._rebuild_batch = rebuild_batch
         self._batch = batch
         self._clock = clock
         self._idle_check = idle_check  # seconds between backlog checks while idle
@@ -174,7 +176,7 @@ class Projector:
             log.warning(
                 "read model behind its consumer; rebuilding it", extra={"position": position, "ackFloor": acked}
             )
-            summary = await rebuild(self._pool, self._js, self._topology, self._schema)
+            summary = await rebuild(self._pool, self._js, self._topology, self._schema, chunk=self._rebuild_batch)
             log.info(str(summary))
 
     async def _fetch(self, puller: Puller) -> tuple[list[Msg], list[Item]]:

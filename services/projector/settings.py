@@ -14,3 +14,5 @@ class ProjectorSettings(Common, frozen=True, kw_only=True):
     #: neither finished nor resting whose last event is older than the stall deadline.
     reconcile_interval_s: float = 5.0
     reconcile_stall_s: float = 30.0
+    #: Events a rebuild folds per batch; it holds at most twice as many orders in memory.
+    rebuild_batch: int = 2000

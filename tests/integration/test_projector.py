@@ -283,6 +283,20 @@ async def test_a_rebuild_from_scratch_equals_the_incremental_result(env: Env) ->
     assert summary.last_stream_seq == await env.last_seq()
 
 
+async def test_a_rebuild_in_small_batches_holds_few_orders_and_ends_in_the_incremental_result(env: Env) -> None:
+    log = interleaved_log(150, seed=11)  # every order open at once: most are dropped and read back
+    await env.append(log)
+    late = ev.RoutingStarted(order_id="o00002", seq=99, event_id="late", occurred_at=T0, correlation_id="o00002")
+    await env.log.append(late, expected_stream_seq=(await env.log.load("o00002")).last_stream_seq)
+    async with running(env.projector(batch=50)):
+        await eventually(env.caught_up, timeout=PROJECTION_WAIT_S)
+    incremental = await env.tables()
+    summary = await rebuild(env.pool, env.js, env.topology, env.schema, chunk=7)
+    assert await env.tables() == incremental
+    assert (summary.events, summary.orders, summary.rejects) == (len(log) + 1, 150, 1)
+    assert summary.most_orders_held <= 2 * 7
+
+
 async def test_a_rebuild_while_serving_and_appending_ends_in_the_fold_of_the_log(env: Env) -> None:
     log = interleaved_log(200, seed=3)
     half = len(log) // 2

@@ -20,10 +20,11 @@ COUNTERS = {
     "engine_orders_terminal_total", "engine_execution_attempts_total", "engine_routes_selected_total",
     "engine_events_dead_lettered_total",
     "engine_resume_nudges_total",
+    "engine_live_events_recovered_total",
 }
 GAUGES = {
     "engine_ws_connections", "engine_consumer_pending_messages", "engine_projector_lag_seconds",
-    "engine_resting_orders", "engine_read_model_available",
+    "engine_resting_orders", "engine_read_model_available", "engine_live_subscriptions",
 }
 HISTOGRAMS = {
     "engine_http_request_duration_seconds", "engine_event_handle_duration_seconds",
