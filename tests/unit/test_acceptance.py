@@ -1,0 +1,97 @@
+"""An acceptance stored after its deadline is refused, for every order type, before routing."""
+
+from __future__ import annotations
+
+import msgspec
+import pytest
+
+from services.router.handler import Router
+from shared import events as ev
+from shared.acceptance import ACCEPT_DEADLINE_MISSED, stored_in_time
+from shared.chain import SlotClock
+from shared.clock import FakeClock
+from shared.emit import Emitter
+from shared.eventlog import Appended, ConcurrencyConflict, History, StoredEvent
+from shared.ids import Ids
+from shared.market.model import Market
+from shared.orders import fold
+from tests.kit import SPEC, make
+
+DEADLINE = 1_700_000_003_000
+
+SPECS = {
+    "market": SPEC,
+    "limit": msgspec.structs.replace(SPEC, order_type="limit", time_in_force="GTC", limit_price="1", min_out=1),
+    "ioc": msgspec.structs.replace(SPEC, order_type="limit", time_in_force="IOC", limit_price="1", min_out=1),
+    "sniper": msgspec.structs.replace(SPEC, order_type="sniper", token_out="PUMP", slippage_bps=300),
+}
+
+
+class MemoryLog:
+    """The order log's contract, held in memory, with the store time the test says."""
+
+    def __init__(self, stored_at: int):
+        self.stored: list[StoredEvent] = []
+        self.stored_at = stored_at
+
+    async def append(self, event: ev.OrderEvent, *, expected_stream_seq: int) -> Appended:
+        mine = [s for s in self.stored if s.event.order_id == event.order_id]
+        if (mine[-1].stream_seq if mine else 0) != expected_stream_seq:
+            raise ConcurrencyConflict(event.order_id)
+        self.stored.append(StoredEvent(len(self.stored) + 1, event, stored_at=self.stored_at))
+        return Appended(stream_seq=len(self.stored), duplicate=False)
+
+    async def load(self, order_id: str) -> History:
+        mine = tuple(s for s in self.stored if s.event.order_id == order_id)
+        return History(mine, fold(s.event for s in mine), mine[-1].stream_seq if mine else 0)
+
+    def kinds(self, order_id: str) -> list[str]:
+        return [type(s.event).__name__ for s in self.stored if s.event.order_id == order_id]
+
+
+def stored(accept_by: int | None, stored_at: int | None) -> StoredEvent:
+    return StoredEvent(1, make(ev.OrderAccepted, accept_by=accept_by), stored_at=stored_at)
+
+
+def test_an_acceptance_stored_by_its_deadline_is_in_time_and_one_stored_after_it_is_not():
+    assert stored_in_time(stored(DEADLINE, DEADLINE - 1))
+    assert stored_in_time(stored(DEADLINE, DEADLINE))
+    assert not stored_in_time(stored(DEADLINE, DEADLINE + 1))
+
+
+def test_an_acceptance_without_a_deadline_or_a_store_time_is_in_time():
+    assert stored_in_time(stored(None, DEADLINE + 60_000))  # written before deadlines existed
+    assert stored_in_time(stored(DEADLINE, None))  # just appended by this process
+
+
+def test_an_event_written_before_deadlines_existed_still_decodes():
+    old = ev.encode(make(ev.OrderAccepted)).replace(b',"acceptBy":null', b"")
+    assert b"acceptBy" not in old and ev.decode(old).accept_by is None
+    assert b'"acceptBy":5' in ev.encode(make(ev.OrderAccepted, accept_by=5))
+
+
+async def route(kind: str, stored_at: int) -> MemoryLog:
+    log = MemoryLog(stored_at)
+    clock = FakeClock(DEADLINE + 10_000)
+    router = Router(Emitter(log, Ids(clock), clock), Market(42), SlotClock(0, 400, clock.now_ms), None)
+    await log.append(make(ev.OrderAccepted, order=SPECS[kind], accept_by=DEADLINE), expected_stream_seq=0)
+    await router.handle(log.stored[0].event)
+    return log
+
+
+@pytest.mark.parametrize("kind", SPECS)
+async def test_an_order_stored_after_its_deadline_fails_and_is_never_routed_or_opened(kind):
+    log = await route(kind, stored_at=DEADLINE + 1)
+    assert log.kinds("o1") == ["OrderAccepted", "OrderFailed"]
+    state = (await log.load("o1")).state
+    assert state.status == "failed" and state.failure_code == ACCEPT_DEADLINE_MISSED
+    assert "1 ms after its acceptance deadline" in state.failure_reason and "new clientOrderId" in state.failure_reason
+
+
+@pytest.mark.parametrize("kind", SPECS)
+async def test_an_order_stored_by_its_deadline_goes_on_as_its_type_says(kind):
+    log = await route(kind, stored_at=DEADLINE)
+    if kind in ("limit", "sniper"):  # resting (PUMP has no pool yet)
+        assert log.kinds("o1") == ["OrderAccepted", "OrderOpened"]
+    else:
+        assert log.kinds("o1") == ["OrderAccepted", "RoutingStarted", "OrderRouted"]
