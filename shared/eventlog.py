@@ -20,6 +20,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+import nats.errors
 import nats.js.api as api
 import nats.js.errors
 from nats.aio.client import Client
@@ -215,6 +216,8 @@ class EventLog:
                     return out, False
                 if status == "204":  # end of batch
                     return out, pending > 0
+                if status == "503":  # no stream replica answers now: unavailable, not a fault
+                    raise nats.errors.NoRespondersError
                 if status is not None:
                     raise RuntimeError(f"direct get on {subject} failed: {status} {headers.get('Description')}")
                 stamp = headers.get("Nats-Time-Stamp")

@@ -72,7 +72,10 @@ async def submit(spec: ev.OrderSpec, *, emitter: Emitter, timing: AcceptTiming) 
     except ConcurrencyConflict:
         created = False
     except UNAVAILABLE as exc:
-        log.warning("append unconfirmed by the deadline; reading the log", extra={"orderId": order_id, "error": repr(exc)})
+        log.warning(
+            "append unconfirmed by the deadline; reading the log",
+            extra={"orderId": order_id, "acceptBy": event.accept_by, "error": repr(exc)},
+        )
         history = await _settle(event, emitter, timing)
         created = history.events[0].event.event_id == event.event_id
     if created:
