@@ -5,6 +5,7 @@ from __future__ import annotations
 import msgspec
 import pytest
 
+from services.gateway.submit import AcceptTiming, submit
 from services.router.handler import Router
 from shared import events as ev
 from shared.acceptance import ACCEPT_DEADLINE_MISSED, stored_in_time
@@ -34,7 +35,7 @@ class MemoryLog:
         self.stored: list[StoredEvent] = []
         self.stored_at = stored_at
 
-    async def append(self, event: ev.OrderEvent, *, expected_stream_seq: int) -> Appended:
+    async def append(self, event: ev.OrderEvent, *, expected_stream_seq: int, timeout: float | None = None) -> Appended:
         mine = [s for s in self.stored if s.event.order_id == event.order_id]
         if (mine[-1].stream_seq if mine else 0) != expected_stream_seq:
             raise ConcurrencyConflict(event.order_id)
@@ -95,3 +96,16 @@ async def test_an_order_stored_by_its_deadline_goes_on_as_its_type_says(kind):
         assert log.kinds("o1") == ["OrderAccepted", "OrderOpened"]
     else:
         assert log.kinds("o1") == ["OrderAccepted", "RoutingStarted", "OrderRouted"]
+
+
+async def test_a_retry_of_an_order_stored_late_answers_it_refused_even_before_the_router_did():
+    log = MemoryLog(stored_at=DEADLINE + 250)
+    clock = FakeClock(DEADLINE + 10_000)
+    emitter = Emitter(log, Ids(clock, secret=b"secret"), clock)
+    spec = msgspec.structs.replace(SPEC, client_order_id="k1")
+    order_id = emitter.ids.keyed_order_id(spec.account, "k1")
+    await log.append(make(ev.OrderAccepted, order_id=order_id, order=spec, accept_by=DEADLINE), expected_stream_seq=0)
+    result = await submit(spec, emitter=emitter, timing=AcceptTiming())
+    assert not result.created and result.state.order_id == order_id
+    assert result.state.status == "failed" and result.state.failure_code == ACCEPT_DEADLINE_MISSED
+    assert log.kinds(order_id) == ["OrderAccepted", "OrderFailed"]
