@@ -197,6 +197,15 @@ class EventLog:
                 return out
             start = batch[-1][0] + 1
 
+    async def held_by_leader(self, order_id: str) -> int:
+        """How many events of the order the stream's leader holds.
+
+        A direct get may be answered by a replica that lags behind; this asks the leader.
+        """
+        subject = self.topology.order_subject(order_id)
+        info = await self._js.stream_info(self.topology.orders_stream, subjects_filter=subject)
+        return (info.state.subjects or {}).get(subject, 0)
+
     async def _direct_batch(self, subject: str, start: int) -> tuple[list[tuple[int, bytes, int | None]], bool]:
         inbox = await self._reply_inbox()
         queue: asyncio.Queue[Msg] = asyncio.Queue()

@@ -106,8 +106,13 @@ async def _settle(event: ev.OrderAccepted, emitter: Emitter, timing: AcceptTimin
     if wait_ms > 0:
         await asyncio.sleep(wait_ms / 1000)
     try:
-        history = await asyncio.wait_for(emitter.log.load(event.order_id), timing.check_timeout_ms / 1000)
+        async with asyncio.timeout(timing.check_timeout_ms / 1000):
+            history = await emitter.log.load(event.order_id)
+            # A direct get may come from a replica that lags: the leader confirms an absence.
+            unreadable = not history.events and await emitter.log.held_by_leader(event.order_id) > 0
     except UNAVAILABLE:
+        unreadable = True
+    if unreadable:
         raise ApiError(
             503,
             "unavailable",
@@ -115,7 +120,7 @@ async def _settle(event: ev.OrderAccepted, emitter: Emitter, timing: AcceptTimin
             "accepted; retry with the same clientOrderId (or read the order by orderId) in a moment",
             extra={"orderId": event.order_id},
             extra_headers={"Retry-After": "1"},
-        ) from None
+        )
     first = history.events[0] if history.events else None
     if first is None or (first.event.event_id == event.event_id and not stored_in_time(first)):
         raise ApiError(

@@ -96,3 +96,11 @@ async def test_a_replayed_event_carries_the_time_the_log_stored_it(log):
     after = time.time_ns() // 1_000_000
     (stored,) = await log.read("a9")
     assert before <= stored.stored_at <= after  # the server's clock, on this machine
+
+
+async def test_the_leader_counts_the_events_an_order_holds(log):
+    assert await log.held_by_leader("a10") == 0
+    first, second = history(ev.OrderAccepted, ev.RoutingStarted, order_id="a10")
+    stored = await log.append(first, expected_stream_seq=0)
+    await log.append(second, expected_stream_seq=stored.stream_seq)
+    assert await log.held_by_leader("a10") == 2 and await log.held_by_leader("a1") == 0

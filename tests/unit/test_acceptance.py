@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import msgspec
+import nats.errors
 import pytest
 
-from services.gateway.submit import AcceptTiming, submit
+from services.gateway.errors import ApiError
+from services.gateway.submit import AcceptTiming, Submitted, submit
 from services.router.handler import Router
 from shared import events as ev
 from shared.acceptance import ACCEPT_DEADLINE_MISSED, stored_in_time
@@ -45,6 +47,9 @@ class MemoryLog:
     async def load(self, order_id: str) -> History:
         mine = tuple(s for s in self.stored if s.event.order_id == order_id)
         return History(mine, fold(s.event for s in mine), mine[-1].stream_seq if mine else 0)
+
+    async def held_by_leader(self, order_id: str) -> int:
+        return len([s for s in self.stored if s.event.order_id == order_id])
 
     def kinds(self, order_id: str) -> list[str]:
         return [type(s.event).__name__ for s in self.stored if s.event.order_id == order_id]
@@ -109,3 +114,54 @@ async def test_a_retry_of_an_order_stored_late_answers_it_refused_even_before_th
     assert not result.created and result.state.order_id == order_id
     assert result.state.status == "failed" and result.state.failure_code == ACCEPT_DEADLINE_MISSED
     assert log.kinds(order_id) == ["OrderAccepted", "OrderFailed"]
+
+
+class UnacknowledgedLog(MemoryLog):
+    """Appends time out; the event is stored (or not), and a lagging replica may hide it."""
+
+    def __init__(self, stored_at: int, *, stores: bool, replica_lags: bool = False):
+        super().__init__(stored_at)
+        self.stores = stores
+        self.replica_lags = replica_lags
+
+    async def append(self, event, *, expected_stream_seq, timeout=None):
+        if event.seq == 1:
+            if self.stores:
+                await super().append(event, expected_stream_seq=expected_stream_seq)
+            raise nats.errors.TimeoutError
+        return await super().append(event, expected_stream_seq=expected_stream_seq)
+
+    async def load(self, order_id: str) -> History:
+        return History((), None, 0) if self.replica_lags else await super().load(order_id)
+
+
+NO_WAIT = AcceptTiming(deadline_ms=0, clock_margin_ms=0)
+
+
+async def submit_to(log: MemoryLog) -> Submitted:
+    clock = FakeClock(DEADLINE)
+    emitter = Emitter(log, Ids(clock, secret=b"secret"), clock)
+    return await submit(msgspec.structs.replace(SPEC, client_order_id="k2"), emitter=emitter, timing=NO_WAIT)
+
+
+async def test_an_unacknowledged_order_stored_by_its_deadline_is_accepted():
+    result = await submit_to(UnacknowledgedLog(stored_at=DEADLINE, stores=True))
+    assert result.created and result.state.status == "pending"
+
+
+async def test_an_unacknowledged_order_stored_after_its_deadline_is_not_accepted():
+    with pytest.raises(ApiError) as refused:
+        await submit_to(UnacknowledgedLog(stored_at=DEADLINE + 1, stores=True))
+    assert (refused.value.status, refused.value.error) == (503, "not_accepted") and refused.value.extra["orderId"]
+
+
+async def test_an_unacknowledged_order_the_log_does_not_hold_is_not_accepted():
+    with pytest.raises(ApiError) as refused:
+        await submit_to(UnacknowledgedLog(stored_at=DEADLINE, stores=False))
+    assert (refused.value.status, refused.value.error) == (503, "not_accepted")
+
+
+async def test_an_order_a_lagging_replica_does_not_show_but_the_leader_holds_is_not_called_absent():
+    with pytest.raises(ApiError) as refused:
+        await submit_to(UnacknowledgedLog(stored_at=DEADLINE, stores=True, replica_lags=True))
+    assert (refused.value.status, refused.value.error) == (503, "unavailable") and refused.value.extra["orderId"]
