@@ -172,7 +172,7 @@ class OrderConfirmed(Event, frozen=True, kw_only=True):
 
 
 class OrderFailed(Event, frozen=True, kw_only=True):
-    code: str  # no_route | slippage_exceeded | attempts_exhausted | chain_error | ...
+    code: str  # no_route | slippage_exceeded | attempts_exhausted | chain_error | accept_deadline_missed | ...
     reason: str
 
 
