@@ -65,19 +65,18 @@ def logged_deadline(stack: Stack, order_id: str) -> int | None:
     return int(found.group(1)) if found else None
 
 
-async def refused(client: httpx.AsyncClient, order_id: str) -> dict:
-    """The order once it failed for missing its deadline, with only its two events."""
+async def refused(client: httpx.AsyncClient, order_id: str) -> None:
+    """Until the order failed for missing its deadline, with only its two events."""
 
-    async def failed() -> dict | None:
+    async def failed() -> bool:
         view = (await client.get(f"/api/orders/{order_id}")).json()
-        return view if view.get("status") == "failed" else None
+        assert view.get("status") == "failed" and view["failureCode"] == "accept_deadline_missed", view
+        events = (await client.get(f"/api/orders/{order_id}/events")).json()["events"]
+        # Failed is terminal: nothing can follow, so no route, transaction or executor step ever will.
+        assert [e["event"] for e in events] == ["OrderAccepted", "OrderFailed"], events
+        return True
 
-    view = await eventually(failed, timeout=15, message=f"order {order_id} refused")
-    assert view["failureCode"] == "accept_deadline_missed", view
-    events = (await client.get(f"/api/orders/{order_id}/events")).json()["events"]
-    # Failed is terminal: nothing can follow, so no route, transaction or executor step ever will.
-    assert [e["event"] for e in events] == ["OrderAccepted", "OrderFailed"], events
-    return view
+    await eventually(failed, timeout=15, message=f"order {order_id} refused")
 
 
 async def test_an_order_stored_after_the_gateway_gave_up_is_answered_503_and_refused(deadline_stack, client):
