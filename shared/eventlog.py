@@ -13,11 +13,14 @@ stream replica without a consumer.
 from __future__ import annotations
 
 import asyncio
+import calendar
 import itertools
 import json
+import time
 from dataclasses import dataclass
 from typing import Any
 
+import nats.errors
 import nats.js.api as api
 import nats.js.errors
 from nats.aio.client import Client
@@ -49,6 +52,9 @@ class Appended:
 class StoredEvent:
     stream_seq: int
     event: ev.OrderEvent
+    #: When the log stored it (ms since epoch, the server's clock); None for an event this
+    #: process just appended, whose acknowledgement carries no time.
+    stored_at: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -167,8 +173,14 @@ class EventLog:
         self._replies: dict[str, asyncio.Queue[Msg]] = {}
         self._ids = itertools.count()
 
-    async def append(self, event: ev.OrderEvent, *, expected_stream_seq: int) -> Appended:
-        """Append `event` if the order's last stored event is at `expected_stream_seq`."""
+    async def append(
+        self, event: ev.OrderEvent, *, expected_stream_seq: int, timeout: float | None = None
+    ) -> Appended:
+        """Append `event` if the order's last stored event is at `expected_stream_seq`.
+
+        `timeout` (seconds, default the log's) bounds the wait for the acknowledgement; a
+        publish that times out may still be stored, now or when the connection is back.
+        """
         headers = {
             "Nats-Msg-Id": f"{event.order_id}:{event.seq}",
             "Nats-Expected-Last-Subject-Sequence": str(expected_stream_seq),
@@ -179,7 +191,7 @@ class EventLog:
             ack = await self._js.publish(
                 self.topology.order_subject(event.order_id),
                 ev.encode(event),
-                timeout=self._timeout,
+                timeout=self._timeout if timeout is None else timeout,
                 stream=self.topology.orders_stream,
                 headers=headers,
             )
@@ -210,13 +222,22 @@ class EventLog:
         start = from_stream_seq
         while True:
             batch, more = await self._direct_batch(subject, start)
-            for seq, data in batch:
-                out.append(StoredEvent(stream_seq=seq, event=ev.decode(data)))
+            for seq, data, stored_at in batch:
+                out.append(StoredEvent(stream_seq=seq, event=ev.decode(data), stored_at=stored_at))
             if not more or not batch:
                 return out
             start = batch[-1][0] + 1
 
-    async def _direct_batch(self, subject: str, start: int) -> tuple[list[tuple[int, bytes]], bool]:
+    async def held_by_leader(self, order_id: str) -> int:
+        """How many events of the order the stream's leader holds.
+
+        A direct get may be answered by a replica that lags behind; this asks the leader.
+        """
+        subject = self.topology.order_subject(order_id)
+        info = await self._js.stream_info(self.topology.orders_stream, subjects_filter=subject)
+        return (info.state.subjects or {}).get(subject, 0)
+
+    async def _direct_batch(self, subject: str, start: int) -> tuple[list[tuple[int, bytes, int | None]], bool]:
         inbox = await self._reply_inbox()
         queue: asyncio.Queue[Msg] = asyncio.Queue()
         self._replies[inbox] = queue
@@ -225,7 +246,7 @@ class EventLog:
             await self._nc.publish(
                 f"$JS.API.DIRECT.GET.{self.topology.orders_stream}", json.dumps(request).encode(), reply=inbox
             )
-            out: list[tuple[int, bytes]] = []
+            out: list[tuple[int, bytes, int | None]] = []
             pending = 0
             while True:
                 msg = await asyncio.wait_for(queue.get(), self._timeout)
@@ -235,9 +256,12 @@ class EventLog:
                     return out, False
                 if status == "204":  # end of batch
                     return out, pending > 0
+                if status == "503":  # no stream replica answers now: unavailable, not a fault
+                    raise nats.errors.NoRespondersError
                 if status is not None:
                     raise RuntimeError(f"direct get on {subject} failed: {status} {headers.get('Description')}")
-                out.append((int(headers["Nats-Sequence"]), msg.data))
+                stamp = headers.get("Nats-Time-Stamp")
+                out.append((int(headers["Nats-Sequence"]), msg.data, stamp_ms(stamp) if stamp else None))
                 pending = int(headers.get("Nats-Num-Pending", "0"))
         finally:
             del self._replies[inbox]
@@ -253,6 +277,13 @@ class EventLog:
         queue = self._replies.get(msg.subject)
         if queue is not None:
             queue.put_nowait(msg)
+
+
+def stamp_ms(text: str) -> int:
+    """A `Nats-Time-Stamp` (RFC 3339 in UTC, up to nanoseconds) in ms since epoch, rounded down."""
+    whole, _, fraction = text.removesuffix("Z").partition(".")
+    seconds = calendar.timegm(time.strptime(whole, "%Y-%m-%dT%H:%M:%S"))
+    return seconds * 1000 + int((fraction + "000")[:3])
 
 
 def decode_message(msg: Msg) -> ev.OrderEvent:

@@ -111,12 +111,15 @@ class OrderController(Controller):
 
         Answers 202 once the order's first event is durably in the log. Repeating a
         `clientOrderId` with the same body answers 200 with the same order; with a
-        different body, 409.
+        different body, 409. When the log does not confirm the order within the
+        acceptance deadline the answer is 503 with `Retry-After` and the `orderId`:
+        `not_accepted` means the order will never execute; `unavailable` that the log
+        could not be asked. Either way, retry with the same `clientOrderId`.
         """
         spec = parse_order(await request.body(), state.clock.now_ms())
         spec = msgspec.structs.replace(spec, account=request.user)
         with tracing.span("submit order", **{"order.type": spec.order_type}) as span:
-            result = await submit(spec, log=state.log, ids=state.ids, clock=state.clock)
+            result = await submit(spec, emitter=state.emitter, timing=state.accept_timing)
             span.set_attribute("order.id", result.state.order_id)
         body = views.extend(
             views.order_view(result.state),

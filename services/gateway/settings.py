@@ -41,6 +41,14 @@ class GatewaySettings(Common, frozen=True, kw_only=True):
     rate_limit_window_s: int = 1
     #: Open WebSocket streams per key on one replica.
     max_streams_per_key: int = 100
+    #: An order exists only if the log stores it within this of its submission (the event's
+    #: acceptBy); until then the POST waits for the log's acknowledgement. Keep it below
+    #: the clients' own timeouts: a POST may take it plus the two below.
+    accept_timeout_ms: int = 3_000
+    #: When the log has not confirmed by the deadline: how long past it to wait (the clock
+    #: skew tolerated between gateway and NATS), and how long to wait for reading the log.
+    accept_clock_margin_ms: int = 500
+    accept_check_timeout_ms: int = 1_000
     #: How long a key record is trusted before it is read again (the delay of a revocation).
     key_cache_ttl_s: float = 5.0
 

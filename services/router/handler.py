@@ -22,6 +22,7 @@ from services.router.decide import NoRoute, decide
 from services.router.feed import QuoteFeed
 from shared import events as ev
 from shared import metrics
+from shared.acceptance import refuse_if_late
 from shared.chain import SlotClock
 from shared.consumer import Retry
 from shared.emit import Emitter
@@ -105,6 +106,8 @@ class Router:
         state = history.state
         if state is None:
             return
+        history = await refuse_if_late(self._emit, history)
+        state = history.state
         spec = state.spec
         if state.status == "pending":
             if spec.order_type == "sniper" or (spec.order_type == "limit" and spec.time_in_force != "IOC"):
