@@ -13,11 +13,14 @@ stream replica without a consumer.
 from __future__ import annotations
 
 import asyncio
+import calendar
 import itertools
 import json
+import time
 from dataclasses import dataclass
 from typing import Any
 
+import nats.errors
 import nats.js.api as api
 import nats.js.errors
 from nats.aio.client import Client
@@ -49,6 +52,9 @@ class Appended:
 class StoredEvent:
     stream_seq: int
     event: ev.OrderEvent
+    #: When the log stored it (ms since epoch, the server's clock); None for an event this
+    #: process just appended, whose acknowledgement carries no time.
+    stored_at: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,9 +130,40 @@ async def ensure_streams(
         num_replicas=replicas,
         description="Requests per API key, kind and window",
     )
-    for config in (orders, quotes, launches, ratelimit, book_snapshots(topology, replicas)):
+    # nats-server's advisories of order events given up on: terminated by a consumer or
+    # out of deliveries (`shared.consumer`), kept for `python -m tools.deadletter`.
+    deadletter = api.StreamConfig(
+        name=topology.deadletter_stream,
+        subjects=deadletter_subjects(topology),
+        storage=api.StorageType.FILE,
+        num_replicas=replicas,
+        max_age=30 * 86_400.0,
+        max_msgs=100_000,
+        description="Order events parked after their last failed delivery",
+    )
+    # Nudges to resume an order, one durable consumer per role (disjoint filters, as a work
+    # queue requires); a nudge is gone once acked, a repeat within the window is dropped,
+    # and one waiting per order and role is enough (an owner that is down queues no more).
+    resume = api.StreamConfig(
+        name=topology.resume_stream,
+        subjects=[topology.resume_subject("*", "*")],
+        storage=api.StorageType.FILE,
+        retention=api.RetentionPolicy.WORK_QUEUE,
+        max_msgs_per_subject=1,
+        num_replicas=replicas,
+        duplicate_window=120.0,
+        description="Nudges to resume an order from the log, per role",
+    )
+    for config in (orders, quotes, launches, ratelimit, deadletter, resume, book_snapshots(topology, replicas)):
         await _add_or_update(js, config)
     await ensure_accounts(js, topology, replicas=replicas)
+
+
+def deadletter_subjects(topology: Topology) -> list[str]:
+    """The advisory subjects of the order stream's parked events, any consumer."""
+    return [
+        f"$JS.EVENT.ADVISORY.CONSUMER.{kind}.{topology.orders_stream}.*" for kind in ("MAX_DELIVERIES", "MSG_TERMINATED")
+    ]
 
 
 def book_snapshots(topology: Topology, replicas: int) -> api.StreamConfig:
@@ -172,8 +209,14 @@ class EventLog:
         self._replies: dict[str, asyncio.Queue[Msg]] = {}
         self._ids = itertools.count()
 
-    async def append(self, event: ev.OrderEvent, *, expected_stream_seq: int) -> Appended:
-        """Append `event` if the order's last stored event is at `expected_stream_seq`."""
+    async def append(
+        self, event: ev.OrderEvent, *, expected_stream_seq: int, timeout: float | None = None
+    ) -> Appended:
+        """Append `event` if the order's last stored event is at `expected_stream_seq`.
+
+        `timeout` (seconds, default the log's) bounds the wait for the acknowledgement; a
+        publish that times out may still be stored, now or when the connection is back.
+        """
         headers = {
             "Nats-Msg-Id": f"{event.order_id}:{event.seq}",
             "Nats-Expected-Last-Subject-Sequence": str(expected_stream_seq),
@@ -184,7 +227,7 @@ class EventLog:
             ack = await self._js.publish(
                 self.topology.order_subject(event.order_id),
                 ev.encode(event),
-                timeout=self._timeout,
+                timeout=self._timeout if timeout is None else timeout,
                 stream=self.topology.orders_stream,
                 headers=headers,
             )
@@ -215,13 +258,22 @@ class EventLog:
         start = from_stream_seq
         while True:
             batch, more = await self._direct_batch(subject, start)
-            for seq, data in batch:
-                out.append(StoredEvent(stream_seq=seq, event=ev.decode(data)))
+            for seq, data, stored_at in batch:
+                out.append(StoredEvent(stream_seq=seq, event=ev.decode(data), stored_at=stored_at))
             if not more or not batch:
                 return out
             start = batch[-1][0] + 1
 
-    async def _direct_batch(self, subject: str, start: int) -> tuple[list[tuple[int, bytes]], bool]:
+    async def held_by_leader(self, order_id: str) -> int:
+        """How many events of the order the stream's leader holds.
+
+        A direct get may be answered by a replica that lags behind; this asks the leader.
+        """
+        subject = self.topology.order_subject(order_id)
+        info = await self._js.stream_info(self.topology.orders_stream, subjects_filter=subject)
+        return (info.state.subjects or {}).get(subject, 0)
+
+    async def _direct_batch(self, subject: str, start: int) -> tuple[list[tuple[int, bytes, int | None]], bool]:
         inbox = await self._reply_inbox()
         queue: asyncio.Queue[Msg] = asyncio.Queue()
         self._replies[inbox] = queue
@@ -230,7 +282,7 @@ class EventLog:
             await self._nc.publish(
                 f"$JS.API.DIRECT.GET.{self.topology.orders_stream}", json.dumps(request).encode(), reply=inbox
             )
-            out: list[tuple[int, bytes]] = []
+            out: list[tuple[int, bytes, int | None]] = []
             pending = 0
             while True:
                 msg = await asyncio.wait_for(queue.get(), self._timeout)
@@ -240,9 +292,12 @@ class EventLog:
                     return out, False
                 if status == "204":  # end of batch
                     return out, pending > 0
+                if status == "503":  # no stream replica answers now: unavailable, not a fault
+                    raise nats.errors.NoRespondersError
                 if status is not None:
                     raise RuntimeError(f"direct get on {subject} failed: {status} {headers.get('Description')}")
-                out.append((int(headers["Nats-Sequence"]), msg.data))
+                stamp = headers.get("Nats-Time-Stamp")
+                out.append((int(headers["Nats-Sequence"]), msg.data, stamp_ms(stamp) if stamp else None))
                 pending = int(headers.get("Nats-Num-Pending", "0"))
         finally:
             del self._replies[inbox]
@@ -258,6 +313,13 @@ class EventLog:
         queue = self._replies.get(msg.subject)
         if queue is not None:
             queue.put_nowait(msg)
+
+
+def stamp_ms(text: str) -> int:
+    """A `Nats-Time-Stamp` (RFC 3339 in UTC, up to nanoseconds) in ms since epoch, rounded down."""
+    whole, _, fraction = text.removesuffix("Z").partition(".")
+    seconds = calendar.timegm(time.strptime(whole, "%Y-%m-%dT%H:%M:%S"))
+    return seconds * 1000 + int((fraction + "000")[:3])
 
 
 def decode_message(msg: Msg) -> ev.OrderEvent:

@@ -119,6 +119,10 @@ class Route(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):
 
 class OrderAccepted(Event, frozen=True, kw_only=True):
     order: OrderSpec
+    #: ms since epoch: the order exists only if the log stored this event by then (by the
+    #: log's own timestamp). The gateway gives up waiting at this time, so an event a
+    #: client was told failed, stored later, is refused instead of executed. None: no deadline.
+    accept_by: int | None = None
 
 
 class RoutingStarted(Event, frozen=True, kw_only=True):
@@ -168,7 +172,7 @@ class OrderConfirmed(Event, frozen=True, kw_only=True):
 
 
 class OrderFailed(Event, frozen=True, kw_only=True):
-    code: str  # no_route | slippage_exceeded | attempts_exhausted | chain_error | ...
+    code: str  # no_route | slippage_exceeded | attempts_exhausted | chain_error | accept_deadline_missed | ...
     reason: str
 
 

@@ -25,6 +25,14 @@ HTTP_DURATION = Histogram(
 ORDERS_ACCEPTED = Counter("engine_orders_accepted", "Orders accepted", ["service", "order_type"])
 WS_CONNECTIONS = Gauge("engine_ws_connections", "Open WebSocket connections", ["service"])
 WS_MESSAGES = Counter("engine_ws_messages_sent", "WebSocket messages sent", ["service"])
+LIVE_SUBSCRIPTIONS = Gauge(
+    "engine_live_subscriptions", "Live subscriptions a gateway holds for its streams (kind: orders, quotes)",
+    ["service", "kind"],
+)
+LIVE_EVENTS_RECOVERED = Counter(
+    "engine_live_events_recovered", "Events a stream read from the log because their live message never came",
+    ["service"],
+)
 EVENTS_HANDLED = Counter("engine_events_handled", "Consumed events by outcome", ["service", "event", "outcome"])
 EVENT_DURATION = Histogram(
     "engine_event_handle_duration_seconds", "Time to handle one event", ["service", "event"], buckets=LATENCY_BUCKETS
@@ -38,6 +46,9 @@ ORDER_DURATION = Histogram(
 EXECUTION_ATTEMPTS = Counter("engine_execution_attempts", "Transaction attempts by outcome", ["service", "outcome"])
 ROUTES_SELECTED = Counter("engine_routes_selected", "Routing decisions by venue", ["service", "venue"])
 QUOTE_DURATION = Histogram("engine_quote_duration_seconds", "Time to quote all venues", ["service"], buckets=LATENCY_BUCKETS)
+EVENTS_DEAD_LETTERED = Counter(
+    "engine_events_dead_lettered", "Events parked after their last failed delivery", ["service", "consumer"]
+)
 CONSUMER_PENDING = Gauge("engine_consumer_pending_messages", "Messages not yet delivered", ["service", "consumer"])
 PROJECTOR_BATCH = Histogram(
     "engine_projector_batch_size", "Events per projector batch", ["service"], buckets=(1, 5, 10, 50, 100, 250, 500, 1000)
@@ -51,6 +62,7 @@ TRIGGER_TICK = Histogram(
     "engine_trigger_tick_seconds", "Time to find and schedule the resting orders a slot fires", ["service"],
     buckets=LATENCY_BUCKETS,
 )
+RESUME_NUDGES = Counter("engine_resume_nudges", "Resume nudges sent to the owner of a stalled order", ["service", "role"])
 STREAM_BYTES = Gauge("engine_stream_bytes", "Bytes a stream stores", ["service", "stream"])
 STREAM_MESSAGES = Gauge("engine_stream_messages", "Messages a stream stores", ["service", "stream"])
 STREAM_FIRST_AGE = Gauge(

@@ -8,8 +8,10 @@ buckets (`python -m tools.setup`) and has no restriction; tools use it too.
 How the JetStream traffic a service needs travels (nats-py 2.16, nats-server 2.15):
 - API requests (`$JS.API.<...>`), publish acks, direct-get replies, pull-request
   deliveries and push-consumer deliveries all come back on the requester's inbox.
-- Pull consumers: publish `$JS.API.CONSUMER.MSG.NEXT.<stream>.<durable>`, ack by
-  publishing to `$JS.ACK.<stream>.<durable>.>`.
+- Pull consumers: publish `$JS.API.CONSUMER.MSG.NEXT.<stream>.<durable>`, ack (nak,
+  keep in progress, terminate) by publishing to `$JS.ACK.<stream>.<durable>.>`. The
+  server's advisory of a terminated or undeliverable event goes to the dead-letter
+  stream without any user's permission; only the admin reads it (`tools.deadletter`).
 - Ordered consumers (the router's book, the launch registry, the projector's rebuild,
   key-value watches, object reads) are ephemeral push consumers created on the bare
   `$JS.API.CONSUMER.CREATE.<stream>`, where the server refuses a durable name; flow
@@ -24,7 +26,8 @@ The order log keeps each order's events on one literal subject, `orders.<orderId
 the event type in a header: a subject permission cannot tell one event type from
 another, so any writer of the log may append any event type to any order. The gateway
 is trusted with `orders.*` as router and executor are; the projector may not publish
-there at all.
+there at all. It may publish resume nudges to router and executor (its reconciler); each
+service pulls only from its own durable of the resume stream, filtered to its role.
 """
 
 from __future__ import annotations
@@ -104,6 +107,7 @@ def permissions(topology: Topology) -> dict[str, Permissions]:
     orders, quotes = t.orders_stream, t.quotes_stream
     pools, pool_subjects = t.launches()
     ratelimit = t.ratelimit_stream
+    resume = t.resume_stream
     append = t.orders_wildcard
     log_reader = (*_direct(orders)[:1], _api("STREAM.INFO", orders))
     table = {
@@ -124,6 +128,7 @@ def permissions(topology: Topology) -> dict[str, Permissions]:
                 append,
                 *log_reader,
                 *_pull(orders, t.consumer("router")),
+                *_pull(resume, t.consumer("router")),  # its own nudges only (the durable's filter)
                 *_follow(orders),  # the resting book
                 *_objects(t.book_bucket),  # its snapshots
                 f"{t.quotes_prefix}.>",
@@ -139,6 +144,7 @@ def permissions(topology: Topology) -> dict[str, Permissions]:
                 append,
                 *log_reader,
                 *_pull(orders, t.consumer("executor")),
+                *_pull(resume, t.consumer("executor")),
                 *_bucket(t.chain_bucket, write=True),
                 *_follow(pools),
                 *_direct(pools)[1:],
@@ -150,6 +156,10 @@ def permissions(topology: Topology) -> dict[str, Permissions]:
                 *log_reader,
                 *_pull(orders, t.consumer("projector")),
                 *_follow(orders),  # rebuild replay
+                *_pull(resume, t.consumer("projector")),
+                # The reconciler nudges the owners of stalled orders.
+                t.resume_subject("router"),
+                t.resume_subject("executor"),
             ),
             subscribe=(),
         ),

@@ -40,6 +40,9 @@ PROGRESS: dict[str, int] = {
 TRANSITIONS: dict[tuple[str | None, str], str] = {
     (None, "OrderAccepted"): "pending",
     ("pending", "RoutingStarted"): "routing",
+    # Refused before routing: the log stored the acceptance after its deadline, when the
+    # client had already been told the submission failed (shared.acceptance).
+    ("pending", "OrderFailed"): "failed",
     ("routing", "OrderRouted"): "building",
     # A route can be impossible (no pool, no fillable quote).
     ("routing", "OrderFailed"): "failed",

@@ -9,6 +9,7 @@ missing piece fails start-up with `SetupMissing`, which names that step.
 
 from __future__ import annotations
 
+import nats.js.api as api
 import nats.js.errors
 from nats.js import JetStreamContext
 
@@ -37,9 +38,9 @@ async def require_streams(js: JetStreamContext, *streams: str) -> None:
             raise SetupMissing(f"stream {stream}") from None
 
 
-async def require_consumer(js: JetStreamContext, stream: str, durable: str) -> None:
-    """Raise `SetupMissing` unless the durable consumer exists on `stream`."""
+async def require_consumer(js: JetStreamContext, stream: str, durable: str) -> api.ConsumerInfo:
+    """The durable consumer's info; `SetupMissing` if it does not exist on `stream`."""
     try:
-        await js.consumer_info(stream, durable)
+        return await js.consumer_info(stream, durable)
     except nats.js.errors.NotFoundError:
         raise SetupMissing(f"durable consumer {durable} on stream {stream}") from None

@@ -1,18 +1,19 @@
-"""Test utilities: wait for a condition instead of sleeping, free ports, process checks."""
+"""Test utilities: wait for a condition instead of sleeping, free ports, process checks, lost live messages."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import inspect
 import os
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
 from tools.devservers import free_port
 
-__all__ = ["eventually", "free_port", "process_gone"]
+__all__ = ["eventually", "free_port", "process_gone", "republish_paused"]
 
 T = TypeVar("T")
 
@@ -64,3 +65,16 @@ def process_gone(pid: int) -> bool:
         return False
     state = stat.rsplit(")", 1)[1].split()[0]
     return state in ("Z", "X")
+
+
+@contextlib.asynccontextmanager
+async def republish_paused(js: Any, stream: str) -> AsyncIterator[None]:
+    """While inside, `stream` stores messages but republishes none: every live message is lost."""
+    config = (await js.stream_info(stream)).config
+    republish, config.republish = config.republish, None
+    await js.update_stream(config)
+    try:
+        yield
+    finally:
+        config.republish = republish
+        await js.update_stream(config)

@@ -8,7 +8,7 @@ from services.executor.build import BuildParams, Wallet
 from services.executor.driver import Executor
 from services.executor.settings import ExecutorSettings
 from services.executor.settle import settler
-from shared import ops, runtime
+from shared import ops, resume, runtime
 from shared.chain import JetStreamChainStore, SimulatedChain
 from shared.clock import SystemClock
 from shared.consumer import Consumer, ConsumerSpec
@@ -61,12 +61,14 @@ async def serve(settings: ExecutorSettings, stop: asyncio.Event) -> None:
         executor = await build_executor(settings, nc, SystemClock())
         spec = ConsumerSpec(durable="executor", filter_subject=topology.orders_wildcard, wants=frozenset({"OrderRouted"}))
         consumer = Consumer(nc.jetstream(), topology.orders_stream, spec, executor.handle, concurrency=settings.concurrency)
+        nudges = resume.consumer(nc.jetstream(), topology, "executor", executor.resume)
 
         async def nats_ready() -> bool:
             return nc.is_connected
 
         await asyncio.gather(
             consumer.run(stop),
+            nudges.run(stop),
             ops.serve(ops.ops_app("executor", {"nats": nats_ready}), settings.ops_host, settings.ops_port, stop),
         )
 

@@ -24,6 +24,7 @@ from shared.consumer import Retry
 from shared.emit import Emitter
 from shared.eventlog import ConcurrencyConflict, History
 from shared.orders import Transaction
+from shared.resume import Resume
 
 log = logging.getLogger(__name__)
 
@@ -58,11 +59,24 @@ class Executor:
         """Consumer entry: drive the order unless this process is already driving it."""
         if event.order_id in self._driving:
             raise Retry("this process is already driving the order", delay=5.0)
-        self._driving.add(event.order_id)
+        await self._drive_once(event.order_id)
+
+    async def resume(self, nudge: Resume, _msg=None) -> None:
+        """Consumer entry for a resume nudge: drive the order from the log.
+
+        An order this process is driving already (waiting out a backoff, polling for
+        landing) needs nothing more: the nudge is done. Driven by another replica, it is
+        driven here too, which the log and the chain make harmless.
+        """
+        if nudge.order_id not in self._driving:
+            await self._drive_once(nudge.order_id)
+
+    async def _drive_once(self, order_id: str) -> None:
+        self._driving.add(order_id)
         try:
-            await self.drive(event.order_id)
+            await self.drive(order_id)
         finally:
-            self._driving.discard(event.order_id)
+            self._driving.discard(order_id)
 
     async def drive(self, order_id: str) -> None:
         history = await self._emit.log.load(order_id)

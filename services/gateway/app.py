@@ -21,6 +21,7 @@ from services.gateway.quotes import QuoteHub, quote_stream, quotes
 from services.gateway.reads import ReadModel, open_pool
 from services.gateway.routes import OrderController, stream
 from services.gateway.settings import GatewaySettings
+from services.gateway.submit import AcceptTiming
 from shared import metrics
 from shared.accounts import KeyStore
 from shared.clock import SystemClock
@@ -90,11 +91,16 @@ def create_app(settings: GatewaySettings) -> Litestar:
             nc=nc,
             log=log,
             reads=reads,
-            hub=LiveHub(nc, log),
+            hub=LiveHub(nc, log, idle_check_s=settings.stream_idle_check_s),
             quotes=QuoteHub(nc, topology),
             clock=clock,
             ids=ids,
             emitter=Emitter(log, ids, clock),
+            accept_timing=AcceptTiming(
+                deadline_ms=settings.accept_timeout_ms,
+                clock_margin_ms=settings.accept_clock_margin_ms,
+                check_timeout_ms=settings.accept_check_timeout_ms,
+            ),
         )
         try:
             yield

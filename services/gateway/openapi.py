@@ -88,6 +88,21 @@ _ERRORS: dict[int, tuple[str, ErrorBody]] = {
     ),
 }
 
+SUBMISSION_UNAVAILABLE = (
+    "The event log did not confirm the order within the acceptance deadline (`orderId` names the order it "
+    "would be). `not_accepted`: the log does not hold it, and never will in time; it will not execute. "
+    "`unavailable`: the log could not be read, so the order may exist. Either way retry after `Retry-After` "
+    "seconds with the same `clientOrderId`: the answer is then the order if it exists, or a new acceptance; "
+    "an order that reached the log after its deadline shows status `failed` with `failureCode` "
+    "`accept_deadline_missed` and never executes (submit again with a new `clientOrderId`)."
+)
+_NOT_ACCEPTED = ErrorBody(
+    error="not_accepted",
+    detail="the event log did not store the order within 3000 ms; it was not accepted and will not execute. "
+    "Retry with the same clientOrderId",
+    order_id="ord_01J0000000000000000000000",
+)
+
 #: What every /api operation may answer besides its own errors.
 API_ERRORS = (401, 429)
 
@@ -153,6 +168,8 @@ class ApiOperation(Operation):
             del responses["400"]
         if "429" in responses:
             responses["429"].headers = RATE_LIMIT_HEADERS
+        if "503" in responses:
+            responses["503"].headers = {"Retry-After": RATE_LIMIT_HEADERS["Retry-After"]}
 
 
 @dataclass
@@ -168,6 +185,13 @@ class OrderSubmission(ApiOperation):
         self.responses["200"] = replace(
             accepted, description="The order a retried `clientOrderId` (with the same body) already created"
         )
+        unavailable = self.responses["503"]
+        unavailable.description = SUBMISSION_UNAVAILABLE
+        media = unavailable.content["application/json"]
+        media.examples = {
+            "not_accepted": Example(summary=_NOT_ACCEPTED.detail, value=_wire(_NOT_ACCEPTED)),
+            **(media.examples or {}),
+        }
 
 
 def _refers(response) -> bool:

@@ -20,6 +20,7 @@ from services.gateway.models import PairQuotes, VenueQuote
 from services.gateway.openapi import API_ERRORS, ApiOperation, errors, query_schema
 from services.gateway.params import error_message
 from services.gateway.sockets import client_gone, close_for
+from shared import metrics
 from shared.market.pools import VENUE_CPMM, VENUE_DLMM
 from shared.market.tokens import UnknownToken, get_token
 from shared.topology import Topology
@@ -47,6 +48,7 @@ class QuoteHub:
         self._topology = topology
         self._watchers: dict[str, set[asyncio.Queue]] = {}
         self._subs: dict[str, Any] = {}
+        self._gauge = metrics.LIVE_SUBSCRIPTIONS.labels(metrics.service(), "quotes")
 
     async def latest(self, pair: str) -> list[dict[str, Any]]:
         out = []
@@ -62,12 +64,18 @@ class QuoteHub:
     async def join(self, pair: str) -> asyncio.Queue:
         """A queue receiving every new quote of `pair` from now on."""
         queue: asyncio.Queue = asyncio.Queue(maxsize=1000)
-        if pair not in self._watchers:
-            self._watchers[pair] = set()
+        if pair in self._watchers:
+            self._watchers[pair].add(queue)
+            return queue
+        self._watchers[pair] = {queue}
+        try:
             self._subs[pair] = await self._nc.subscribe(
                 self._topology.quote_subject(pair, "*"), cb=self._fan_out(pair)
             )
-        self._watchers[pair].add(queue)
+        except BaseException:
+            await self.leave(pair, queue)
+            raise
+        self._gauge.set(len(self._subs))
         return queue
 
     async def leave(self, pair: str, queue: asyncio.Queue) -> None:
@@ -77,8 +85,11 @@ class QuoteHub:
         watchers.discard(queue)
         if not watchers:
             del self._watchers[pair]
-            with contextlib.suppress(Exception):
-                await self._subs.pop(pair).unsubscribe()
+            subscription = self._subs.pop(pair, None)  # None: its subscribe failed
+            self._gauge.set(len(self._subs))
+            if subscription is not None:
+                with contextlib.suppress(Exception):
+                    await subscription.unsubscribe()
 
     def _fan_out(self, pair: str):
         async def deliver(msg: Msg) -> None:
@@ -121,7 +132,10 @@ async def quote_stream(socket: WebSocket) -> None:
         return
     await socket.send_json({"type": "connection", "pair": pair})
     queue = await state.quotes.join(pair)
-    # Quotes keep coming whether or not anyone listens: notice a client that left (or sends).
+    # Quotes keep coming whether or not anyone listens, and a quiet pair sends nothing for
+    # long: wait for the client's side too, so one that leaves (or sends) is noticed at
+    # once, and released. One that vanishes without a word misses the server's keepalive
+    # pings (uvicorn's `ws_ping_interval`), which ends the connection the same way.
     gone = asyncio.ensure_future(client_gone(socket))
     try:
         for quote in await state.quotes.latest(pair):

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from typing import Annotated
 
 import msgspec
 
 from litestar import Controller, Request, Response, WebSocket, delete, get, post, websocket
 from litestar.datastructures import State
+from litestar.exceptions import WebSocketDisconnect
 from litestar.openapi.spec import OpenAPIType
 from litestar.params import Parameter, PathParameter
+from uvicorn.protocols.utils import ClientDisconnected
 
 from services.gateway import views
 from services.gateway.cancel import cancel
@@ -25,7 +28,11 @@ from services.gateway.submit import submit
 from shared import metrics, tracing
 from shared.events import OrderAccepted
 from shared.ids import is_order_id
-from shared.orders import STATUSES, OrderState, apply
+from shared.orders import STATUSES, IllegalTransition, OrderState, apply
+
+log = logging.getLogger(__name__)
+
+log = logging.getLogger(__name__)
 
 #: The `{orderId}` of a path, as the contract names it.
 OrderId = Annotated[str, PathParameter(name="orderId", description="The order's id, as the submission answered it")]
@@ -38,6 +45,27 @@ def _not_found(order_id: str) -> ApiError:
 def owned(order: OrderState | None, account: str) -> bool:
     """Another account's order is treated everywhere exactly as one that does not exist."""
     return order is not None and order.spec.account == account
+
+
+def shown(current: OrderState | None, event) -> OrderState | None:
+    """The state after `event`; None for an event the state machine refuses.
+
+    Such an event (in the log by a fault) is part of no history a reader sees, as the
+    projector leaves it out of the read model: the order stays as its valid events left it.
+    """
+    try:
+        return apply(current, event)
+    except IllegalTransition as exc:
+        log.warning("refused event left out", extra={"orderId": event.order_id, "seq": event.seq, "reason": str(exc)})
+        return None
+
+
+def fold_shown(events) -> OrderState | None:
+    current = None
+    for event in events:
+        if (after := shown(current, event)) is not None:
+            current = after
+    return current
 
 
 async def load_order(state: State, order_id: str, account: str) -> OrderState:
@@ -54,7 +82,7 @@ async def load_order(state: State, order_id: str, account: str) -> OrderState:
     except ReadModelUnavailable as exc:
         away, found = exc, None
     if found is None:
-        found = (await state.log.load(order_id)).state
+        found = fold_shown(s.event for s in await state.log.read(order_id))
         if found is None and away is not None:
             raise away
     if not owned(found, account):
@@ -83,12 +111,15 @@ class OrderController(Controller):
 
         Answers 202 once the order's first event is durably in the log. Repeating a
         `clientOrderId` with the same body answers 200 with the same order; with a
-        different body, 409.
+        different body, 409. When the log does not confirm the order within the
+        acceptance deadline the answer is 503 with `Retry-After` and the `orderId`:
+        `not_accepted` means the order will never execute; `unavailable` that the log
+        could not be asked. Either way, retry with the same `clientOrderId`.
         """
         spec = parse_order(await request.body(), state.clock.now_ms())
         spec = msgspec.structs.replace(spec, account=request.user)
         with tracing.span("submit order", **{"order.type": spec.order_type}) as span:
-            result = await submit(spec, log=state.log, ids=state.ids, clock=state.clock)
+            result = await submit(spec, emitter=state.emitter, timing=state.accept_timing)
             span.set_attribute("order.id", result.state.order_id)
         body = views.extend(
             views.order_view(result.state),
@@ -172,8 +203,9 @@ class OrderController(Controller):
             raise _not_found(order_id)
         messages, current = [], None
         for event in history:
-            current = apply(current, event)
-            messages.append(views.stream_message(event, current))
+            if (after := shown(current, event)) is not None:
+                current = after
+                messages.append(views.stream_message(event, current))
         return EventHistory(order_id=order_id, events=messages)
 
 
@@ -195,6 +227,12 @@ async def stream(socket: WebSocket, order_id: OrderId) -> None:
     sent = metrics.WS_MESSAGES.labels(metrics.service())
     try:
         await _stream(socket, state, order_id, after, sent)
+    except (WebSocketDisconnect, ClientDisconnected):
+        # The client left while a message was on its way: what a client may do at any time.
+        log.debug("client left the stream of order %s", order_id)
+    except Exception:
+        log.warning("order stream ended by an error", extra={"orderId": order_id}, exc_info=True)
+        raise
     finally:
         metrics.WS_CONNECTIONS.labels(metrics.service()).dec()
 
@@ -212,7 +250,9 @@ async def _stream(socket: WebSocket, state: State, order_id: str, after: int, se
         async for event in events:
             if event is None:
                 break
-            current = apply(current, event)
+            if (state_after := shown(current, event)) is None:
+                continue
+            current = state_after
             if event.seq > after:
                 replayed.append(views.stream_message(event, current))
         if current is not None and not owned(current, account):
@@ -233,6 +273,7 @@ async def _stream(socket: WebSocket, state: State, order_id: str, after: int, se
             await socket.close(code=1000, reason=current.status)
             return
         gone = asyncio.ensure_future(client_gone(socket))
+        following: asyncio.Future | None = None
         try:
             while True:
                 wait = None if current is not None else max(0.0, deadline - asyncio.get_running_loop().time())
@@ -249,7 +290,9 @@ async def _stream(socket: WebSocket, state: State, order_id: str, after: int, se
                 event = following.result()
                 if hidden:
                     continue
-                state_after = apply(current, event)
+                state_after = shown(current, event)
+                if state_after is None:
+                    continue
                 if not owned(state_after, account):
                     hidden = True
                     continue
@@ -262,5 +305,8 @@ async def _stream(socket: WebSocket, state: State, order_id: str, after: int, se
                     return
         finally:
             gone.cancel()
+            if following is not None and not following.done():  # the route itself was cancelled
+                following.cancel()
+                await asyncio.wait({following})
     finally:
         await events.aclose()

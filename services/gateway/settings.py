@@ -33,12 +33,22 @@ class GatewaySettings(Common, frozen=True, kw_only=True):
     read_model_retry_s: float = 2.0
     #: How long a stream for an order with no events waits before closing with 4404.
     unknown_order_wait_s: float = 10.0
+    #: How long a stream hears nothing before it checks the log for a lost live message.
+    stream_idle_check_s: float = 3.0
     #: Requests per key per window, counted across every replica (a key's record may override).
     submit_rate_limit: int = 20  # POST and DELETE
     read_rate_limit: int = 100  # GET and stream upgrades
     rate_limit_window_s: int = 1
     #: Open WebSocket streams per key on one replica.
     max_streams_per_key: int = 100
+    #: An order exists only if the log stores it within this of its submission (the event's
+    #: acceptBy); until then the POST waits for the log's acknowledgement. Keep it below
+    #: the clients' own timeouts: a POST may take it plus the two below.
+    accept_timeout_ms: int = 3_000
+    #: When the log has not confirmed by the deadline: how long past it to wait (the clock
+    #: skew tolerated between gateway and NATS), and how long to wait for reading the log.
+    accept_clock_margin_ms: int = 500
+    accept_check_timeout_ms: int = 1_000
     #: How long a key record is trusted before it is read again (the delay of a revocation).
     key_cache_ttl_s: float = 5.0
 

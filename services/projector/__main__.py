@@ -19,9 +19,10 @@ from nats.aio.client import Client
 from services.projector import store
 from services.projector.migrations import migrate
 from services.projector.rebuild import RebuildSummary, rebuild
+from services.projector.reconcile import Reconciler
 from services.projector.service import Projector
 from services.projector.settings import ProjectorSettings
-from shared import runtime
+from shared import resume, runtime
 from shared.ops import ops_app
 from shared.retention import report_usage
 from shared.ops import serve as serve_ops
@@ -51,13 +52,15 @@ async def connections(
 async def serve(settings: ProjectorSettings, stop: asyncio.Event) -> None:
     """Project until `stop` is set, with health, readiness and metrics on the ops port."""
     async with connections(settings) as (nc, pool):
+        topology = Topology(namespace=settings.engine_namespace)
         projector = Projector(
             pool,
             nc,
             nc.jetstream(),
-            Topology(namespace=settings.engine_namespace),
+            topology,
             settings.database_schema,
             batch=settings.projector_batch,
+            rebuild_batch=settings.rebuild_batch,
         )
 
         async def nats_ok() -> bool:
@@ -66,17 +69,26 @@ async def serve(settings: ProjectorSettings, stop: asyncio.Event) -> None:
         async def postgres_ok() -> bool:
             return await pool.fetchval("select 1") == 1
 
+        reconciler = Reconciler(
+            pool, nc.jetstream(), topology,
+            interval_s=settings.reconcile_interval_s, stall_s=settings.reconcile_stall_s,
+        )
+        nudges = resume.consumer(nc.jetstream(), topology, SERVICE, projector.resume, concurrency=4)
         app = ops_app(SERVICE, {"nats": nats_ok, "postgres": postgres_ok})
         ops = asyncio.create_task(serve_ops(app, settings.ops_host, settings.ops_port, stop))
-        usage = asyncio.create_task(report_usage(nc, Topology(namespace=settings.engine_namespace).orders_stream, stop))
+        # Alongside the projection: its nudges (fold one order again) and the reconciler.
+        beside = [asyncio.create_task(nudges.run(stop)), asyncio.create_task(reconciler.run(stop)),
+                  asyncio.create_task(report_usage(nc, topology.orders_stream, stop))]
+        for task in beside:  # one that fails (a missing durable) stops the service, which reports it
+            task.add_done_callback(lambda t: t.cancelled() or t.exception() is None or stop.set())
         try:
             await projector.run(stop)
             if not stop.is_set():
                 raise RuntimeError("the NATS connection closed; the projector cannot go on")
         finally:
-            stop.set()  # a projector that ends for any reason takes the ops server down with it
+            stop.set()  # a projector that ends for any reason takes the others down with it
             await ops
-            await usage
+            await asyncio.gather(*beside)
 
 
 async def rebuild_once(settings: ProjectorSettings, stop: asyncio.Event) -> None:
@@ -89,7 +101,9 @@ async def rebuild_once(settings: ProjectorSettings, stop: asyncio.Event) -> None
     async def work() -> RebuildSummary:
         async with connections(settings, fail_fast=True) as (nc, pool):
             topology = Topology(namespace=settings.engine_namespace)
-            return await rebuild(pool, nc.jetstream(), topology, settings.database_schema)
+            return await rebuild(
+                pool, nc.jetstream(), topology, settings.database_schema, chunk=settings.rebuild_batch
+            )
 
     task = asyncio.create_task(work())
     stopping = asyncio.create_task(stop.wait())

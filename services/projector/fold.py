@@ -11,9 +11,11 @@ seq 1. That is a gap, not an illegal event. A first pass reports gaps (with the 
 position to read the order from); the caller reads the missing events from the log and
 projects again with `final=True`, where anything still out of place is a reject.
 
-An event the state machine refuses is a reject: it is recorded and skipped, and the
-order keeps its last valid state. The order's later events are rejected too (they cannot
-follow a state that never happened), so one bad event never wedges the projector.
+An event the state machine refuses is a reject: it is left out of the order's history
+(which readers fold again and must be able to), recorded among the rejects for operators,
+and the order keeps its last valid state. The order's later events in the batch are
+rejected too (they cannot follow a state that never happened), so one bad event never
+wedges the projector.
 """
 
 from __future__ import annotations
@@ -101,6 +103,15 @@ def _project_order(
         if not final and blocked_by is None and event.seq > applied_seq + 1:
             out.gaps[order_id] = last_stream_seq
             return
+        if blocked_by is not None:
+            _reject(out, stream_seq, event, f"follows rejected event seq {blocked_by}")
+            continue
+        try:
+            state = apply(state, event)
+        except IllegalTransition as exc:
+            _reject(out, stream_seq, event, str(exc))
+            blocked_by = event.seq
+            continue
         out.events.append(
             EventRow(
                 order_id=order_id,
@@ -111,15 +122,6 @@ def _project_order(
                 payload=ev.encode(event),
             )
         )
-        if blocked_by is not None:
-            _reject(out, stream_seq, event, f"follows rejected event seq {blocked_by}")
-            continue
-        try:
-            state = apply(state, event)
-        except IllegalTransition as exc:
-            _reject(out, stream_seq, event, str(exc))
-            blocked_by = event.seq
-            continue
         applied_seq, last_stream_seq, moved = event.seq, stream_seq, True
         out.outcomes[kind, "ok"] += 1
     if moved:

@@ -40,7 +40,8 @@ class Puller:
         """Up to `batch` messages available now; if none, the first to arrive within `wait` s."""
         if self._sub is None:
             self._sub = await self._nc.subscribe(self._inbox, cb=self._on_message)
-        msgs = await self._request({"batch": batch, "no_wait": True}, batch, timeout=5.0)
+        # Answered at once; a request a restarting server lost is given up on after 1 s.
+        msgs = await self._request({"batch": batch, "no_wait": True}, batch, timeout=1.0)
         if msgs:
             return msgs
         return await self._request({"batch": 1, "expires": int(wait * 1e9)}, 1, timeout=wait + 1.0)

@@ -35,6 +35,7 @@ from shared import metrics, tracing
 from shared.consumer import ConsumerSpec
 from shared.setup import SETUP_STEP, require_consumer
 from shared.eventlog import EventLog, stream_seq_of
+from shared.resume import Resume
 from shared.topology import Topology
 
 log = logging.getLogger(__name__)
@@ -54,7 +55,7 @@ class Projector:
         schema: str,
         *,
         batch: int = 500,
-        ack_wait: float = 30.0,
+        rebuild_batch: int = 2000,
         idle_check: float = 5.0,
         clock: Callable[[], float] = time.time,
     ):
@@ -63,14 +64,15 @@ class Projector:
         self._js = js
         self._topology = topology
         self._schema = schema
+        self._rebuild_batch = rebuild_batch
         self._batch = batch
         self._clock = clock
         self._idle_check = idle_check  # seconds between backlog checks while idle
         self._log = EventLog(nc, js, topology)
+        self._ack_wait = ConsumerSpec.ack_wait
         self.spec = ConsumerSpec(
             durable=topology.consumer("projector"),
             filter_subject=topology.orders_wildcard,
-            ack_wait=ack_wait,
             max_ack_pending=max(2048, 2 * batch),
         )
 
@@ -90,9 +92,41 @@ class Projector:
         self._observe(len(batch), projection)
         return projection
 
+    async def refold(self, order_id: str) -> Projection:
+        """Fold one order again from the log into the read model (a resume nudge's answer).
+
+        When the log holds the order from its first event, its rows are replaced by that
+        fold; when the log has aged its beginning out, what the read model lacks is added.
+        The projector's position is left alone: this is one order, not the stream.
+        """
+        try:
+            stored = await self._log.read(order_id)
+        except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+            log.error("order history undecodable; not folded again", extra={"orderId": order_id, "error": str(exc)})
+            return Projection()
+        items = [(s.stream_seq, s.event) for s in stored]
+        async with self._pool.acquire() as conn, conn.transaction():
+            await store.lock(conn, self._schema)
+            whole = bool(items) and items[0][1].seq == 1
+            current = {} if whole else await store.load_current(conn, {order_id})
+            projection = project(current, items, final=True)
+            projection.max_stream_seq = 0
+            if whole:
+                await store.forget(conn, order_id)
+            recorded = await store.write(conn, projection)
+        for reject in recorded:
+            log.error("event rejected by the state machine; skipped", extra=msgspec.to_builtins(reject))
+        log.info("order folded again from the log", extra={"orderId": order_id, "events": len(items)})
+        return projection
+
+    async def resume(self, nudge: Resume, _msg=None) -> None:
+        """Consumer entry for a resume nudge."""
+        await self.refold(nudge.order_id)
+
     async def run(self, stop: asyncio.Event) -> None:
         """Consume until `stop` is set; the batch in hand is finished first."""
-        await require_consumer(self._js, self._topology.orders_stream, self.spec.durable)
+        info = await require_consumer(self._js, self._topology.orders_stream, self.spec.durable)
+        self._ack_wait = info.config.ack_wait or self.spec.ack_wait  # the set-up step's, not the default
         await self._rebuild_if_behind()
         puller = Puller(self._nc, self._topology.orders_stream, self.spec.durable)
         checked = time.monotonic()
@@ -113,7 +147,7 @@ class Projector:
                     return
                 ahead = asyncio.create_task(self._fetch(puller))
                 if items:
-                    await self._handle(msgs, items, stop)
+                    await self._handle(msgs, items, stop, ahead)
                     metrics.CONSUMER_PENDING.labels(metrics.service(), self.spec.durable).set(
                         msgs[-1].metadata.num_pending
                     )
@@ -142,7 +176,7 @@ class Projector:
             log.warning(
                 "read model behind its consumer; rebuilding it", extra={"position": position, "ackFloor": acked}
             )
-            summary = await rebuild(self._pool, self._js, self._topology, self._schema)
+            summary = await rebuild(self._pool, self._js, self._topology, self._schema, chunk=self._rebuild_batch)
             log.info(str(summary))
 
     async def _fetch(self, puller: Puller) -> tuple[list[Msg], list[Item]]:
@@ -160,8 +194,8 @@ class Projector:
                 await msg.term()
         return kept, items
 
-    async def _handle(self, msgs: list[Msg], items: list[Item], stop: asyncio.Event) -> None:
-        heartbeat = asyncio.create_task(self._keep_alive(msgs))
+    async def _handle(self, msgs: list[Msg], items: list[Item], stop: asyncio.Event, ahead: asyncio.Task) -> None:
+        heartbeat = asyncio.create_task(self._keep_alive(msgs, ahead))
         try:
             delay = 0.5
             while True:
@@ -216,12 +250,17 @@ class Projector:
             log.warning("consumer info unavailable", exc_info=True)
         await _sleep(1.0, stop)
 
-    async def _keep_alive(self, msgs: list[Msg]) -> None:
-        # A batch can wait on the lock (a rebuild) or retry: keep it from being redelivered.
+    async def _keep_alive(self, msgs: list[Msg], ahead: asyncio.Task) -> None:
+        # A batch can wait on the lock (a rebuild) or retry: keep it, and the next batch
+        # fetched meanwhile, from being redelivered (each delivery counts towards parking).
         while True:
-            await asyncio.sleep(self.spec.ack_wait / 3)
-            for msg in msgs:
-                await msg.in_progress()
+            await asyncio.sleep(self._ack_wait / 3)
+            held = list(msgs)
+            if ahead.done() and not ahead.cancelled() and ahead.exception() is None:
+                held += ahead.result()[0]
+            for msg in held:
+                with contextlib.suppress(Exception):  # reconnecting: the next round may pass
+                    await msg.in_progress()
 
 
 async def _sleep(seconds: float, stop: asyncio.Event) -> bool:

@@ -10,3 +10,9 @@ class ProjectorSettings(Common, frozen=True, kw_only=True):
     database_schema: str = "public"  # the schema the read-model tables live in
     ops_port: int = 9103
     projector_batch: int = 500  # events folded and written per transaction
+    #: The reconciler scans for stalled orders this often, and nudges the owner of an order
+    #: neither finished nor resting whose last event is older than the stall deadline.
+    reconcile_interval_s: float = 5.0
+    reconcile_stall_s: float = 30.0
+    #: Events a rebuild folds per batch; it holds at most twice as many orders in memory.
+    rebuild_batch: int = 2000

@@ -148,6 +148,12 @@ async def write(conn: asyncpg.Connection, projection: Projection) -> list[Reject
     return new
 
 
+async def forget(conn: asyncpg.Connection, order_id: str) -> None:
+    """Remove one order's rows (inside the caller's transaction), to write its fold anew."""
+    for table in ("order_events", "projector_rejects", "orders"):
+        await conn.execute(f"delete from {table} where order_id = $1", order_id)
+
+
 async def reset(conn: asyncpg.Connection) -> None:
     """Empty the read model (inside the caller's transaction)."""
     await conn.execute("truncate orders, order_events, projector_rejects")

@@ -1,4 +1,8 @@
-"""python -m services.router: quotes every venue and routes each accepted order."""
+"""python -m services.router: quotes every venue and routes each accepted order.
+
+Two durable consumers feed it: order events (OrderAccepted, and OrderTriggered so a fired
+order the trigger loop could not route is routed all the same) and its resume nudges.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +14,7 @@ from services.router.handler import Router
 from services.router.resting import BookFeed
 from services.router.settings import RouterSettings
 from services.router.triggers import Triggers
-from shared import ops, runtime
+from shared import ops, resume, runtime
 from shared.clock import SystemClock
 from shared.consumer import Consumer, ConsumerSpec
 from shared.emit import Emitter
@@ -48,8 +52,10 @@ async def serve(settings: RouterSettings, stop: asyncio.Event) -> None:
             feed,
             quote_delay_ms=settings.quote_delay_ms(),
         )
-        spec = ConsumerSpec(durable="router", filter_subject=topology.orders_wildcard, wants=frozenset({"OrderAccepted"}))
+        spec = ConsumerSpec(durable="router", filter_subject=topology.orders_wildcard,
+                            wants=frozenset({"OrderAccepted", "OrderTriggered"}))
         consumer = Consumer(js, topology.orders_stream, spec, router.handle, concurrency=settings.concurrency)
+        nudges = resume.consumer(js, topology, "router", router.resume)
         book_feed = BookFeed(js, topology, LimitBook(), clock, snapshot_every_s=settings.book_snapshot_interval_s)
         await book_feed.start()
         triggers = Triggers(book_feed.book, router, market, slots, clock)
@@ -71,6 +77,7 @@ async def serve(settings: RouterSettings, stop: asyncio.Event) -> None:
         try:
             await asyncio.gather(
                 consumer.run(stop),
+                nudges.run(stop),
                 feed.run(settings.quote_feed_interval_ms, stop),
                 triggers.run(stop, book_feed.caught_up),
                 book_feed.run(stop),

@@ -3,6 +3,11 @@
 Every step reloads the order from the log and appends against its last position, so a
 cancel, another replica or a redelivery racing with this one is settled by the log:
 the loser's append conflicts, it reloads, and finds nothing left to do.
+
+A resting order fires in two appends (OrderTriggered, then OrderRouted) from the trigger
+loop. The consumer also takes OrderTriggered, and a resume nudge: if the order is still in
+routing once the trigger loop had its time, the consumer routes it, so a router that dies
+between the two appends strands nothing.
 """
 
 from __future__ import annotations
@@ -17,10 +22,13 @@ from services.router.decide import NoRoute, decide
 from services.router.feed import QuoteFeed
 from shared import events as ev
 from shared import metrics
+from shared.acceptance import refuse_if_late
 from shared.chain import SlotClock
+from shared.consumer import Retry
 from shared.emit import Emitter
 from shared.eventlog import ConcurrencyConflict, History
 from shared.market.model import Market
+from shared.resume import Resume
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +44,7 @@ class Router:
         quote_delay_ms: tuple[int, int] = (0, 0),
         sleep: Callable[[float], Awaitable[object]] = asyncio.sleep,
         rng: random.Random | None = None,
+        trigger_grace_ms: int = 2_000,
     ):
         self._emit = emitter
         self._market = market
@@ -44,36 +53,61 @@ class Router:
         self._delay = quote_delay_ms
         self._sleep = sleep
         self._rng = rng or random.Random()
+        #: How long the trigger loop that fired an order has to route it before the consumer does.
+        self._trigger_grace_ms = trigger_grace_ms
         #: The slot each order was last quoted in (read by the trigger loop, then dropped).
         self.checked_slots: dict[str, int] = {}
 
     async def handle(self, event: ev.OrderEvent, _msg=None) -> None:
-        """Consumer entry for OrderAccepted; safe to run again on redelivery."""
+        """Consumer entry for OrderAccepted and OrderTriggered; safe to run again on redelivery.
+
+        A fresh OrderTriggered is the trigger loop's to finish: it is looked at again after
+        the grace period, and routed here only if the order is still in routing then.
+        """
+        if isinstance(event, ev.OrderTriggered):
+            left_ms = event.occurred_at + self._trigger_grace_ms - self._emit.clock.now_ms()
+            if left_ms > 0:
+                raise Retry("the trigger loop is routing the order", delay=left_ms / 1000)
         await self._retrying(self._accept, event.order_id)
+
+    async def resume(self, nudge: Resume, _msg=None) -> None:
+        """Consumer entry for a resume nudge: the same idempotent step as for OrderAccepted."""
+        await self._retrying(self._accept, nudge.order_id)
 
     async def fire(self, order_id: str, reason: str) -> bool:
         """Trigger a resting order if the market now meets its floor; True if it fired.
 
-        `last_check_slot` then holds the slot whose prices the decision used.
+        `last_check_slot` then holds the slot whose prices the decision used. An order
+        contended past the tries is left for the next slot (or the consumer, once triggered).
         """
-        return bool(await self._retrying(self._fire, order_id, reason))
+        try:
+            return bool(await self._retrying(self._fire, order_id, reason))
+        except Retry:
+            return False
 
     async def expire(self, order_id: str, reason: str) -> None:
-        await self._retrying(self._expire, order_id, reason)
+        """Expire a resting order; one contended past the tries stays due for the next slot."""
+        try:
+            await self._retrying(self._expire, order_id, reason)
+        except Retry as exc:
+            log.info("expiry deferred", extra={"orderId": order_id, "reason": str(exc)})
 
     async def _retrying(self, step, *args):
+        """Run `step`, reloading after each lost race; `Retry` (redeliver later) after five."""
         for _ in range(5):
             try:
                 return await step(*args)
             except ConcurrencyConflict:
                 continue  # someone else moved the order: look again
-        return None
+        raise Retry(f"{args[0]}: lost five races to other writers in a row", delay=0.5)
 
     async def _accept(self, order_id: str) -> None:
         history = await self._emit.log.load(order_id)
         state = history.state
         if state is None:
             return
+        history = await refuse_if_late(self._emit, history)
+        state = history.state
         spec = state.spec
         if state.status == "pending":
             if spec.order_type == "sniper" or (spec.order_type == "limit" and spec.time_in_force != "IOC"):
@@ -113,7 +147,9 @@ class Router:
         if self._feed is not None:
             await self._feed.publish_route(route, spec, slot)
         floor = spec.min_out or 0
-        if route.expected_out < floor:
+        # A fired order resumed after its trigger is routed whatever the price now: it was
+        # triggered, and its route's minimum output holds the limit on chain.
+        if route.expected_out < floor and not _was_triggered(history):
             if triggered is not None:
                 return False  # not yet: the order keeps resting
             # Only an immediate-or-cancel limit is routed untriggered with a floor.
@@ -156,3 +192,7 @@ class Router:
         low, high = self._delay
         if high > 0:
             await self._sleep(self._rng.randint(low, high) / 1000)
+
+
+def _was_triggered(history: History) -> bool:
+    return any(isinstance(s.event, ev.OrderTriggered) for s in history.events)

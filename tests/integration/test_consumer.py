@@ -1,7 +1,33 @@
-import nats.js.api as api
-import pytest
+"""The consume boundary against real nats-server: settings, a killed holder, a restarted server, parking."""
 
-from shared.consumer import ConsumerSpec, ensure_consumer
+import asyncio
+import os
+import secrets
+import signal
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import nats
+import nats.js.api as api
+import nats.js.errors
+import pytest
+from prometheus_client import REGISTRY
+
+from shared import events as ev
+from shared import metrics, runtime
+from shared.consumer import Consumer, ConsumerSpec, ensure_consumer
+from shared.eventlog import EventLog
+from shared.settings import Common
+from shared.topology import Topology
+from tests.helpers import eventually
+from tests.kit import make
+from tools import deadletter
+from tools.devservers import start_nats
+from tools.setup import provision_nats
+
+REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture
@@ -10,17 +36,206 @@ def js(jetstream):
     return js, topology
 
 
-async def test_a_consumer_is_created_once_and_an_existing_one_is_kept_as_it_is(js):
+async def test_a_consumer_is_created_once_and_an_existing_one_takes_the_settings_that_change_in_place(js):
     js, topology = js
     spec = ConsumerSpec(durable="worker", filter_subject=topology.orders_wildcard)
     await ensure_consumer(js, topology.orders_stream, spec)
     await ensure_consumer(js, topology.orders_stream, spec)
-    other = ConsumerSpec(durable="late", filter_subject=topology.orders_wildcard)
+    other = ConsumerSpec(durable="late", filter_subject=topology.orders_wildcard, ack_wait=2.5, max_deliver=4)
     await js.add_consumer(topology.orders_stream, api.ConsumerConfig(
         durable_name="late", filter_subject=topology.orders_wildcard, ack_policy=api.AckPolicy.EXPLICIT,
-        deliver_policy=api.DeliverPolicy.NEW))
-    await ensure_consumer(js, topology.orders_stream, other)  # a setting it cannot change: kept, no error
+        deliver_policy=api.DeliverPolicy.NEW, ack_wait=30.0))
+    await ensure_consumer(js, topology.orders_stream, other)
     info = await js.consumer_info(topology.orders_stream, "late")
-    assert info.config.deliver_policy == api.DeliverPolicy.NEW
+    assert info.config.deliver_policy == api.DeliverPolicy.NEW  # cannot change in place: kept
+    assert (info.config.ack_wait, info.config.max_deliver) == (2.5, 4)
     names = {c.name for c in await js.consumers_info(topology.orders_stream)}
     assert {"worker", "late"} <= names
+
+
+class Seen:
+    """What a handler was given, and when (monotonic seconds)."""
+
+    def __init__(self, *, fail: bool = False):
+        self.deliveries: list[tuple[str, int, float]] = []
+        self._fail = fail
+
+    async def __call__(self, event: ev.OrderEvent, msg) -> None:
+        self.deliveries.append((event.order_id, msg.metadata.num_delivered, time.monotonic()))
+        if self._fail:
+            raise RuntimeError("this handler cannot handle anything")
+
+
+async def accept(log: EventLog, order_id: str) -> None:
+    await log.append(make(ev.OrderAccepted, order_id), expected_stream_seq=0)
+
+
+# A consumer in a process of its own, handling one long step (kept alive by in-progress
+# acks) and saying so once it has held the message for twice the ack wait.
+HOLDER = """
+import asyncio, sys, time
+import nats
+from shared.consumer import Consumer, ConsumerSpec
+
+async def main(url, stream, durable, ack_wait):
+    nc = await nats.connect(url)
+    async def handle(event, msg):
+        print("handling", event.order_id, flush=True)
+        await asyncio.sleep(2 * float(ack_wait))
+        print("still handling", msg.metadata.num_delivered, flush=True)
+        await asyncio.Event().wait()
+    await Consumer(nc.jetstream(), stream, ConsumerSpec(durable=durable, filter_subject=">"), handle).run(asyncio.Event())
+
+asyncio.run(main(*sys.argv[1:]))
+"""
+
+
+async def test_a_message_held_by_a_killed_process_goes_to_another_consumer_within_the_ack_wait(jetstream, nats_url):
+    nc, js, topology = jetstream
+    ack_wait = 2.0
+    spec = ConsumerSpec(durable="router", filter_subject=topology.orders_wildcard, ack_wait=ack_wait)
+    await ensure_consumer(js, topology.orders_stream, spec)
+    await accept(EventLog(nc, js, topology), "held1")
+    holder = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", HOLDER, nats_url, topology.orders_stream, "router", str(ack_wait),
+        cwd=REPO, stdout=asyncio.subprocess.PIPE,
+    )
+    stop = asyncio.Event()
+    task = None
+    try:
+        assert (await asyncio.wait_for(holder.stdout.readline(), 10)).split() == [b"handling", b"held1"]
+        # Kept alive past the ack wait, the message was not delivered again meanwhile.
+        assert (await asyncio.wait_for(holder.stdout.readline(), 10)).split() == [b"still", b"handling", b"1"]
+        info = await js.consumer_info(topology.orders_stream, "router")
+        assert (info.num_ack_pending, info.num_redelivered) == (1, 0)
+        os.kill(holder.pid, signal.SIGKILL)
+        killed = time.monotonic()
+        seen = Seen()
+        task = asyncio.create_task(Consumer(js, topology.orders_stream, spec, seen).run(stop))
+        await eventually(lambda: seen.deliveries, timeout=10, message="the message delivered again")
+        [(order_id, delivered, at)] = seen.deliveries
+        assert (order_id, delivered) == ("held1", 2)
+        print(f"\nredelivered {at - killed:.3f} s after the holder was killed (ack wait {ack_wait:g} s)")
+        assert at - killed <= ack_wait + 0.5, f"redelivered {at - killed:.2f} s after the kill"
+    finally:
+        stop.set()
+        if task is not None:
+            await task
+        if holder.returncode is None:
+            holder.kill()
+        await holder.wait()
+
+
+async def test_a_consumer_delivers_again_within_2_s_of_its_restarted_server_being_back():
+    store = Path(tempfile.mkdtemp(prefix="engine-test-restart-"))
+    server = start_nats(store_dir=store)
+    nc = publisher = None
+    stop = asyncio.Event()
+    task = None
+    try:
+        # Connected as the services connect (unlimited reconnects, half a second apart).
+        nc = await runtime.connect_nats(Common(nats_url=server.url), "restart-test")
+        js = nc.jetstream()
+        topology = Topology(namespace="r" + secrets.token_hex(4))
+        await provision_nats(js, topology)
+        seen = Seen()
+        spec = ConsumerSpec(durable="router", filter_subject=topology.orders_wildcard)
+        task = asyncio.create_task(Consumer(js, topology.orders_stream, spec, seen).run(stop))
+        await accept(EventLog(nc, js, topology), "before")
+        await eventually(lambda: len(seen.deliveries) == 1, message="the first event handled")
+        port = server.port
+        # Killed, it says nothing to its clients: the pull requests it held are simply gone.
+        server.process.kill()
+        server.stop()
+        await eventually(lambda: not nc.is_connected, message="the client saw the server go")
+        server = start_nats(store_dir=store, port=port)
+        back = time.monotonic()
+        publisher = await nats.connect(server.url)
+        await accept(EventLog(publisher, publisher.jetstream(), topology), "after")
+        await eventually(lambda: len(seen.deliveries) == 2, timeout=15, message="the event after the restart handled")
+        resumed = seen.deliveries[1][2] - back
+        print(f"\nconsumer delivered {resumed:.3f} s after nats-server was back")
+        assert seen.deliveries[1][0] == "after"
+        assert resumed < 2.0, f"delivered {resumed:.2f} s after the server was back"
+    finally:
+        stop.set()
+        if task is not None:
+            await task
+        for client in (publisher, nc):
+            if client is not None:
+                await client.close()
+        server.stop()
+        import shutil
+
+        shutil.rmtree(store, ignore_errors=True)
+
+
+def dead_lettered(consumer: str) -> float:
+    labels = {"service": metrics.service(), "consumer": consumer}
+    return REGISTRY.get_sample_value("engine_events_dead_lettered_total", labels) or 0.0
+
+
+async def test_an_event_a_handler_always_fails_on_is_parked_after_its_last_delivery_and_re_driven(
+    jetstream, nats_url, namespace
+):
+    nc, js, topology = jetstream
+    spec = ConsumerSpec(durable="router", filter_subject=topology.orders_wildcard, max_deliver=3)
+    await ensure_consumer(js, topology.orders_stream, spec)
+    before = dead_lettered("router")
+    log = EventLog(nc, js, topology)
+    for order_id in ("poison1", "poison2"):
+        await accept(log, order_id)
+    failing = Seen(fail=True)
+    stop = asyncio.Event()
+    task = asyncio.create_task(Consumer(js, topology.orders_stream, spec, failing).run(stop))
+    try:
+        async def both_parked():
+            records = await deadletter.parked(js, topology)
+            return records if len(records) == 2 else None
+
+        records = await eventually(both_parked, timeout=20, message="both events parked")
+    finally:
+        stop.set()
+        await task
+    for order_id in ("poison1", "poison2"):
+        assert [n for o, n, _ in failing.deliveries if o == order_id] == [1, 2, 3]
+    first, second = sorted(records, key=lambda r: r.order_id)
+    assert (first.order_id, first.event_type, first.consumer, first.deliveries, first.order_seq) == (
+        "poison1", "OrderAccepted", "router", 3, 1)
+    assert "failed 3 times" in first.reason and "cannot handle" in first.reason
+    assert (await js.stream_info(topology.deadletter_stream)).state.messages == 2
+    assert dead_lettered("router") == before + 2
+    assert '"orderId": "poison1"' in await deadletter.show(js, topology, first.seq)
+
+    await _resume_stream(js, topology)
+    env = {**os.environ, "NATS_URL": nats_url, "NATS_USER": "", "NATS_PASSWORD": "", "ENGINE_NAMESPACE": namespace}
+    listed = await _tool(env, "list")
+    assert listed[0] == 0 and "poison1" in listed[1] and "poison2" in listed[1] and "OrderAccepted" in listed[1]
+    assert (await _tool(env, "redrive", str(first.seq)))[0] == 0
+    nudge = await js.get_last_msg(topology.resume_stream, topology.resume_subject("router", "poison1"))
+    assert nudge.data == b'{"seq":1}'
+    assert [r.order_id for r in await deadletter.parked(js, topology)] == ["poison2"]
+    assert (await _tool(env, "show", str(first.seq)))[0] == 2  # gone
+    assert (await _tool(env, "redrive", "--all"))[0] == 0
+    await js.get_last_msg(topology.resume_stream, topology.resume_subject("router", "poison2"))
+    assert await deadletter.parked(js, topology) == []
+
+
+async def _tool(env: dict[str, str], *args: str) -> tuple[int, str]:
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "tools.deadletter", *args, cwd=REPO, env=env,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+    )
+    out, _ = await asyncio.wait_for(proc.communicate(), 30)
+    return proc.returncode, out.decode()
+
+
+async def _resume_stream(js, topology: Topology) -> None:
+    """The stream re-drive nudges go to, as the set-up step makes it where that is missing."""
+    try:
+        await js.stream_info(topology.resume_stream)
+    except nats.js.errors.NotFoundError:
+        await js.add_stream(api.StreamConfig(
+            name=topology.resume_stream, subjects=[topology.resume_subject("*", "*")],
+            retention=api.RetentionPolicy.WORK_QUEUE, duplicate_window=120.0,
+        ))

@@ -1,4 +1,5 @@
 import asyncio
+import time
 
 import pytest
 
@@ -87,3 +88,19 @@ async def test_only_stored_events_are_republished_for_live_watchers(log):
     await eventually(lambda: len(seen) >= 2, message="both stored events republished")
     await log._nc.flush()
     assert [e.seq for e in seen] == [1, 2]
+
+
+async def test_a_replayed_event_carries_the_time_the_log_stored_it(log):
+    before = time.time_ns() // 1_000_000
+    await log.append(make(ev.OrderAccepted, order_id="a9"), expected_stream_seq=0)
+    after = time.time_ns() // 1_000_000
+    (stored,) = await log.read("a9")
+    assert before <= stored.stored_at <= after  # the server's clock, on this machine
+
+
+async def test_the_leader_counts_the_events_an_order_holds(log):
+    assert await log.held_by_leader("a10") == 0
+    first, second = history(ev.OrderAccepted, ev.RoutingStarted, order_id="a10")
+    stored = await log.append(first, expected_stream_seq=0)
+    await log.append(second, expected_stream_seq=stored.stream_seq)
+    assert await log.held_by_leader("a10") == 2 and await log.held_by_leader("a1") == 0

@@ -32,15 +32,17 @@ from shared import events as ev
 from services.projector.replay import replay
 from shared.chain import JetStreamChainStore
 from shared.clock import SystemClock
-from shared.eventlog import EventLog
+from shared.consumer import Consumer, ConsumerSpec
+from shared.eventlog import EVENT_TYPE_HEADER, EventLog
 from shared.launchlog import LaunchRegistry
+from shared import resume
 from shared.natsauth import ADMIN, SERVICES, USERS, authorization, inbox_prefix, permissions
 from shared.retention import DEFAULT_MAX_AGE_DAYS, DEFAULT_MAX_BYTES, stream_usage
 from shared.topology import Topology
 from tests.helpers import eventually
 from tests.kit import SPEC, make
 from tests.unit.test_projector_fold import order_story
-from tools import credentials
+from tools import credentials, deadletter
 from tools.devservers import ServerProcess, start_nats
 from tools.setup import provision_nats
 
@@ -278,6 +280,59 @@ async def test_the_gateway_reads_api_keys_and_counts_requests_and_nothing_more(c
     await admin.close()
 
 
+
+
+async def test_an_event_a_service_gives_up_on_is_parked_and_the_service_may_not_touch_the_parked_ones(
+    connect, provisioned
+) -> None:
+    t = provisioned.topology
+    admin = await nats.connect(provisioned.process.url, user=ADMIN, password=provisioned.passwords[ADMIN])
+    ajs = admin.jetstream()
+    ack = await ajs.publish(t.order_subject("o-unreadable"), b"not an event", headers={EVENT_TYPE_HEADER: "OrderRouted"})
+    executor = await connect("executor")
+    stop = asyncio.Event()
+
+    async def ignore(event, msg) -> None:
+        pass
+
+    spec = ConsumerSpec(durable="executor", filter_subject=t.orders_wildcard, wants=frozenset({"OrderRouted"}))
+    task = asyncio.create_task(Consumer(executor.nc.jetstream(), t.orders_stream, spec, ignore).run(stop))
+    try:
+        async def parked() -> list[int]:
+            return [r.stream_seq for r in await deadletter.parked(ajs, t) if r.consumer == "executor"]
+
+        assert await eventually(parked, message="the undecodable event parked") == [ack.seq]
+    finally:
+        stop.set()
+        await task
+        await admin.close()
+    assert not executor.errors, executor.errors  # terminating is acking
+    await executor.refused_request(f"$JS.API.STREAM.INFO.{t.deadletter_stream}")
+    await executor.refused_request(f"$JS.API.STREAM.MSG.GET.{t.deadletter_stream}", {"seq": 1})
+
+
+async def test_the_projector_nudges_router_and_executor_and_each_service_takes_only_its_own_nudges(
+    connect, provisioned
+) -> None:
+    t = provisioned.topology
+    projector = await connect("projector")
+    pjs = projector.nc.jetstream()
+    for role in ("router", "executor"):
+        assert await resume.nudge(pjs, t, role, f"o-{role}", seq=2, status="routing")
+    await projector.refused_request(t.resume_subject("projector", "o-self"))  # only the admin nudges it
+    for role in ("router", "executor"):
+        client = await connect(role)
+        puller = Puller(client.nc, t.resume_stream, role)
+        msgs = await eventually(lambda: puller.fetch(10, wait=0.5), message=f"{role} pulls its nudge")
+        assert [resume.decode(m).order_id for m in msgs] == [f"o-{role}"]
+        for msg in msgs:
+            await msg.ack()
+        await puller.close()
+        other = "executor" if role == "router" else "router"
+        await client.refused_request(f"$JS.API.CONSUMER.MSG.NEXT.{t.resume_stream}.{other}", {"batch": 1})
+        await client.refused_request(t.resume_subject(role, "o-forged"))
+    gateway = await connect("gateway")
+    await gateway.refused_request(t.resume_subject("router", "o-forged"))
 
 
 async def test_the_router_keeps_its_book_snapshots_and_only_the_router_may_write_them(connect, provisioned) -> None:

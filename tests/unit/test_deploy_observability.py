@@ -19,12 +19,15 @@ COUNTERS = {
     "engine_http_requests_total", "engine_orders_accepted_total", "engine_ws_messages_sent_total",
     "engine_events_handled_total", "engine_events_appended_total", "engine_append_conflicts_total",
     "engine_orders_terminal_total", "engine_execution_attempts_total", "engine_routes_selected_total",
+    "engine_events_dead_lettered_total",
+    "engine_resume_nudges_total",
+    "engine_live_events_recovered_total",
 }
 GAUGES = {
     "engine_ws_connections", "engine_consumer_pending_messages", "engine_projector_lag_seconds",
-    "engine_resting_orders", "engine_read_model_available", "engine_stream_bytes", "engine_stream_messages",
-    "engine_stream_first_message_age_seconds", "engine_stream_max_bytes", "engine_stream_max_age_seconds",
-    "engine_oldest_resting_order_age_seconds", "engine_book_rearm_seconds",
+    "engine_resting_orders", "engine_read_model_available", "engine_live_subscriptions", "engine_stream_bytes",
+    "engine_stream_messages", "engine_stream_first_message_age_seconds", "engine_stream_max_bytes",
+    "engine_stream_max_age_seconds", "engine_oldest_resting_order_age_seconds", "engine_book_rearm_seconds",
 }
 HISTOGRAMS = {
     "engine_http_request_duration_seconds", "engine_event_handle_duration_seconds",
@@ -107,7 +110,7 @@ def test_alert_rules_are_complete_and_cover_the_operational_failures() -> None:
     assert len(names) == len(set(names))
     assert {
         "GatewayHigh5xxRate", "ConsumerBacklogGrowing", "ProjectorLagHigh", "OrderFailureRatioHigh",
-        "OrdersNotCompleting", "EngineTargetDown",
+        "OrdersNotCompleting", "EngineTargetDown", "EventsDeadLettered",
     } <= set(names)
     for rule in rules:
         assert rule["labels"]["severity"] in {"critical", "warning"}, rule["alert"]

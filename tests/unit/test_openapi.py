@@ -87,3 +87,14 @@ def test_an_error_carries_only_the_keys_that_apply():
 def test_an_error_with_a_key_the_schema_does_not_declare_is_refused():
     with pytest.raises(msgspec.ValidationError):
         on_api_error(None, ApiError(400, "invalid_field", "x", extra={"undeclared": 1}))
+
+
+def test_both_order_posts_document_the_503_of_an_unconfirmed_submission(schema):
+    for path in ("/api/orders", "/api/orders/execute"):
+        unavailable = schema["paths"][path]["post"]["responses"]["503"]
+        assert unavailable["headers"]["Retry-After"]["required"] is True
+        assert "accept_deadline_missed" in unavailable["description"] and "clientOrderId" in unavailable["description"]
+        example = unavailable["content"]["application/json"]["examples"]["not_accepted"]["value"]
+        assert example["error"] == "not_accepted" and example["orderId"]
+    read = schema["paths"]["/api/orders/{orderId}"]["get"]["responses"]["503"]
+    assert "not_accepted" not in read["content"]["application/json"]["examples"]

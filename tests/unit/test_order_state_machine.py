@@ -118,3 +118,10 @@ def test_an_order_with_a_transaction_on_its_way_cannot_be_cancelled():
 def test_a_limit_order_rests_then_fires_into_routing():
     events = history(ev.OrderAccepted, ev.OrderOpened, ev.OrderTriggered, ev.OrderRouted)
     assert [s.status for s in (fold(events[:n]) for n in range(1, 5))] == ["pending", "open", "routing", "building"]
+
+
+def test_a_pending_order_can_fail_before_it_is_routed_and_nothing_follows():
+    state = fold(history(ev.OrderAccepted, ev.OrderFailed))
+    assert state.status == "failed" and state.terminal and state.signature is None
+    with pytest.raises(IllegalTransition):
+        apply(state, make(ev.RoutingStarted, seq=3))

@@ -1,0 +1,141 @@
+"""Orders left behind are finished, and a refused event breaks no read, with the services as processes."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import asyncpg
+import httpx
+import msgspec
+import pytest
+
+from services.projector.pull import Puller
+from shared import events as ev
+from shared.eventlog import EventLog
+from shared.topology import Topology
+from tests.e2e.client import market, stream, submit, wait_terminal
+from tests.e2e.conftest import Stack, start_stack, stop_stack
+from tests.helpers import eventually
+from tests.kit import SPEC, make
+
+# The reconciler looks often and calls an order stalled after a second of silence.
+SPEC_AT = 1_700_000_000_000
+RECONCILE_FAST = {"RECONCILE_INTERVAL_S": "0.2", "RECONCILE_STALL_S": "1", "CHAIN_FAILURE_RATE": "0"}
+
+
+@pytest.fixture(scope="module")
+async def stack(database_url, stack_credentials, tmp_path_factory) -> AsyncIterator[Stack]:
+    running = await start_stack(database_url, stack_credentials, tmp_path_factory.mktemp("stack"), RECONCILE_FAST)
+    try:
+        yield running
+    finally:
+        await stop_stack(running)
+
+
+def topology_of(stack: Stack) -> Topology:
+    return Topology(namespace=stack.env["ENGINE_NAMESPACE"])
+
+
+async def ack_everything(stack: Stack, durable: str) -> None:
+    """Take and ack whatever the durable holds, as a service that died after acking would have."""
+    nc = await stack.admin_nats()
+    t = topology_of(stack)
+    puller = Puller(nc, t.orders_stream, durable)
+
+    async def empty() -> bool:
+        for msg in await puller.fetch(500, wait=0.2):
+            await msg.ack()
+        info = await nc.jetstream().consumer_info(t.orders_stream, durable)
+        return info.num_pending == 0 and info.num_ack_pending == 0
+
+    try:
+        await eventually(empty, message=f"{durable} emptied")
+    finally:
+        await puller.close()
+        await nc.close()
+
+
+async def nudges_sent(stack: Stack, role: str) -> float:
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{stack.ops_ports['projector']}") as ops:
+        text = (await ops.get("/metrics")).text
+    for line in text.splitlines():
+        if line.startswith("engine_resume_nudges_total{") and f'role="{role}"' in line:
+            return float(line.rsplit(" ", 1)[1])
+    return 0.0
+
+
+async def test_an_accepted_order_whose_router_acked_it_and_died_is_nudged_and_confirmed(stack):
+    assert stack.stop("router") == 0
+    async with stack.client(timeout=30) as client:
+        order = await submit(client, market("0.25"))
+        await ack_everything(stack, "router")  # the acceptance was taken, and then the router died
+        stack.start("router")
+        await stack.wait_ready("router")
+        view = await wait_terminal(client, order["orderId"], timeout=45)
+    assert view["status"] == "confirmed"
+    assert await nudges_sent(stack, "router") >= 1
+
+
+async def test_a_refused_event_in_the_log_is_kept_out_of_the_history_and_every_read_answers(stack):
+    async with stack.client(timeout=30) as client:
+        order = await submit(client, market("0.1"))
+        order_id = order["orderId"]
+        view = await wait_terminal(client, order_id)
+        assert view["status"] == "confirmed"
+        last_seq = view["lastSeq"]
+        nc = await stack.admin_nats()
+        try:
+            log = EventLog(nc, nc.jetstream(), topology_of(stack))
+            history = await log.read(order_id)
+            refused = ev.RoutingStarted(order_id=order_id, seq=last_seq + 1, event_id="refused",
+                                        occurred_at=history[-1].event.occurred_at, correlation_id=order_id)
+            await log.append(refused, expected_stream_seq=history[-1].stream_seq)  # a fault: nothing checked it
+        finally:
+            await nc.close()
+        conn = await asyncpg.connect(stack.database_url)
+        try:
+            async def rejected() -> bool:
+                return bool(await conn.fetchval(
+                    f'select count(*) from "{stack.schema}".projector_rejects where order_id = $1', order_id))
+
+            await eventually(rejected, timeout=15, message="the projector refused the event")
+            stored = await conn.fetchval(
+                f'select count(*) from "{stack.schema}".order_events where order_id = $1', order_id)
+        finally:
+            await conn.close()
+        assert stored == last_seq
+        one = await client.get(f"/api/orders/{order_id}")
+        events = await client.get(f"/api/orders/{order_id}/events")
+        listing = await client.get("/api/orders", params={"limit": 100})
+    assert one.status_code == 200 and one.json()["status"] == "confirmed" and one.json()["lastSeq"] == last_seq
+    assert events.status_code == 200
+    assert [e["seq"] for e in events.json()["events"]] == list(range(1, last_seq + 1))
+    assert listing.status_code == 200 and order_id in [o["orderId"] for o in listing.json()["orders"]]
+    messages, code = await stream(stack, order_id)
+    assert [m["seq"] for m in messages[1:]] == list(range(1, last_seq + 1)) and code == 1000
+
+
+async def test_an_order_only_the_log_holds_reads_without_its_refused_event(stack):
+    assert stack.stop("projector") == 0  # the read model knows nothing of this order
+    try:
+        spec = msgspec.structs.replace(SPEC, account="e2e")
+        order_id = "log-only-refused"
+        bogus = make(ev.OrderConfirmed, order_id, seq=3, at=SPEC_AT + 30)  # no transaction was ever built
+        nc = await stack.admin_nats()
+        try:
+            log = EventLog(nc, nc.jetstream(), topology_of(stack))
+            last = 0
+            for event in (make(ev.OrderAccepted, order_id, order=spec, at=SPEC_AT),
+                          make(ev.RoutingStarted, order_id, seq=2, at=SPEC_AT + 10), bogus):
+                last = (await log.append(event, expected_stream_seq=last)).stream_seq
+        finally:
+            await nc.close()
+        async with stack.client(timeout=30) as client:
+            one = await client.get(f"/api/orders/{order_id}")
+            events = await client.get(f"/api/orders/{order_id}/events")
+        assert one.status_code == 200 and (one.json()["status"], one.json()["lastSeq"]) == ("routing", 2)
+        assert events.status_code == 200 and [e["event"] for e in events.json()["events"]] == [
+            "OrderAccepted", "RoutingStarted"]
+    finally:
+        stack.start("projector")
+        await stack.wait_ready("projector")
