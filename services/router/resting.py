@@ -17,6 +17,7 @@ import contextlib
 import logging
 import time
 
+import msgspec
 import nats.js.api as api
 import nats.js.errors
 from nats.aio.msg import Msg
@@ -152,10 +153,15 @@ class BookFeed:
     async def _on_message(self, msg: Msg) -> None:
         seq = msg.metadata.sequence.stream
         kind = (msg.headers or {}).get(EVENT_TYPE_HEADER)
-        if kind in book_state.WATCHED:
-            self._fold.apply(ev.decode(msg.data), seq)
-        else:
+        try:
+            event = ev.decode(msg.data) if kind in book_state.WATCHED else None
+        except (msgspec.DecodeError, msgspec.ValidationError) as exc:  # parked by the consumers; not ours to stop on
+            log.error("undecodable event left out of the book", extra={"streamSeq": seq, "error": str(exc)})
+            event = None
+        if event is None:
             self._fold.skip(seq)
+        else:
+            self._fold.apply(event, seq)
         if not self._caught_up.is_set() and seq >= self._tail:
             self._armed(seq)
 

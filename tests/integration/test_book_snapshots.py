@@ -15,7 +15,7 @@ from services.router.book import LimitBook
 from services.router.resting import BookFeed
 from shared import events as ev
 from shared.clock import SystemClock
-from shared.eventlog import EventLog, ensure_streams
+from shared.eventlog import EVENT_TYPE_HEADER, EventLog, ensure_streams
 from shared.retention import DEFAULT_MAX_BYTES
 from tests.helpers import eventually
 from tests.kit import SPEC, make
@@ -111,3 +111,12 @@ async def test_a_full_order_stream_refuses_an_append_and_keeps_every_stored_even
         await append_orders(log, random.Random(3), 20, "f")
     info = await js.stream_info(topology.orders_stream)
     assert "maximum bytes exceeded" in str(refused.value).lower() and info.state.first_seq == 1
+
+
+async def test_an_undecodable_event_is_left_out_and_the_book_still_arms(jetstream) -> None:
+    nc, js, topology = jetstream
+    await append_orders(EventLog(nc, js, topology), random.Random(5), 3, "a")
+    ack = await js.publish(topology.order_subject("junk"), b"not an event", headers={EVENT_TYPE_HEADER: "OrderRouted"})
+    feed = await armed(js, topology, snapshots=False)  # the junk is the last event: arming waits for it
+    assert feed.fold.stream_seq == ack.seq
+    await feed.stop()
