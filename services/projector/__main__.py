@@ -24,8 +24,8 @@ from services.projector.service import Projector
 from services.projector.settings import ProjectorSettings
 from shared import resume, runtime
 from shared.ops import ops_app
-from shared.retention import report_usage
 from shared.ops import serve as serve_ops
+from shared.retention import report_usage
 from shared.settings import load
 from shared.setup import SetupMissing, require_streams
 from shared.topology import Topology

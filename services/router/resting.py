@@ -37,6 +37,7 @@ from shared.topology import Topology
 log = logging.getLogger(__name__)
 
 SNAPSHOT_NAME = "book"
+REFRESH_S = 3600.0
 
 
 class BookFeed:
@@ -55,6 +56,7 @@ class BookFeed:
         self._tail = 0
         self._created = ""
         self._saved_seq = 0
+        self._saved_at = time.monotonic()
         self._started = 0.0
         self._source = "log"
         self._sub = None
@@ -118,13 +120,16 @@ class BookFeed:
         while not stop.is_set():
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(stop.wait(), period)
-            if not self._caught_up.is_set():
+            if stop.is_set() or not self._caught_up.is_set():
                 continue
             orders = self.book.orders()
             oldest = min((o.accepted_at for o in orders), default=None)
             age = 0.0 if oldest is None else max(0.0, (self._clock.now_ms() - oldest) / 1000)
             metrics.OLDEST_RESTING.labels(metrics.service()).set(age)
-            if self._store is not None and self._fold.stream_seq > self._saved_seq:
+            # Saved when the log moved on, and hourly regardless: the bucket drops a snapshot a
+            # day old, and a quiet log must not cost the next start a full replay.
+            stale = time.monotonic() - self._saved_at > REFRESH_S
+            if self._store is not None and (self._fold.stream_seq > self._saved_seq or stale):
                 try:
                     await self.save()
                 except Exception as exc:  # the next period tries again; until then the older one serves
@@ -137,6 +142,7 @@ class BookFeed:
         snapshot = self._fold.snapshot(self._created)  # taken at once: no event is folded meanwhile
         await self._store.put(SNAPSHOT_NAME, book_state.encode(snapshot))
         self._saved_seq = max(self._saved_seq, snapshot.stream_seq)
+        self._saved_at = time.monotonic()
         return snapshot.stream_seq
 
     async def _load(self) -> book_state.BookSnapshot | None:
