@@ -22,6 +22,7 @@ import asyncio
 import datetime as dt
 import json
 import time
+from typing import Callable
 
 from nats.aio.client import Client
 
@@ -56,11 +57,52 @@ def check_limits(max_age_days: float, max_bytes: int) -> None:
         raise ValueError(f"ORDERS_MAX_BYTES must be positive, not {max_bytes}")
 
 
-async def report_usage(nc: Client, stream: str, stop: asyncio.Event, *, interval: float = 15.0) -> None:
+class LogRoom:
+    """Whether the order log has room for new orders, from the latest usage sample.
+
+    A full log refuses every append, including the steps of orders already under way (a
+    landed transaction's confirmation among them). New orders are therefore refused
+    while the log is within `reserve` (a fraction of its byte limit) of full, so the
+    orders already accepted always have room to finish.
+    """
+
+    def __init__(self, reserve: float):
+        if not 0 <= reserve < 1:
+            raise ValueError(f"the intake reserve must be within 0..1, not {reserve}")
+        self.reserve = reserve
+        self.used = 0.0
+        self.limit = -1.0
+
+    def update(self, usage: dict[str, float]) -> None:
+        self.used, self.limit = usage["bytes"], usage["max_bytes"]
+
+    @property
+    def full(self) -> bool:
+        return self.limit > 0 and self.used >= self.limit * (1 - self.reserve)
+
+
+#: nats-server's error code for an append a stream refuses for lack of room (its byte or
+#: message limit, with DiscardPolicy.NEW).
+STREAM_FULL = 10077
+
+
+def refused_for_room(exc: BaseException) -> bool:
+    """Whether a failed append was refused because the stream is full."""
+    return getattr(exc, "err_code", None) == STREAM_FULL
+
+
+async def report_usage(
+    nc: Client,
+    stream: str,
+    stop: asyncio.Event,
+    *,
+    interval: float = 15.0,
+    observe: Callable[[dict[str, float]], None] | None = None,
+) -> None:
     """Export a stream's size, its oldest message's age and its limits until `stop` is set.
 
     Reads the raw stream info: the age of the first message (`first_ts`) is not in the
-    client's parsed form.
+    client's parsed form. `observe` gets every sample as well.
     """
     service = metrics.service()
     gauges = {
@@ -76,6 +118,8 @@ async def report_usage(nc: Client, stream: str, stop: asyncio.Event, *, interval
             usage = stream_usage(json.loads(reply.data), time.time())
             for name, value in usage.items():
                 gauges[name].set(value)
+            if observe is not None:
+                observe(usage)
         except Exception:  # a missed sample is not worth failing over
             pass
         try:

@@ -29,6 +29,7 @@ from shared.emit import Emitter
 from shared.eventlog import EventLog
 from shared.ids import Ids
 from shared.ops import Check, ops_handlers
+from shared.retention import LogRoom, report_usage
 from shared.runtime import close_nats, connect_nats
 from shared.setup import require_streams
 from shared.topology import Topology
@@ -85,6 +86,9 @@ def create_app(settings: GatewaySettings) -> Litestar:
         )
         reads = ReadModel(pool, timeout_s=settings.read_model_timeout_s, retry_s=settings.read_model_retry_s)
         monitor = asyncio.create_task(reads.monitor())
+        room = LogRoom(settings.log_intake_reserve)
+        stopping = asyncio.Event()
+        sampler = asyncio.create_task(report_usage(nc, topology.orders_stream, stopping, interval=5, observe=room.update))
         app.state.update(
             guard=guard,
             settings=settings,
@@ -95,6 +99,7 @@ def create_app(settings: GatewaySettings) -> Litestar:
             quotes=QuoteHub(nc, topology),
             clock=clock,
             ids=ids,
+            log_room=room,
             emitter=Emitter(log, ids, clock),
             accept_timing=AcceptTiming(
                 deadline_ms=settings.accept_timeout_ms,
@@ -106,6 +111,8 @@ def create_app(settings: GatewaySettings) -> Litestar:
             yield
         finally:
             monitor.cancel()
+            stopping.set()
+            await sampler
             await close_nats(nc)
             await reads.close()
 

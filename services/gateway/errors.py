@@ -145,3 +145,13 @@ EXCEPTION_HANDLERS = {
     ReadModelUnavailable: on_read_model_unavailable,
     Exception: on_unexpected,
 }
+
+
+def log_full() -> ApiError:
+    """New orders while the order log is (nearly) full: retry later, nothing was stored."""
+    return ApiError(
+        503,
+        "log_full",
+        "the order log is nearly full: new orders are refused until the operator makes room; nothing was stored",
+        extra_headers={"Retry-After": "30"},
+    )

@@ -17,7 +17,7 @@ from uvicorn.protocols.utils import ClientDisconnected
 
 from services.gateway import views
 from services.gateway.cancel import cancel
-from services.gateway.errors import ApiError, bad_request, clip
+from services.gateway.errors import ApiError, bad_request, clip, log_full
 from services.gateway.intake import parse_order
 from services.gateway.models import Cancelled, EventHistory, OrderPage, OrderView, Submitted
 from services.gateway.openapi import API_ERRORS, ApiOperation, OrderSubmission, errors, query_schema
@@ -117,6 +117,8 @@ class OrderController(Controller):
         could not be asked. Either way, retry with the same `clientOrderId`.
         """
         spec = parse_order(await request.body(), state.clock.now_ms())
+        if state.log_room.full:
+            raise log_full()
         spec = msgspec.structs.replace(spec, account=request.user)
         with tracing.span("submit order", **{"order.type": spec.order_type}) as span:
             result = await submit(spec, emitter=state.emitter, timing=state.accept_timing)

@@ -31,6 +31,9 @@ class GatewaySettings(Common, frozen=True, kw_only=True):
     read_model_timeout_s: float = 0.8
     #: After a failed read, reads skip PostgreSQL for this long, then one tries it again.
     read_model_retry_s: float = 2.0
+    #: New orders are refused (503) while the order log is within this fraction of its byte
+    #: limit, so the orders already accepted keep room to finish.
+    log_intake_reserve: float = 0.05
     #: How long a stream for an order with no events waits before closing with 4404.
     unknown_order_wait_s: float = 10.0
     #: How long a stream hears nothing before it checks the log for a lost live message.

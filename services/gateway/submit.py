@@ -15,13 +15,14 @@ import asyncio
 import logging
 from dataclasses import dataclass
 
-from services.gateway.errors import UNAVAILABLE, ApiError
+from services.gateway.errors import UNAVAILABLE, ApiError, log_full
 from shared import events as ev
 from shared import metrics
 from shared.acceptance import refuse_if_late, stored_in_time
 from shared.emit import Emitter
 from shared.eventlog import ConcurrencyConflict, History
 from shared.orders import OrderState, apply
+from shared.retention import refused_for_room
 
 log = logging.getLogger(__name__)
 
@@ -72,6 +73,8 @@ async def submit(spec: ev.OrderSpec, *, emitter: Emitter, timing: AcceptTiming) 
     except ConcurrencyConflict:
         created = False
     except UNAVAILABLE as exc:
+        if refused_for_room(exc):
+            raise log_full() from exc
         log.warning(
             "append unconfirmed by the deadline; reading the log",
             extra={"orderId": order_id, "acceptBy": event.accept_by, "error": repr(exc)},

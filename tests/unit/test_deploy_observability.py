@@ -135,8 +135,8 @@ def test_order_log_alerts_warn_before_the_byte_limit_and_a_day_before_an_open_or
     for name in ("OrderLogFillsWithinHours", "OrderLogNearlyFull", "OrderLogFull", "OpenOrderNearLogRetention"):
         assert 'stream=~"(.+_)?ORDERS"' in rules[name]["expr"], name
     assert rules["OrderLogNearlyFull"]["labels"]["severity"] == "warning"
-    assert re.search(r"/ \(engine_stream_max_bytes\{[^}]*\} > 0\)\s*> 0\.8\s*$", rules["OrderLogNearlyFull"]["expr"])
-    assert "> (engine_stream_max_bytes" in rules["OrderLogFillsWithinHours"]["expr"]  # no limit (-1): no alert
+    assert re.search(r"/ \(max by \(stream\) \(engine_stream_max_bytes\{[^}]*\}\) > 0\)\s*> 0\.8\s*$", rules["OrderLogNearlyFull"]["expr"])
+    assert "> (max by (stream) (engine_stream_max_bytes" in rules["OrderLogFillsWithinHours"]["expr"]  # no limit (-1): no alert
     assert rules["OrderLogFull"]["labels"]["severity"] == "critical" and "> 0.95" in rules["OrderLogFull"]["expr"]
     retention = rules["OpenOrderNearLogRetention"]
     assert "engine_oldest_resting_order_age_seconds" in retention["expr"] and retention["expr"].rstrip().endswith("- 86400")

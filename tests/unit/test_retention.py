@@ -6,7 +6,7 @@ import datetime as dt
 
 import pytest
 
-from shared.retention import DAY_MS, MAX_RESTING_MS, check_limits, resting_deadline, stream_usage
+from shared.retention import DAY_MS, MAX_RESTING_MS, LogRoom, check_limits, resting_deadline, stream_usage
 
 NOW = dt.datetime(2026, 11, 30, 14, 0, tzinfo=dt.timezone.utc).timestamp()
 
@@ -45,3 +45,16 @@ def test_a_resting_order_expires_at_its_own_expiry_or_after_the_longest_rest_whi
     assert resting_deadline(1_000, None) == 1_000 + MAX_RESTING_MS
     assert resting_deadline(1_000, 2_000) == 2_000
     assert resting_deadline(1_000, 1_000 + 400 * DAY_MS) == 1_000 + MAX_RESTING_MS
+
+
+def test_the_log_has_room_for_new_orders_until_it_is_within_the_reserve_of_its_byte_limit() -> None:
+    room = LogRoom(0.05)
+    assert not room.full  # no sample yet: intake is not held back by a missing figure
+    room.update({"bytes": 949.0, "max_bytes": 1000.0})
+    assert not room.full
+    room.update({"bytes": 950.0, "max_bytes": 1000.0})
+    assert room.full
+    room.update({"bytes": 10**12, "max_bytes": -1.0})  # no byte limit
+    assert not room.full
+    with pytest.raises(ValueError, match="reserve"):
+        LogRoom(1.0)
