@@ -25,7 +25,7 @@ FailureKind = Literal["node_busy", "blockhash_not_found", "dropped"]
 def draw_key(tx: Transaction) -> str:
     """What the draws for ``tx`` hash: its memo, else its signature."""
     memo = memo_of(tx.message)
-    return f"memo:{memo}" if memo is not None else tx.signature
+    return memo if memo is not None else tx.signature
 
 
 def _draw(seed: str, purpose: str, key: str) -> int:
