@@ -53,7 +53,7 @@ async def test_a_refused_submission_records_nothing(kind: str) -> None:
     assert await chain.signature_status(tx.signature) is None
 
 
-async def test_a_retry_with_a_fresh_blockhash_draws_its_failure_independently() -> None:
+async def test_without_a_memo_a_retry_with_a_fresh_blockhash_draws_its_failure_independently() -> None:
     chain, time, _ = make_chain(failure_rate=0.5)
     outcomes = set()
     for _ in range(40):
