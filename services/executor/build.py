@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import base58
 
 from shared import events as ev
-from shared.chain import Blockhash, Instruction, Message, SwapIntent, Transaction, signed
+from shared.chain import MEMO_PROGRAM, Blockhash, Instruction, Message, SwapIntent, Transaction, signed
 from shared.chain.transaction import SwapLeg, SwapPath
 from shared.market.tokens import get_token
 from shared.orders import OrderState
@@ -26,7 +26,6 @@ COMPUTE_BUDGET = "ComputeBudget111111111111111111111111111111"
 SYSTEM = "11111111111111111111111111111111"
 TOKEN = "TokenkegQfeZyiNwAJbNbGKPFXCWuBvf9Ss623VQ5DA"
 ASSOCIATED_TOKEN = "ATokenGPvbdGVxr1b2hvZbsiqW5xWH25efTNsLJA8knL"
-MEMO = "MemoSq4gqABAXKb96qnH8TysNcWxMyWCqXgDLGmfcHr"
 ASSERTION = "L1TEVtgA75k273wWz1s6XMmDhQY5i3MwcvKb4VbZzfK"  # Lighthouse: fails the transaction if a check fails
 PROGRAMS = {
     "raydium-cpmm": ("CPMMoo8L3F4NbTegBCKVNunggL7H1ZpdTHKxQB5qKP1C", "swap_base_input"),
@@ -85,7 +84,7 @@ def build(state: OrderState, *, attempt: int, blockhash: Blockhash, wallet: Wall
         instructions.append(Instruction(program_id=TOKEN, name="CloseAccount", args={"account": wsol_account}))
     # Two orders with the same swap built in the same slot would otherwise be byte-identical,
     # and the chain would treat the second as a duplicate of the first.
-    instructions.append(Instruction(program_id=MEMO, name="Memo", args={"memo": f"order:{state.order_id}:{attempt}"}))
+    instructions.append(Instruction(program_id=MEMO_PROGRAM, name="Memo", args={"memo": memo(state.order_id, attempt)}))
     message = Message(
         blockhash=blockhash,
         fee_payer=wallet.address,
@@ -95,6 +94,11 @@ def build(state: OrderState, *, attempt: int, blockhash: Blockhash, wallet: Wall
         swap=_swap_intent(route, single, spec),
     )
     return signed(message, wallet.seed)
+
+
+def memo(order_id: str, attempt: int) -> str:
+    """The memo naming one attempt of an order (the simulated chain keys its draws on it)."""
+    return f"order:{order_id}:{attempt}"
 
 
 def _single_pool(route: ev.Route) -> tuple[str, str] | None:

@@ -7,18 +7,20 @@ is the ChainStore, which in production is a JetStream KV bucket.
 from shared.chain.blockhash import Blockhash, blockhash_at, blockhash_value
 from shared.chain.clock import SlotClock
 from shared.chain.config import ChainConfig, FailureMix
-from shared.chain.draws import FailureKind, confirm_delay_for, failure_for
+from shared.chain.draws import FailureKind, confirm_delay_for, draw_key, failure_for
 from shared.chain.errors import ChainError, PermanentChainError, TransientChainError, TransientKind
 from shared.chain.jetstream_store import JetStreamChainStore
 from shared.chain.records import Settle, SettleOutcome, SubmitReceipt, TxRecord, TxStatus
 from shared.chain.simulated import SimulatedChain
 from shared.chain.store import ChainStore, InMemoryChainStore
 from shared.chain.transaction import (
+    MEMO_PROGRAM,
     Instruction,
     Message,
     SwapIntent,
     Transaction,
     check_well_formed,
+    memo_of,
     message_bytes,
     sign,
     signed,
@@ -33,6 +35,7 @@ __all__ = [
     "FailureMix",
     "InMemoryChainStore",
     "Instruction",
+    "MEMO_PROGRAM",
     "JetStreamChainStore",
     "Message",
     "PermanentChainError",
@@ -51,7 +54,9 @@ __all__ = [
     "blockhash_value",
     "check_well_formed",
     "confirm_delay_for",
+    "draw_key",
     "failure_for",
+    "memo_of",
     "message_bytes",
     "sign",
     "signed",

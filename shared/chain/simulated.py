@@ -11,7 +11,7 @@ import msgspec
 from shared.chain.blockhash import Blockhash, blockhash_at, blockhash_value
 from shared.chain.clock import SlotClock
 from shared.chain.config import ChainConfig
-from shared.chain.draws import confirm_delay_for, failure_for
+from shared.chain.draws import confirm_delay_for, draw_key, failure_for
 from shared.chain.errors import PermanentChainError, TransientChainError
 from shared.chain.records import Settle, SubmitReceipt, TxRecord, TxStatus
 from shared.chain.store import ChainStore
@@ -93,12 +93,13 @@ class SimulatedChain:
             )
         if blockhash.slot > slot:
             raise TransientChainError("blockhash_not_found", f"blockhash of slot {blockhash.slot} is ahead of this node")
-        failure = failure_for(self._config, tx.signature)
+        key = draw_key(tx)
+        failure = failure_for(self._config, key)
         if failure == "node_busy":
             raise TransientChainError("node_busy", "node is busy, transaction not forwarded")
         if failure == "blockhash_not_found":
             raise TransientChainError("blockhash_not_found", f"node does not know blockhash {blockhash.value}")
-        lands_at_ms = now_ms + confirm_delay_for(self._config, tx.signature)
+        lands_at_ms = now_ms + confirm_delay_for(self._config, key)
         landing_slot = self._clock.slot_at(lands_at_ms)
         record = TxRecord(
             transaction=tx,

@@ -16,6 +16,7 @@ from shared.chain.blockhash import Blockhash
 from shared.chain.errors import PermanentChainError
 
 MAX_COMPUTE_UNIT_LIMIT = 1_400_000
+MEMO_PROGRAM = "MemoSq4gqABAXKb96qnH8TysNcWxMyWCqXgDLGmfcHr"  # Solana's Memo program: text the sender attaches
 _DOMAIN = b"sim-chain/message/v1\x00"
 
 
@@ -80,6 +81,14 @@ class Transaction(msgspec.Struct, frozen=True, kw_only=True):
 
     signature: str
     message: Message
+
+
+def memo_of(message: Message) -> str | None:
+    """The text of the message's first Memo instruction, or None when it has none."""
+    for ix in message.instructions:
+        if ix.program_id == MEMO_PROGRAM and isinstance(ix.args.get("memo"), str):
+            return ix.args["memo"]  # type: ignore[return-value]
+    return None
 
 
 def message_bytes(message: Message) -> bytes:

@@ -9,6 +9,8 @@ from typing import Any
 import httpx
 import websockets
 
+from tests.helpers import eventually
+
 TERMINAL = {"confirmed", "failed", "cancelled", "expired"}
 
 
@@ -23,14 +25,19 @@ async def submit(client: httpx.AsyncClient, body: dict[str, Any]) -> dict[str, A
 
 
 async def stream(stack: Any, order_id: str, *, after_seq: int | None = None, path: str = "stream",
-                 timeout: float = 30, key: str | None = None) -> tuple[list[dict[str, Any]], int | None]:
-    """Every message until the server closes, and the close code (`key`: another account's)."""
+                 timeout: float = 30, key: str | None = None,
+                 received: list[dict[str, Any]] | None = None) -> tuple[list[dict[str, Any]], int | None]:
+    """Every message until the server closes, and the close code (`key`: another account's).
+
+    Messages are appended to `received` as they come when it is given, so a test can wait for
+    the `connection` message, or for a given event, while the stream is still open.
+    """
     ws_base = stack.ws_url
     headers = {"Authorization": f"Bearer {key if key is not None else stack.api_key}"}
     url = f"{ws_base}/api/orders/{order_id}/stream" if path == "stream" else f"{ws_base}/api/orders/status/{order_id}"
     if after_seq is not None:
         url += f"?afterSeq={after_seq}"
-    messages: list[dict[str, Any]] = []
+    messages: list[dict[str, Any]] = [] if received is None else received
     async with asyncio.timeout(timeout):
         async with websockets.connect(url, additional_headers=headers) as ws:
             try:
@@ -42,9 +49,8 @@ async def stream(stack: Any, order_id: str, *, after_seq: int | None = None, pat
 
 
 async def wait_terminal(client: httpx.AsyncClient, order_id: str, timeout: float = 30) -> dict[str, Any]:
-    async with asyncio.timeout(timeout):
-        while True:
-            view = (await client.get(f"/api/orders/{order_id}")).json()
-            if view["status"] in TERMINAL:
-                return view
-            await asyncio.sleep(0.05)
+    async def finished() -> dict[str, Any] | None:
+        view = (await client.get(f"/api/orders/{order_id}")).json()
+        return view if view["status"] in TERMINAL else None
+
+    return await eventually(finished, timeout=timeout, interval=0.05, message=f"order {order_id} finished")

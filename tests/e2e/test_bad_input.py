@@ -64,7 +64,8 @@ async def test_unknown_and_malformed_order_ids_are_404(stack):
         for path in ("/api/orders/0190aaaa-0000-7000-8000-000000000000", "/api/orders/status/no.such>id",
                      "/api/orders/nope/events"):
             response = await client.get(path)
-            assert response.status_code == 404 and response.json()["error"] in ("order_not_found", "not_found")
+            assert (response.status_code, response.json()["error"], response.json()["field"]) == (
+                404, "order_not_found", "orderId"), path
 
 
 async def test_list_parameters_are_validated(stack):

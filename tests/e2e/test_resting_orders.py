@@ -20,6 +20,7 @@ from shared.retention import DEFAULT_MAX_BYTES
 from shared.topology import Topology
 from tests.e2e.client import stream, submit
 from tests.e2e.conftest import E2E_ENV, ROOT, Stack, start_stack, stop_stack
+from tests.e2e.foresight import IMMUNE_SLIPPAGE_BPS
 from tests.e2e.market_lookahead import next_crossing, slot_clock
 from tests.helpers import eventually
 
@@ -42,8 +43,11 @@ async def stack(database_url, stack_credentials, tmp_path_factory) -> AsyncItera
 
 
 def limit_body(crossing, **extra):
+    # The limit is the order's only floor (slippage from the quote at the trigger would add a
+    # second one the look-ahead does not check), and the crossing holds it until landing.
     return {"orderType": "limit", "tokenIn": crossing.token_in, "tokenOut": crossing.token_out,
-            "amount": crossing.amount, "limitPrice": crossing.limit_price, **extra}
+            "amount": crossing.amount, "limitPrice": crossing.limit_price, "slippageBps": IMMUNE_SLIPPAGE_BPS,
+            **extra}
 
 
 async def status_of(client: httpx.AsyncClient, order_id: str) -> str:
@@ -83,7 +87,8 @@ async def test_immediate_or_cancel_executes_now_or_expires_at_once(stack):
         unreachable = await submit(client, {"orderType": "limit", "timeInForce": "IOC", "tokenIn": "SOL",
                                             "tokenOut": "USDC", "amount": "1", "limitPrice": "100000"})
         reachable = await submit(client, {"orderType": "limit", "timeInForce": "IOC", "tokenIn": "SOL",
-                                          "tokenOut": "USDC", "amount": "1", "limitPrice": "1"})
+                                          "tokenOut": "USDC", "amount": "1", "limitPrice": "1",
+                                          "slippageBps": IMMUNE_SLIPPAGE_BPS})
         expired, _ = await stream(stack, unreachable["orderId"])
         executed, _ = await stream(stack, reachable["orderId"])
     assert [m["status"] for m in expired[1:]] == ["pending", "routing", "expired"]
@@ -94,7 +99,7 @@ async def test_immediate_or_cancel_executes_now_or_expires_at_once(stack):
 async def test_a_sniper_order_fires_in_the_first_slot_after_its_pool_launches(stack):
     async with stack.client(timeout=30) as client:
         order = await submit(client, {"orderType": "sniper", "tokenIn": "USDC", "tokenOut": "PUMP", "amount": "20",
-                                      "slippageBps": 500})
+                                      "slippageBps": IMMUNE_SLIPPAGE_BPS})
         await eventually(lambda: _is(client, order["orderId"], "open"), message="sniper resting")
         launch = subprocess.run(
             [sys.executable, "-m", "tools.launch", "PUMP-USDC", "--price", "0.002", "--depth", "50000",
@@ -175,7 +180,8 @@ async def test_cancel_is_idempotent_and_refused_once_the_order_is_finished(stack
         await eventually(lambda: _is(client, resting["orderId"], "open"), message="resting")
         first = await client.delete(f"/api/orders/{resting['orderId']}")
         again = await client.delete(f"/api/orders/{resting['orderId']}")
-        done = await submit(client, {"tokenIn": "SOL", "tokenOut": "USDC", "amount": "0.1"})
+        done = await submit(client, {"tokenIn": "SOL", "tokenOut": "USDC", "amount": "0.1",
+                                     "slippageBps": IMMUNE_SLIPPAGE_BPS})
         await stream(stack, done["orderId"])
         late = await client.delete(f"/api/orders/{done['orderId']}")
         missing = await client.delete("/api/orders/0190aaaa-0000-7000-8000-000000000000")

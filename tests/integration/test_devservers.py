@@ -42,8 +42,20 @@ STUBBORN = textwrap.dedent("""
     print("pid", os.getpid(), flush=True)
     time.sleep(120)
 """)
-# Crashes a moment after start, so the steady service has said its pid by then.
-CRASHY = "import time; time.sleep(1.0); print('bye'); raise SystemExit(3)"
+# Crashes once the steady service has said its pid (it then creates the file STEADY_SAID_PID).
+STEADY = textwrap.dedent("""
+    import os, time
+    print("pid", os.getpid(), flush=True)
+    open(os.environ["STEADY_SAID_PID"], "x").close()
+    time.sleep(120)
+""")
+CRASHY = textwrap.dedent("""
+    import os, time
+    while not os.path.exists(os.environ["STEADY_SAID_PID"]):
+        time.sleep(0.01)
+    print("bye")
+    raise SystemExit(3)
+""")
 LAUNCHER = textwrap.dedent("""
     import sys
     from pathlib import Path
@@ -285,16 +297,15 @@ async def test_launcher_passes_on_lines_longer_than_its_read_buffer() -> None:
     assert out.getvalue().count("x") == 3_000_000
 
 
-async def test_launcher_stops_the_stack_when_a_service_exits_unexpectedly() -> None:
+async def test_launcher_stops_the_stack_when_a_service_exits_unexpectedly(scratch: Path) -> None:
     out = io.StringIO()
     services = [
-        ServiceSpec(name="steady", argv=(sys.executable, "-c", SLEEPER)),
+        ServiceSpec(name="steady", argv=(sys.executable, "-c", STEADY)),
         ServiceSpec(name="crashy", argv=(sys.executable, "-c", CRASHY)),
     ]
     console = Console(out, [s.name for s in services], colour=False)
-    status = await asyncio.wait_for(
-        supervise(services, env=dict(os.environ), console=console, stop=asyncio.Event()), 15
-    )
+    env = {**os.environ, "STEADY_SAID_PID": str(scratch / "steady-said-pid")}
+    status = await asyncio.wait_for(supervise(services, env=env, console=console, stop=asyncio.Event()), 15)
     text = out.getvalue()
     assert status == 1
     assert "crashy | bye" in text

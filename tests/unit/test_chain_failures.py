@@ -3,19 +3,23 @@
 from __future__ import annotations
 
 import base58
+import msgspec
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from shared.chain import (
+    MEMO_PROGRAM,
     ChainConfig,
     FailureMix,
+    Instruction,
     Message,
     PermanentChainError,
     Transaction,
     TransientChainError,
     blockhash_at,
     confirm_delay_for,
+    draw_key,
     failure_for,
     sign,
     signed,
@@ -49,7 +53,7 @@ async def test_a_refused_submission_records_nothing(kind: str) -> None:
     assert await chain.signature_status(tx.signature) is None
 
 
-async def test_a_retry_with_a_fresh_blockhash_draws_its_failure_independently() -> None:
+async def test_without_a_memo_a_retry_with_a_fresh_blockhash_draws_its_failure_independently() -> None:
     chain, time, _ = make_chain(failure_rate=0.5)
     outcomes = set()
     for _ in range(40):
@@ -57,6 +61,36 @@ async def test_a_retry_with_a_fresh_blockhash_draws_its_failure_independently() 
         outcomes.add(failure_for(chain.config, tx.signature))
         time.advance(SLOT_MS)
     assert None in outcomes and len(outcomes) > 1
+
+
+def with_memo(tx: Transaction, memo: str) -> Transaction:
+    memo_ix = Instruction(program_id=MEMO_PROGRAM, name="Memo", args={"memo": memo})
+    return signed(msgspec.structs.replace(tx.message, instructions=(*tx.message.instructions, memo_ix)), SIGNER)
+
+
+async def test_an_attempt_named_by_its_memo_suffers_the_same_failure_whatever_blockhash_it_names() -> None:
+    chain, time, _ = make_chain(failure_rate=0.5)
+    memo = next(f"order:o{i}:1" for i in range(100) if failure_for(chain.config, f"order:o{i}:1") == "node_busy")
+    signatures = set()
+    for _ in range(20):
+        tx = with_memo(await fresh_tx(chain), memo)
+        signatures.add(tx.signature)
+        assert draw_key(tx) == memo
+        with pytest.raises(TransientChainError) as refused:
+            await chain.submit(tx)
+        assert refused.value.kind == "node_busy"
+        time.advance(SLOT_MS)
+    assert len(signatures) == 20
+
+
+async def test_each_attempt_of_an_order_draws_afresh_and_lands_when_its_draw_spares_it() -> None:
+    chain, _, store = make_chain(failure_rate=0.5)
+    tx = await fresh_tx(chain)
+    draws = {n: failure_for(chain.config, draw_key(with_memo(tx, f"order:o1:{n}"))) for n in range(1, 41)}
+    assert None in draws.values() and len(set(draws.values())) > 1
+    spared = next(attempt for attempt, kind in draws.items() if kind is None)
+    receipt = await chain.submit(with_memo(tx, f"order:o1:{spared}"))
+    assert not receipt.already_processed and len(store.values) == 1
 
 
 def test_failure_draws_are_reproducible_and_match_the_configured_rate_and_mix() -> None:

@@ -1,9 +1,9 @@
 import msgspec
 
 from services.executor import policy
-from services.executor.build import BuildParams, Wallet, build, priority_fee_lamports, priority_price
+from services.executor.build import BuildParams, Wallet, build, memo, priority_fee_lamports, priority_price
 from shared import events as ev
-from shared.chain import Blockhash
+from shared.chain import Blockhash, draw_key
 from shared.orders import fold
 from tests.kit import HAPPY, history, make
 
@@ -89,6 +89,14 @@ def test_the_same_swap_for_two_orders_in_one_slot_is_two_transactions():
     second = fold(history(*HAPPY[:3], order_id="b"))
     assert build(first, attempt=1, blockhash=BH, wallet=WALLET, params=PARAMS).signature != build(
         second, attempt=1, blockhash=BH, wallet=WALLET, params=PARAMS).signature
+
+
+def test_the_chain_draws_an_attempts_fate_from_the_order_and_attempt_its_memo_names_not_its_blockhash():
+    state = fold(history(*HAPPY[:3], order_id="o7"))
+    later = msgspec.structs.replace(BH, slot=30, last_valid_slot=55)
+    keys = {(attempt, draw_key(build(state, attempt=attempt, blockhash=blockhash, wallet=WALLET, params=PARAMS)))
+            for attempt in (1, 2) for blockhash in (BH, later)}
+    assert keys == {(1, memo("o7", 1)), (2, memo("o7", 2))} and memo("o7", 1) != memo("o7", 2)
 
 
 def test_each_retry_pays_a_higher_priority_fee():
