@@ -7,7 +7,6 @@ for benchmarks and fast tests. Any single value can still be set on its own.
 
 from __future__ import annotations
 
-import msgspec
 
 from shared.chain import ChainConfig, SlotClock
 from shared.clock import Clock
