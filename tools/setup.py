@@ -26,6 +26,7 @@ from nats.js import JetStreamContext
 from shared.chain.jetstream_store import ensure_bucket
 from shared.consumer import ConsumerSpec, ensure_consumer
 from shared.eventlog import ensure_streams
+from shared.runtime import nats_servers
 from shared.settings import Common, SettingsError, load
 from shared.setup import DURABLES
 from shared.topology import Topology
@@ -53,7 +54,7 @@ async def provision_nats(js: JetStreamContext, topology: Topology, *, replicas: 
 async def run(settings: SetupSettings) -> None:
     topology = Topology(namespace=settings.engine_namespace)
     nc = await nats.connect(
-        settings.nats_url,
+        nats_servers(settings.nats_url),
         name="setup",
         user=settings.nats_user or None,
         password=settings.nats_password or None,
