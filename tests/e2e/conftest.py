@@ -280,16 +280,6 @@ async def stop_stack(stack: Stack, *, check: bool = True) -> None:
         assert all(code == 0 for code in codes.values()), f"unclean exits {codes}\n{stack.tail()}"
 
 
-@pytest.fixture(scope="session")
-async def stack_credentials(database_url) -> credentials.Credentials:
-    """NATS users' passwords for every stack, and the database roles, provisioned once."""
-    creds = credentials.generate()
-    await pgroles.provision(
-        database_url, reader_password=creds.reader_password, writer_password=creds.writer_password, schemas=()
-    )
-    return creds
-
-
 @pytest.fixture(scope="module")
 async def stack(database_url, stack_credentials, tmp_path_factory) -> AsyncIterator[Stack]:
     running = await start_stack(database_url, stack_credentials, tmp_path_factory.mktemp("stack"))
