@@ -48,7 +48,7 @@ async def provision_nats(js: JetStreamContext, topology: Topology, *, replicas: 
     for name in DURABLES:
         spec = ConsumerSpec(durable=topology.consumer(name), filter_subject=topology.orders_wildcard)
         await ensure_consumer(js, topology.orders_stream, spec)
-    await ensure_bucket(js, topology.chain_bucket)
+    await ensure_bucket(js, topology.chain_bucket, replicas=replicas)
 
 
 async def run(settings: SetupSettings) -> None:

@@ -7,6 +7,7 @@ the configuration it wrote there; PostgreSQL on the same data directory and port
 
 from __future__ import annotations
 
+import asyncio
 import signal
 import time
 from pathlib import Path
@@ -15,6 +16,7 @@ import httpx
 import nats as _nats
 
 from shared.natsauth import ADMIN
+from shared.topology import Topology
 from tests.e2e.conftest import Stack
 from tests.helpers import eventually, free_port
 from tools.devservers import ServerProcess, start_nats, start_postgres
@@ -128,3 +130,30 @@ class Postgres:
         if self.server is not None:
             self.server.stop()
             self.server = None
+
+
+class ChainWatch:
+    """Sees each transaction the moment the chain stores it (the chain's bucket, as written)."""
+
+    def __init__(self, stack: Stack) -> None:
+        self._stack = stack
+        self._records: asyncio.Queue[float] = asyncio.Queue()
+
+    async def __aenter__(self) -> ChainWatch:
+        self._nc = await self._stack.admin_nats()
+        bucket = Topology(namespace=self._stack.env["ENGINE_NAMESPACE"]).chain_bucket
+
+        async def on_record(msg) -> None:
+            self._records.put_nowait(time.time())
+
+        await self._nc.subscribe(f"$KV.{bucket}.tx.>", cb=on_record)
+        return self
+
+    async def __aexit__(self, *exc) -> None:
+        await self._nc.close()
+
+    async def next_record(self, timeout: float = 10) -> float:
+        """Until the chain stores a transaction after this call; when it did."""
+        while not self._records.empty():
+            self._records.get_nowait()
+        return await asyncio.wait_for(self._records.get(), timeout)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+import os
 import random
 import time
 from collections.abc import Awaitable, Callable
@@ -121,6 +122,7 @@ class FaultRun:
                 now=time.time(),
             )
             figures.seq_gaps = seq_gaps(log)
+            figures.load_average = os.getloadavg()[0]
             if self.back is not None:
                 figures.resume_by_role = resume_after(log, self.back)
                 delays = figures.resume_by_role.values()

@@ -1,13 +1,12 @@
-"""kill -9 of service replicas under load: each service once, and the executor just after
-a transaction reached the chain (before it could record what the chain answered)."""
+"""kill -9 of service replicas under load: each service once (the executor just as a
+transaction reaches the chain), and every executor at once, twice, at that moment."""
 
 from __future__ import annotations
 
-import asyncio
-import time
+import pytest
 
-from shared.topology import Topology
 from tests.e2e.conftest import SERVICES
+from tests.faults.harness import ChainWatch
 from tests.faults.run import STALL_LIMIT_S, FaultRun
 
 
@@ -18,9 +17,12 @@ async def test_kill_9_of_each_service_costs_seconds_never_an_order(replicated_st
     points = sorted(run.rng.sample(range(int(0.3 * profile.count), int(0.75 * profile.count)), len(services)))
 
     async def timeline(run: FaultRun) -> None:
-        for service, point in zip(services, points):
-            await run.driver.submitted(point)
-            run.kill(run.rng.choice(stack.names(service)))
+        async with ChainWatch(stack) as chain:
+            for service, point in zip(services, points):
+                await run.driver.submitted(point)
+                if service == "executor":
+                    await chain.next_record()  # between submitting and recording what the chain said
+                run.kill(run.rng.choice(stack.names(service)))
 
     figures = await run.execute(timeline)
     report(figures)
@@ -28,31 +30,20 @@ async def test_kill_9_of_each_service_costs_seconds_never_an_order(replicated_st
     assert not problems, figures.line() + "\n" + "\n".join(problems)
 
 
-async def test_kill_9_of_the_executor_once_its_transaction_reached_the_chain(replicated_stack, profile, report):
-    """Every executor replica dies the moment the chain stores a transaction, twice."""
+@pytest.mark.faults_full
+async def test_kill_9_of_every_executor_once_a_transaction_reached_the_chain(replicated_stack, profile, report):
+    """No executor survives to take over: the restarted ones must find what the chain holds."""
     stack = replicated_stack
-    run = FaultRun("kill -9 of the executors as a transaction reaches the chain", stack, profile, seed=2)
+    run = FaultRun("kill -9 of every executor as a transaction reaches the chain", stack, profile, seed=2)
     points = sorted(run.rng.sample(range(int(0.3 * profile.count), int(0.7 * profile.count)), 2))
-    bucket = Topology(namespace=stack.env["ENGINE_NAMESPACE"]).chain_bucket
 
     async def timeline(run: FaultRun) -> None:
-        nc = await stack.admin_nats()
-        landed: asyncio.Queue[float] = asyncio.Queue()
-
-        async def on_record(msg) -> None:
-            landed.put_nowait(time.time())
-
-        await nc.subscribe(f"$KV.{bucket}.tx.>", cb=on_record)  # the chain's own ledger, as it is written
-        try:
+        async with ChainWatch(stack) as chain:
             for point in points:
                 await run.driver.submitted(point)
-                while not landed.empty():
-                    landed.get_nowait()
-                await asyncio.wait_for(landed.get(), timeout=10)
+                await chain.next_record(timeout=30)
                 for name in stack.names("executor"):
                     run.kill(name)
-        finally:
-            await nc.close()
 
     figures = await run.execute(timeline)
     report(figures)

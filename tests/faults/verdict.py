@@ -47,6 +47,8 @@ class Figures:
     normal_s: float = 0.0
     longest_stall_s: float = 0.0
     stalled_order: str = ""
+    stalled_steps: str = ""  # the stalled order's events, seconds after its first request
+    load_average: float = 0.0  # of the machine (1 min) when the run ended: context for the timings
     resume_s: float | None = None  # the slowest role's
     resume_by_role: dict[str, float | None] = field(default_factory=dict)
     read_model_caught_up_s: float | None = None
@@ -59,7 +61,8 @@ class Figures:
             f"executed twice {len(self.executed_twice)}, executed after a 5xx {len(self.executed_after_5xx)}, "
             f"unfinished {len(self.unfinished)}, seq gaps {len(self.seq_gaps)}, read model diffs "
             f"{len(self.read_model)}; longest stall {self.longest_stall_s:.2f} s beyond normal "
-            f"{self.normal_s:.2f} s{resume}; 5xx {self.http_5xx}, unanswered {self.no_answer}"
+            f"{self.normal_s:.2f} s{resume}; 5xx {self.http_5xx}, unanswered {self.no_answer}; "
+            f"load average {self.load_average:.1f}"
         )
 
     def to_json(self) -> str:
@@ -75,7 +78,7 @@ class Figures:
         if self.longest_stall_s > stall_limit:
             out.append(
                 f"order {self.stalled_order} stalled {self.longest_stall_s:.2f} s beyond its normal "
-                f"{self.normal_s:.2f} s (limit {stall_limit:g} s)"
+                f"{self.normal_s:.2f} s (limit {stall_limit:g} s): {self.stalled_steps}"
             )
         if resume_limit is not None and (self.resume_s is None or self.resume_s > resume_limit):
             out.append(
@@ -146,6 +149,7 @@ def _stalls(
     outages: list[tuple[float, float]],
     now: float,
 ) -> None:
+    started = min((i.first_sent for i in intents), default=now)
     spans: list[tuple[Intent, str, float, float]] = []  # intent, order, sent, finished (or now)
     for intent in intents:
         accepted = intent.accepted
@@ -158,11 +162,17 @@ def _stalls(
     baseline = sorted(end - start for _, _, start, end in spans if end < first_fault)
     assert len(baseline) >= 5, f"only {len(baseline)} orders finished before the first fault: no normal time to compare"
     figures.normal_s = baseline[min(len(baseline) - 1, math.ceil(0.95 * len(baseline)) - 1)]
-    for _, order_id, start, end in spans:
+    for intent, order_id, start, end in spans:
         away = sum(max(0.0, min(end, back) - max(start, down)) for down, back in outages)
         stall = end - start - figures.normal_s - away
         if stall > figures.longest_stall_s:
             figures.longest_stall_s, figures.stalled_order = stall, order_id
+            steps = [f"{type(e).__name__} +{e.occurred_at / 1000 - start:.2f}" for e in log[order_id].events]
+            first = intent.first_sent - started
+            asked = [f"{a.status or 'no answer'} +{(a.answered or now) - start:.2f}" for a in intent.attempts]
+            figures.stalled_steps = (
+                f"first sent {first:.1f} s into the load; answers {', '.join(asked)}; events {', '.join(steps)}"
+            )
 
 
 def resume_after(log: dict[str, LogOrder], back: float) -> dict[str, float | None]:
