@@ -138,9 +138,11 @@ class LoadDriver:
 
     async def _place(self, http: httpx.AsyncClient, intent: Intent) -> None:
         amount = self._amount(intent)
+        turn = self._next_gateway
+        self._next_gateway += 1
         while True:
-            gateway = self.gateways[self._next_gateway % len(self.gateways)]
-            self._next_gateway += 1
+            gateway = self.gateways[turn % len(self.gateways)]
+            turn += 1  # a retry goes to the next replica, as a load balancer sends it past a failed one
             attempt = Attempt(gateway=gateway, amount_in=amount, sent=time.time())
             intent.attempts.append(attempt)
             retry_after = await self._send(http, intent, attempt)

@@ -169,7 +169,10 @@ def _stalls(
             figures.longest_stall_s, figures.stalled_order = stall, order_id
             steps = [f"{type(e).__name__} +{e.occurred_at / 1000 - start:.2f}" for e in log[order_id].events]
             first = intent.first_sent - started
-            asked = [f"{a.status or 'no answer'} +{(a.answered or now) - start:.2f}" for a in intent.attempts]
+            asked = [
+                f"{a.status or a.error.split(':')[0] or 'none yet'} +{(a.answered or now) - start:.2f}"
+                for a in intent.attempts
+            ]
             figures.stalled_steps = (
                 f"first sent {first:.1f} s into the load; answers {', '.join(asked)}; events {', '.join(steps)}"
             )
