@@ -26,6 +26,20 @@ ROLE_EVENTS = {
 }
 
 
+#: The lists of `Figures` that must be empty.
+PROMISES = (
+    "lost",
+    "executed_twice",
+    "executed_after_5xx",
+    "chain_disagrees",
+    "unfinished",
+    "untraced",
+    "misanswered",
+    "seq_gaps",
+    "read_model",
+)
+
+
 @dataclass
 class Figures:
     scenario: str
@@ -37,7 +51,8 @@ class Figures:
     executed_after_5xx: list[str] = field(default_factory=list)
     chain_disagrees: list[str] = field(default_factory=list)  # the chain's ledger and the log differ
     unfinished: list[str] = field(default_factory=list)
-    untraced: list[str] = field(default_factory=list)
+    untraced: list[str] = field(default_factory=list)  # orders in the log no request of the run made
+    misanswered: list[str] = field(default_factory=list)  # a 2xx naming another order than the request made
     seq_gaps: list[str] = field(default_factory=list)
     read_model: list[str] = field(default_factory=list)
     http_5xx: int = 0
@@ -54,7 +69,7 @@ class Figures:
     read_model_caught_up_s: float | None = None
 
     def line(self) -> str:
-        resume = "" if self.resume_s is None else f", resumed {self.resume_s:.2f} s after the broker was back"
+        resume = f", resumed after the broker was back (s): {self.resume_by_role}" if self.resume_by_role else ""
         return (
             f"{self.scenario}: {self.orders} orders at {self.rate:g}/s ({self.accepted} accepted, "
             f"{self.confirmed} confirmed); {'; '.join(self.faults) or 'no fault'}; lost {len(self.lost)}, "
@@ -71,7 +86,7 @@ class Figures:
     def problems(self, *, stall_limit: float, resume_limit: float | None = None) -> list[str]:
         """Each broken promise with the figure measured (empty: all kept)."""
         out = []
-        for name in ("lost", "executed_twice", "executed_after_5xx", "chain_disagrees", "unfinished", "untraced", "seq_gaps", "read_model"):
+        for name in PROMISES:
             found = getattr(self, name)
             if found:
                 out.append(f"{name.replace('_', ' ')}: {len(found)}, e.g. {found[:3]}")
@@ -110,6 +125,8 @@ def judge(
             if order_id is None:
                 continue
             traced.add(order_id)
+            if attempt.status is not None and 200 <= attempt.status < 300 and attempt.order_id != order_id:
+                figures.misanswered.append(f"answered {attempt.order_id}, the request created {order_id}")
             if attempt.status is not None and attempt.status >= 500 and order_id != won:
                 if any(tx.landed for tx in chain.get(order_id, [])):
                     figures.executed_after_5xx.append(f"{order_id} (answered {attempt.status})")
