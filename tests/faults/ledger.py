@@ -8,7 +8,6 @@ without trusting the events that report them.
 
 from __future__ import annotations
 
-import time
 from collections import defaultdict
 from dataclasses import dataclass
 
@@ -46,16 +45,6 @@ class LogOrder:
     @property
     def state(self) -> OrderState | None:
         return fold(self.events)
-
-    @property
-    def accepted(self) -> ev.OrderAccepted:
-        first = self.events[0]
-        assert isinstance(first, ev.OrderAccepted), f"first event of {first.order_id} is {type(first).__name__}"
-        return first
-
-    def first_at(self, *types: type) -> int | None:
-        """occurredAt (ms) of the first event of one of `types`."""
-        return next((e.occurred_at for e in self.events if isinstance(e, types)), None)
 
 
 async def read_log(nc, topology: Topology, timeout: float = 10.0) -> dict[str, LogOrder]:
@@ -150,7 +139,3 @@ def seq_gaps(log: dict[str, LogOrder]) -> list[str]:
         if seqs != list(range(1, len(seqs) + 1)):
             out.append(f"{order_id}: seq {seqs}")
     return out
-
-
-def now_ms() -> int:
-    return int(time.time() * 1000)

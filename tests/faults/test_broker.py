@@ -3,6 +3,7 @@ and store directory, and one node of a three-node JetStream cluster (streams at 
 
 from __future__ import annotations
 
+import secrets
 import time
 
 import pytest
@@ -41,7 +42,7 @@ async def test_nats_server_killed_and_restarted_costs_seconds_never_an_order(rep
 async def test_one_node_of_a_three_node_cluster_killed_costs_seconds_never_an_order(
     database_url, stack_credentials, tmp_path, profile, report
 ):
-    namespace = "f" + tmp_path.name[-8:].replace("_", "").lower().rjust(8, "0")
+    namespace = "f" + secrets.token_hex(4)
     config = authorization(Topology(namespace=namespace), stack_credentials.nats)
     brokers = start_cluster(tmp_path / "cluster", config)
     try:

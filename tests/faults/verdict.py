@@ -113,7 +113,11 @@ def judge(
     now: float,
 ) -> None:
     """Fill `figures` from what the client saw and what the log and the chain hold."""
-    by_amount = {(o.accepted.order.token_in, o.accepted.order.amount_in): oid for oid, o in log.items()}
+    by_amount = {
+        (first.order.token_in, first.order.amount_in): oid
+        for oid, o in log.items()
+        if isinstance(first := o.events[0], ev.OrderAccepted)  # another first event is a seq gap
+    }
     traced: set[str] = set()
     figures.http_5xx = sum(1 for i in intents for a in i.attempts if a.status is not None and a.status >= 500)
     figures.no_answer = sum(1 for i in intents for a in i.attempts if a.status is None)
