@@ -14,6 +14,7 @@ from pathlib import Path
 
 import httpx
 import nats as _nats
+import nats.js.api as api
 
 from shared.natsauth import ADMIN
 from shared.topology import Topology
@@ -89,20 +90,22 @@ def start_cluster(base: Path, authorization: str, nodes: int = 3) -> list[Server
     return servers
 
 
-async def jetstream_ready(urls: list[str], password: str, timeout: float = 30) -> None:
-    """Until the cluster has elected its JetStream meta leader and answers the admin."""
-
-    async def answers() -> bool:
+async def jetstream_ready(urls: list[str], password: str, replicas: int, timeout: float = 60) -> None:
+    """Until the cluster places a stream on `replicas` nodes (every peer known to the meta leader)."""
+    async def places() -> bool:
         nc = await _nats.connect(urls, user=ADMIN, password=password, connect_timeout=2, max_reconnect_attempts=1)
         try:
-            await nc.jetstream().account_info()
+            js = nc.jetstream()
+            probe = api.StreamConfig(name="FAULTS_PROBE", subjects=["faults.probe"], num_replicas=replicas)
+            await js.add_stream(probe)
+            await js.delete_stream(probe.name)
             return True
-        except Exception:  # noqa: BLE001 - not yet: no meta leader, no responders
+        except Exception:  # noqa: BLE001 - not yet: no meta leader, peers unknown, no responders
             return False
         finally:
             await nc.close()
 
-    await eventually(answers, timeout=timeout, interval=0.2, message="JetStream cluster ready")
+    await eventually(places, timeout=timeout, interval=0.5, message=f"JetStream cluster placing R{replicas} streams")
 
 
 class Postgres:

@@ -46,7 +46,7 @@ async def test_one_node_of_a_three_node_cluster_killed_costs_seconds_never_an_or
     config = authorization(Topology(namespace=namespace), stack_credentials.nats)
     brokers = start_cluster(tmp_path / "cluster", config)
     try:
-        await jetstream_ready([b.url for b in brokers], stack_credentials.nats[ADMIN])
+        await jetstream_ready([b.url for b in brokers], stack_credentials.nats[ADMIN], replicas=len(brokers))
         stack = await start_stack(
             database_url, stack_credentials, tmp_path, replicas=2, namespace=namespace, brokers=brokers,
             stream_replicas=3,
