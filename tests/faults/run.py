@@ -15,7 +15,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from shared.topology import Topology
-from tests.e2e.conftest import Stack
+from tests.e2e.conftest import Stack, service_of
 from tests.faults.harness import kill9, restart
 from tests.faults.ledger import read_chain, read_log, read_model, read_model_differences, seq_gaps
 from tests.faults.load import LoadDriver
@@ -51,9 +51,10 @@ class FaultRun:
         )
         self.faults: list[str] = []
         self.first_fault = math.inf
-        self.outages: list[tuple[float, float]] = []  # (down, back) of the broker: stalls exclude them
+        self.outages: list[tuple[float, float]] = []  # (down, back) of a broker or a whole service
         self.back: float | None = None  # the broker came back: processing must resume
         self._recoveries: list[asyncio.Task] = []
+        self._away: dict[str, float] = {}  # service -> when its last replica was killed
 
     def order_at(self, low: float, high: float) -> int:
         """A seeded order number between fractions `low` and `high` of the load."""
@@ -69,12 +70,23 @@ class FaultRun:
             self.first_fault = min(self.first_fault, when)
 
     def kill(self, name: str) -> None:
-        """kill -9 service process `name` and have it restarted, as a supervisor would, meanwhile."""
-        self.note(f"kill -9 {name}", kill9(self.stack, name))
+        """kill -9 service process `name` and have it restarted, as a supervisor would, meanwhile.
+
+        While no replica of the service runs, the service is away as a broker can be: that
+        time does not count as a stall.
+        """
+        service = service_of(name)
+        when = kill9(self.stack, name)
+        self.note(f"kill -9 {name}", when)
+        if not any(service_of(other) == service for other in self.stack.processes):
+            self._away.setdefault(service, when)
 
         async def recover() -> None:
             await restart(self.stack, name)
-            self.note(f"{name} ready", time.time())
+            back = time.time()
+            self.note(f"{name} ready", back)
+            if service in self._away:
+                self.outages.append((self._away.pop(service), back))
 
         self._recoveries.append(asyncio.create_task(recover()))
 

@@ -4,8 +4,9 @@ Promises: nothing lost (every order answered 2xx reaches a terminal state), noth
 twice (the chain's ledger), seq gapless, read model equal to the log, no 5xx for an order
 that was then executed, no order in the log left unfinished, and no order stalled more than
 `stall_limit` seconds beyond its normal time (the 95th percentile of the orders finished
-before the first fault), not counting time the broker was away; after a broker outage every
-role appends again within `resume_limit` seconds of the broker being back.
+before the first fault), not counting time the broker (or every replica of a service) was
+away; after a broker outage every role appends again within `resume_limit` seconds of the
+broker being back.
 """
 
 from __future__ import annotations
