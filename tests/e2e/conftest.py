@@ -27,6 +27,7 @@ from shared import accounts
 from shared.accounts import KeyStore
 from shared.ids import order_id_for_client_key
 from shared.natsauth import ADMIN, authorization
+from shared.runtime import nats_servers
 from shared.topology import Topology
 
 from tests.helpers import eventually, free_port
@@ -127,9 +128,7 @@ class Stack:
 
     async def admin_nats(self):
         """A connection to the stack's NATS as the admin user."""
-        return await _nats.connect(
-            self.env["NATS_URL"].split(","), user=ADMIN, password=self.creds.nats[ADMIN]
-        )
+        return await _nats.connect(nats_servers(self.env["NATS_URL"]), user=ADMIN, password=self.creds.nats[ADMIN])
 
     @property
     def admin_env(self) -> dict[str, str]:
@@ -237,7 +236,7 @@ async def start_stack(
     if brokers is None:
         brokers = [start_nats(store_dir=tmp / f"nats-{namespace}", config=authorization(topology, creds.nats))]
     nats_url = ",".join(broker.url for broker in brokers)
-    admin = await _nats.connect(nats_url.split(","), user=ADMIN, password=creds.nats[ADMIN])
+    admin = await _nats.connect(nats_servers(nats_url), user=ADMIN, password=creds.nats[ADMIN])
     try:
         await provision_nats(admin.jetstream(), topology, replicas=stream_replicas)  # the admin set-up step
     finally:
