@@ -151,13 +151,16 @@ def judge(
         confirmed = [tx for tx in txs if tx.state == "confirmed"]
         expected = 1 if state is not None and state.status == "confirmed" else 0
         if len(landed) > 1:
-            figures.executed_twice.append(f"{order_id}: {len(landed)} transactions landed, attempts {[t.attempt for t in landed]}")
+            attempts = [tx.attempt for tx in landed]
+            figures.executed_twice.append(f"{order_id}: {len(landed)} transactions landed, attempts {attempts}")
         if len(confirmed) != expected:
             figures.chain_disagrees.append(
                 f"{order_id}: {len(confirmed)} confirmed on chain, the log says {state and state.status}"
             )
         elif expected and confirmed[0].signature != state.signature:
-            figures.chain_disagrees.append(f"{order_id}: chain confirmed {confirmed[0].signature}, log {state.signature}")
+            figures.chain_disagrees.append(
+                f"{order_id}: chain confirmed {confirmed[0].signature}, the log {state.signature}"
+            )
         figures.confirmed += expected
     _stalls(figures, intents, log, first_fault=first_fault, outages=outages, now=now)
 
