@@ -21,7 +21,7 @@ from shared import events as ev
 from shared.chain import JetStreamChainStore, SimulatedChain, TxRecord
 from shared.clock import SystemClock
 from shared.market.model import Market
-from shared.orders import OrderState, fold
+from shared.orders import IllegalTransition, OrderState, apply
 from shared.settings import load
 from shared.topology import Topology
 
@@ -44,7 +44,14 @@ class LogOrder:
 
     @property
     def state(self) -> OrderState | None:
-        return fold(self.events)
+        """The state the events fold to, as far as the state machine accepts them (a gap stops it)."""
+        state = None
+        for event in self.events:
+            try:
+                state = apply(state, event)
+            except IllegalTransition:
+                break
+        return state
 
 
 async def read_log(nc, topology: Topology, timeout: float = 10.0) -> dict[str, LogOrder]:
