@@ -14,6 +14,7 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
+from shared.setup import DURABLES
 from shared.topology import Topology
 from tests.e2e.conftest import Stack, service_of
 from tests.faults.harness import kill9, restart
@@ -140,6 +141,8 @@ class FaultRun:
                 delays = figures.resume_by_role.values()
                 figures.resume_s = None if None in delays else max(delays)
             figures.read_model, figures.read_model_caught_up_s = await self._read_model(log)
+            figures.consumers = await consumers(nc, topology)
+            figures.logs = str(stack.logs)
         finally:
             await nc.close()
         return figures
@@ -175,3 +178,15 @@ class FaultRun:
         except AssertionError:
             return last, None
         return [], time.time() - self.driver.finished
+
+
+async def consumers(nc, topology: Topology) -> dict[str, str]:
+    """What each durable consumer of the order stream still holds: where a stuck order waits."""
+    js = nc.jetstream()
+    out = {}
+    for durable in DURABLES:
+        info = await js.consumer_info(topology.orders_stream, topology.consumer(durable))
+        out[durable] = (
+            f"pending {info.num_pending}, unacked {info.num_ack_pending}, redelivered {info.num_redelivered}"
+        )
+    return out

@@ -64,6 +64,8 @@ class Figures:
     longest_stall_s: float = 0.0
     stalled_order: str = ""
     stalled_steps: str = ""  # the stalled order's events, seconds after its first request
+    consumers: dict[str, str] = field(default_factory=dict)  # what each durable still held at the end
+    logs: str = ""  # where the services' logs of the run are
     load_average: float = 0.0  # of the machine (1 min) when the run ended: context for the timings
     resume_s: float | None = None  # the slowest role's
     resume_by_role: dict[str, float | None] = field(default_factory=dict)
@@ -91,6 +93,8 @@ class Figures:
             found = getattr(self, name)
             if found:
                 out.append(f"{name.replace('_', ' ')}: {len(found)}, e.g. {found[:3]}")
+        if out:
+            out.append(f"consumers at the end: {self.consumers}; service logs in {self.logs}")
         if self.longest_stall_s > stall_limit:
             out.append(
                 f"order {self.stalled_order} stalled {self.longest_stall_s:.2f} s beyond its normal "
