@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test test-unit test-integration test-e2e bench rebuild-read-model lint clean
+.PHONY: run test test-unit test-integration test-e2e test-faults bench rebuild-read-model lint clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -25,6 +25,9 @@ test-integration: $(STAMP)
 
 test-e2e: $(STAMP)
 	$(PY) -m pytest tests/e2e
+
+test-faults: $(STAMP)  ## Every fault scenario at full size: kill -9 of services and nats-server, a cluster node, PostgreSQL stopped
+	$(PY) -m pytest tests/faults --faults=full
 
 bench: $(STAMP)  ## Drive orders against a running stack (default: the running `make run`; see README.md)
 	$(PY) -m bench $(ARGS)

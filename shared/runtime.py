@@ -71,13 +71,18 @@ async def connect_nats(common: Common, name: str, *, fail_fast: bool = False) ->
     else:
         options.update(max_reconnect_attempts=-1, reconnect_time_wait=0.5)
     return await nats.connect(
-        common.nats_url,
+        nats_servers(common.nats_url),
         name=name,
         **options,
         error_cb=on_error,
         disconnected_cb=on_disconnect,
         reconnected_cb=on_reconnect,
     )
+
+
+def nats_servers(url: str) -> list[str]:
+    """The servers of `NATS_URL`: one URL or a comma-separated list (the nodes of a cluster)."""
+    return [part.strip() for part in url.split(",") if part.strip()]
 
 
 @contextlib.asynccontextmanager

@@ -23,6 +23,7 @@ from pathlib import Path
 import asyncpg
 import pytest
 
+from tools import credentials, pgroles
 from tools.devservers import DevServerError, ServerProcess, start_nats, start_postgres
 
 
@@ -59,6 +60,16 @@ def database_url() -> Iterator[str]:
         yield from _serve(
             "engine-test-pg-", lambda base: start_postgres(data_dir=base / "pg", durable=False)
         )
+
+
+@pytest.fixture(scope="session")
+async def stack_credentials(database_url) -> credentials.Credentials:
+    """NATS users' passwords for every stack, and the database roles, provisioned once."""
+    creds = credentials.generate()
+    await pgroles.provision(
+        database_url, reader_password=creds.reader_password, writer_password=creds.writer_password, schemas=()
+    )
+    return creds
 
 
 @pytest.fixture

@@ -28,6 +28,7 @@ from shared import retention
 from shared.chain.jetstream_store import ensure_bucket
 from shared.consumer import ACK_WAIT, MAX_DELIVER, ConsumerSpec, ensure_consumer
 from shared.eventlog import ensure_streams
+from shared.runtime import nats_servers
 from shared.settings import Common, SettingsError, load
 from shared import resume
 from shared.setup import DURABLES
@@ -69,13 +70,13 @@ async def provision_nats(
         await ensure_consumer(js, topology.orders_stream, spec)
     for role in resume.ROLES:  # one per role, each filtered to its own nudges
         await ensure_consumer(js, topology.resume_stream, resume.consumer_spec(topology, role))
-    await ensure_bucket(js, topology.chain_bucket)
+    await ensure_bucket(js, topology.chain_bucket, replicas=replicas)
 
 
 async def run(settings: SetupSettings) -> None:
     topology = Topology(namespace=settings.engine_namespace)
     nc = await nats.connect(
-        settings.nats_url,
+        nats_servers(settings.nats_url),
         name="setup",
         user=settings.nats_user or None,
         password=settings.nats_password or None,

@@ -12,8 +12,13 @@ from shared.setup import SetupMissing
 DEFAULT_MAX_AGE_S = 24 * 60 * 60
 
 
-async def ensure_bucket(js: JetStreamContext, bucket_name: str, *, max_age_s: float = DEFAULT_MAX_AGE_S) -> None:
-    """Create the chain's bucket (history 1) unless it exists; the admin set-up step's job."""
+async def ensure_bucket(
+    js: JetStreamContext, bucket_name: str, *, max_age_s: float = DEFAULT_MAX_AGE_S, replicas: int = 1
+) -> None:
+    """Create the chain's bucket (history 1) unless it exists; the admin set-up step's job.
+
+    `replicas` as the streams': the chain's records must outlive the loss of a broker node.
+    """
     try:
         await js.key_value(bucket_name)
         return
@@ -21,7 +26,7 @@ async def ensure_bucket(js: JetStreamContext, bucket_name: str, *, max_age_s: fl
         pass
     # Direct get stays off: it may read from a lagging replica, and a submitter that lost the
     # create race must then read the winner's record.
-    config = KeyValueConfig(bucket=bucket_name, history=1, ttl=max_age_s)
+    config = KeyValueConfig(bucket=bucket_name, history=1, ttl=max_age_s, replicas=replicas)
     try:
         await js.create_key_value(config)
     except BadRequestError:

@@ -27,6 +27,7 @@ from shared import accounts
 from shared.accounts import KeyStore
 from shared.ids import order_id_for_client_key
 from shared.natsauth import ADMIN, authorization
+from shared.runtime import nats_servers
 from shared.topology import Topology
 
 from tests.helpers import eventually, free_port
@@ -73,6 +74,20 @@ class Stack:
     processes: dict[str, subprocess.Popen] = field(default_factory=dict)
     ops_ports: dict[str, int] = field(default_factory=dict)  # health and /metrics, gateway's included
     api_key: str = ""
+    #: Environment of one process only (a second gateway's port), by process name.
+    overrides: dict[str, dict[str, str]] = field(default_factory=dict)
+    #: Every nats-server of the stack when it runs a cluster (`nats` is the first).
+    brokers: list[ServerProcess] = field(default_factory=list)
+
+    @property
+    def gateway_urls(self) -> list[str]:
+        """The base URL of every gateway replica, the first one's first."""
+        ports = [self.overrides.get(name, {}).get("GATEWAY_PORT") for name in self.names("gateway")]
+        return [self.base_url if port is None else f"http://127.0.0.1:{port}" for port in ports]
+
+    def names(self, service: str) -> list[str]:
+        """The process names of `service`'s replicas: `router`, `router-2`, ..."""
+        return sorted((n for n in self.ops_ports if service_of(n) == service), key=lambda n: (len(n), n))
 
     @property
     def headers(self) -> dict[str, str]:
@@ -113,7 +128,7 @@ class Stack:
 
     async def admin_nats(self):
         """A connection to the stack's NATS as the admin user."""
-        return await _nats.connect(self.env["NATS_URL"], user=ADMIN, password=self.creds.nats[ADMIN])
+        return await _nats.connect(nats_servers(self.env["NATS_URL"]), user=ADMIN, password=self.creds.nats[ADMIN])
 
     @property
     def admin_env(self) -> dict[str, str]:
@@ -125,10 +140,17 @@ class Stack:
         return credentials.service_env(self.creds, name, admin_database_url=self.database_url)
 
     def start(self, name: str) -> None:
+        """Start process `name`: a service (`router`) or another replica of one (`router-2`)."""
+        service = service_of(name)
         log = open(self.logs / f"{name}.log", "ab")
-        env = {**self.env, **self.service_env(name), "OPS_PORT": str(self.ops_ports[name])}
+        env = {
+            **self.env,
+            **self.service_env(service),
+            "OPS_PORT": str(self.ops_ports[name]),
+            **self.overrides.get(name, {}),
+        }
         self.processes[name] = subprocess.Popen(
-            [sys.executable, "-m", f"services.{name}"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT
+            [sys.executable, "-m", f"services.{service}"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT
         )
 
     async def wait_ready(self, *names: str, timeout: float = 30) -> None:
@@ -166,6 +188,11 @@ class Stack:
         return "\n".join(out)
 
 
+def service_of(name: str) -> str:
+    """The service a process name runs: `router-2` is a second router."""
+    return name.split("-", 1)[0]
+
+
 def stack_env(nats_url: str, namespace: str, schema: str, port: int, extra: Mapping[str, str]) -> dict:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("SIM_", "CHAIN_", "EXECUTOR_"))}
     env.update(E2E_ENV)
@@ -183,38 +210,57 @@ def stack_env(nats_url: str, namespace: str, schema: str, port: int, extra: Mapp
 
 
 async def start_stack(
-    database_url: str, creds: credentials.Credentials, tmp: Path, extra: Mapping[str, str] = {}
+    database_url: str,
+    creds: credentials.Credentials,
+    tmp: Path,
+    extra: Mapping[str, str] = {},
+    *,
+    replicas: int = 1,
+    namespace: str | None = None,
+    brokers: list[ServerProcess] | None = None,
+    stream_replicas: int = 1,
 ) -> Stack:
-    namespace = "e" + uuid.uuid4().hex[:8]
+    """Start a stack: `replicas` processes of each service, each with its own ops port.
+
+    `brokers` are nats-servers started by the caller (a cluster) with the authorization of
+    `namespace`; the services get all their URLs, comma-separated. Without them the stack
+    starts its own nats-server.
+    """
+    namespace = namespace or "e" + uuid.uuid4().hex[:8]
     topology = Topology(namespace=namespace)
     conn = await asyncpg.connect(database_url)
     try:
         await pgroles.hand_over(conn, namespace)  # the writer's schema, readable by the reader
     finally:
         await conn.close()
-    nats = start_nats(store_dir=tmp / f"nats-{namespace}", config=authorization(topology, creds.nats))
-    admin = await _nats.connect(nats.url, user=ADMIN, password=creds.nats[ADMIN])
+    if brokers is None:
+        brokers = [start_nats(store_dir=tmp / f"nats-{namespace}", config=authorization(topology, creds.nats))]
+    nats_url = ",".join(broker.url for broker in brokers)
+    admin = await _nats.connect(nats_servers(nats_url), user=ADMIN, password=creds.nats[ADMIN])
     try:
-        await provision_nats(admin.jetstream(), topology)  # the admin set-up step
+        await provision_nats(admin.jetstream(), topology, replicas=stream_replicas)  # the admin set-up step
     finally:
         await admin.close()
     port = free_port()
+    names = [name if replica == 1 else f"{name}-{replica}" for name in SERVICES for replica in range(1, replicas + 1)]
     stack = Stack(
         base_url=f"http://127.0.0.1:{port}",
         ws_url=f"ws://127.0.0.1:{port}",
-        env=stack_env(nats.url, namespace, namespace, port, extra),
+        env=stack_env(nats_url, namespace, namespace, port, {"STREAM_REPLICAS": str(stream_replicas), **extra}),
         schema=namespace,
         database_url=database_url,
         logs=tmp,
-        nats=nats,
+        nats=brokers[0],
         creds=creds,
-        ops_ports={name: free_port() for name in SERVICES},
+        ops_ports={name: free_port() for name in names},
+        overrides={f"gateway-{r}": {"GATEWAY_PORT": str(free_port())} for r in range(2, replicas + 1)},
+        brokers=list(brokers),
     )
-    for name in SERVICES:
+    for name in names:
         stack.start(name)
 
     try:
-        await stack.wait_ready(*SERVICES)
+        await stack.wait_ready(*names)
     except AssertionError:
         await stop_stack(stack, check=False)
         raise AssertionError("stack did not become ready\n" + stack.tail())
@@ -224,22 +270,13 @@ async def start_stack(
 
 async def stop_stack(stack: Stack, *, check: bool = True) -> None:
     codes = {name: stack.stop(name) for name in list(stack.processes)}
-    stack.nats.stop()
+    for broker in stack.brokers or [stack.nats]:
+        broker.stop()
     conn = await asyncpg.connect(stack.database_url)
     await conn.execute(f'drop schema if exists "{stack.schema}" cascade')
     await conn.close()
     if check:
         assert all(code == 0 for code in codes.values()), f"unclean exits {codes}\n{stack.tail()}"
-
-
-@pytest.fixture(scope="session")
-async def stack_credentials(database_url) -> credentials.Credentials:
-    """NATS users' passwords for every stack, and the database roles, provisioned once."""
-    creds = credentials.generate()
-    await pgroles.provision(
-        database_url, reader_password=creds.reader_password, writer_password=creds.writer_password, schemas=()
-    )
-    return creds
 
 
 @pytest.fixture(scope="module")
