@@ -32,7 +32,7 @@ from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 
 from shared import metrics, tracing
-from shared.eventlog import EVENT_TYPE_HEADER, decode_message
+from shared.eventlog import EVENT_TYPE_HEADER, StaleRead, decode_message
 from shared.setup import require_consumer
 
 log = logging.getLogger(__name__)
@@ -240,7 +240,7 @@ class Consumer:
             with tracing.span(f"handle {kind}", headers, **{"order.id": event.order_id, "event.seq": event.seq}):
                 await self._handler(event, msg)
             await msg.ack()
-        except Retry as exc:
+        except (Retry, StaleRead) as exc:
             outcome = "retry"
             if last:
                 log.error("event parked: still not done on its last delivery",

@@ -36,6 +36,14 @@ from shared.topology import Topology
 WRONG_LAST_SEQUENCE = 10071
 EVENT_TYPE_HEADER = "Order-Event"
 _BATCH = 256
+#: Pauses before reading an order again from a replica that lags the event in hand.
+_STALE_RETRIES = (0.01, 0.02, 0.05, 0.1, 0.2)
+
+
+class StaleRead(Exception):
+    """A replica answered for an order without an event known to be stored: try again later."""
+
+    delay = 0.5
 
 
 class ConcurrencyConflict(Exception):
@@ -245,9 +253,24 @@ class EventLog:
             metrics.EVENTS_APPENDED.labels(metrics.service(), type(event).__name__).inc()
         return Appended(stream_seq=ack.seq, duplicate=bool(ack.duplicate))
 
-    async def load(self, order_id: str) -> History:
-        """Every stored event of one order, in order, and the state they fold to."""
+    async def load(self, order_id: str, *, through_seq: int = 0) -> History:
+        """Every stored event of one order, in order, and the state they fold to.
+
+        `through_seq` is an order seq the caller knows is stored (the event it was handed,
+        a nudge's): a stream replica that has not caught up with it yet answers for an
+        older order, so it is asked again, and `StaleRead` is raised if it stays behind.
+        """
         stored = await self.read(order_id)
+        for delay in _STALE_RETRIES:
+            if through_seq <= 0 or (stored and stored[-1].event.seq >= through_seq):
+                break
+            metrics.STALE_READS.labels(metrics.service()).inc()
+            await asyncio.sleep(delay)
+            stored = await self.read(order_id)
+        else:
+            if not stored or stored[-1].event.seq < through_seq:
+                raise StaleRead(f"order {order_id}: the log answered up to seq "
+                                f"{stored[-1].event.seq if stored else 0}, not {through_seq}")
         state = fold(s.event for s in stored)
         return History(events=tuple(stored), state=state, last_stream_seq=stored[-1].stream_seq if stored else 0)
 

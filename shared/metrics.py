@@ -38,6 +38,9 @@ EVENT_DURATION = Histogram(
     "engine_event_handle_duration_seconds", "Time to handle one event", ["service", "event"], buckets=LATENCY_BUCKETS
 )
 EVENTS_APPENDED = Counter("engine_events_appended", "Events appended to the log", ["service", "event"])
+STALE_READS = Counter(
+    "engine_stale_reads", "Reads of an order answered by a replica behind an event known to be stored", ["service"]
+)
 APPEND_CONFLICTS = Counter("engine_append_conflicts", "Appends refused by optimistic concurrency", ["service"])
 ORDERS_TERMINAL = Counter("engine_orders_terminal", "Orders reaching a terminal status", ["service", "status"])
 ORDER_DURATION = Histogram(

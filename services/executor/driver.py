@@ -59,7 +59,7 @@ class Executor:
         """Consumer entry: drive the order unless this process is already driving it."""
         if event.order_id in self._driving:
             raise Retry("this process is already driving the order", delay=5.0)
-        await self._drive_once(event.order_id)
+        await self._drive_once(event.order_id, event.seq)
 
     async def resume(self, nudge: Resume, _msg=None) -> None:
         """Consumer entry for a resume nudge: drive the order from the log.
@@ -69,17 +69,18 @@ class Executor:
         driven here too, which the log and the chain make harmless.
         """
         if nudge.order_id not in self._driving:
-            await self._drive_once(nudge.order_id)
+            await self._drive_once(nudge.order_id, nudge.seq)
 
-    async def _drive_once(self, order_id: str) -> None:
+    async def _drive_once(self, order_id: str, through_seq: int) -> None:
         self._driving.add(order_id)
         try:
-            await self.drive(order_id)
+            await self.drive(order_id, through_seq)
         finally:
             self._driving.discard(order_id)
 
-    async def drive(self, order_id: str) -> None:
-        history = await self._emit.log.load(order_id)
+    async def drive(self, order_id: str, through_seq: int = 0) -> None:
+        """Take the order from what the log holds (at least through `through_seq`) to its end."""
+        history = await self._emit.log.load(order_id, through_seq=through_seq)
         if self._prepare is not None and history.state is not None and history.state.route is not None:
             await self._prepare(history.state.route)
         built_here: set[str] = set()

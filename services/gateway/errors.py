@@ -15,6 +15,7 @@ from litestar.exceptions import HTTPException, InternalServerException
 
 from services.gateway.models import ErrorBody
 from services.gateway.reads import ReadModelUnavailable
+from shared.eventlog import StaleRead
 
 log = logging.getLogger(__name__)
 
@@ -109,6 +110,7 @@ UNAVAILABLE: tuple[type[Exception], ...] = (
     asyncpg.PostgresConnectionError,
     asyncpg.exceptions.CannotConnectNowError,
     asyncpg.InterfaceError,
+    StaleRead,  # a stream replica behind an event known to be stored
 )
 
 

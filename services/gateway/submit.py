@@ -84,7 +84,7 @@ async def submit(spec: ev.OrderSpec, *, emitter: Emitter, timing: AcceptTiming) 
     if created:
         metrics.ORDERS_ACCEPTED.labels(metrics.service(), spec.order_type).inc()
         return Submitted(state=history.state if history else apply(None, event), created=True)
-    history = history or await log_.load(order_id)
+    history = history or await log_.load(order_id, through_seq=1)  # it exists: a conflict says so
     existing = history.state
     assert existing is not None, "a conflict on a new order means the order exists"
     if existing.spec.request_hash != spec.request_hash:

@@ -68,11 +68,11 @@ class Router:
             left_ms = event.occurred_at + self._trigger_grace_ms - self._emit.clock.now_ms()
             if left_ms > 0:
                 raise Retry("the trigger loop is routing the order", delay=left_ms / 1000)
-        await self._retrying(self._accept, event.order_id)
+        await self._retrying(self._accept, event.order_id, event.seq)
 
     async def resume(self, nudge: Resume, _msg=None) -> None:
         """Consumer entry for a resume nudge: the same idempotent step as for OrderAccepted."""
-        await self._retrying(self._accept, nudge.order_id)
+        await self._retrying(self._accept, nudge.order_id, nudge.seq)
 
     async def fire(self, order_id: str, reason: str) -> bool:
         """Trigger a resting order if the market now meets its floor; True if it fired.
@@ -101,8 +101,8 @@ class Router:
                 continue  # someone else moved the order: look again
         raise Retry(f"{args[0]}: lost five races to other writers in a row", delay=0.5)
 
-    async def _accept(self, order_id: str) -> None:
-        history = await self._emit.log.load(order_id)
+    async def _accept(self, order_id: str, through_seq: int = 0) -> None:
+        history = await self._emit.log.load(order_id, through_seq=through_seq)
         state = history.state
         if state is None:
             return

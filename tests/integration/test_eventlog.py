@@ -4,7 +4,7 @@ import time
 import pytest
 
 from shared import events as ev
-from shared.eventlog import ConcurrencyConflict, EventLog, ensure_streams
+from shared.eventlog import ConcurrencyConflict, EventLog, StaleRead, ensure_streams
 from tests.helpers import eventually
 from tests.kit import HAPPY, history, make
 
@@ -104,3 +104,22 @@ async def test_the_leader_counts_the_events_an_order_holds(log):
     stored = await log.append(first, expected_stream_seq=0)
     await log.append(second, expected_stream_seq=stored.stream_seq)
     assert await log.held_by_leader("a10") == 2 and await log.held_by_leader("a1") == 0
+
+
+async def test_a_load_that_must_reach_a_known_event_reads_again_and_says_so_if_it_never_comes(log):
+    await log.append(make(ev.OrderAccepted, order_id="s1"), expected_stream_seq=0)
+    await log.append(make(ev.RoutingStarted, order_id="s1", seq=2), expected_stream_seq=1)
+    stored = log.read
+    answers = []
+
+    async def lagging(order_id, **options):  # a replica that has not applied seq 2 for two reads
+        events = await stored(order_id, **options)
+        answers.append(events if len(answers) >= 2 else events[:1])
+        return answers[-1]
+
+    log.read = lagging
+    history = await log.load("s1", through_seq=2)
+    assert [s.event.seq for s in history.events] == [1, 2] and [len(a) for a in answers] == [1, 1, 2]
+    assert history.state.status == "routing"
+    with pytest.raises(StaleRead, match="up to seq 2, not 3"):
+        await log.load("s1", through_seq=3)
