@@ -44,7 +44,7 @@ class MemoryLog:
         self.stored.append(StoredEvent(len(self.stored) + 1, event, stored_at=self.stored_at))
         return Appended(stream_seq=len(self.stored), duplicate=False)
 
-    async def load(self, order_id: str) -> History:
+    async def load(self, order_id: str, *, through_seq: int = 0) -> History:
         mine = tuple(s for s in self.stored if s.event.order_id == order_id)
         return History(mine, fold(s.event for s in mine), mine[-1].stream_seq if mine else 0)
 
@@ -131,7 +131,7 @@ class UnacknowledgedLog(MemoryLog):
             raise nats.errors.TimeoutError
         return await super().append(event, expected_stream_seq=expected_stream_seq)
 
-    async def load(self, order_id: str) -> History:
+    async def load(self, order_id: str, *, through_seq: int = 0) -> History:
         return History((), None, 0) if self.replica_lags else await super().load(order_id)
 
 
