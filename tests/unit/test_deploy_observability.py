@@ -21,7 +21,7 @@ COUNTERS = {
     "engine_orders_terminal_total", "engine_execution_attempts_total", "engine_routes_selected_total",
     "engine_events_dead_lettered_total",
     "engine_resume_nudges_total",
-    "engine_live_events_recovered_total",
+    "engine_live_events_recovered_total", "engine_stale_reads_total",
 }
 GAUGES = {
     "engine_ws_connections", "engine_consumer_pending_messages", "engine_projector_lag_seconds",
