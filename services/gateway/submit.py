@@ -42,6 +42,8 @@ class AcceptTiming:
     #: gateway's clock and the NATS servers' (which stamp what they store).
     clock_margin_ms: int = 500
     check_timeout_ms: int = 1_000  # for that read
+    #: An unconfirmed publish is sent again after this, until the deadline.
+    retry_ms: int = 1_000
 
 
 async def submit(spec: ev.OrderSpec, *, emitter: Emitter, timing: AcceptTiming) -> Submitted:
@@ -68,8 +70,9 @@ async def submit(spec: ev.OrderSpec, *, emitter: Emitter, timing: AcceptTiming) 
     )
     history: History | None = None
     try:
-        appended = await log_.append(event, expected_stream_seq=0, timeout=timing.deadline_ms / 1000)
-        created = not appended.duplicate
+        appended, tries = await _append_by_deadline(event, emitter, timing)
+        # A duplicate after a try of ours that may have been stored is ours if it is our event.
+        created = not appended.duplicate or (tries > 1 and await _first_is(event, emitter))
     except ConcurrencyConflict:
         created = False
     except UNAVAILABLE as exc:
@@ -100,6 +103,36 @@ async def submit(spec: ev.OrderSpec, *, emitter: Emitter, timing: AcceptTiming) 
     except ConcurrencyConflict:
         history = await log_.load(order_id)
     return Submitted(state=history.state, created=False)
+
+
+async def _append_by_deadline(event: ev.OrderAccepted, emitter: Emitter, timing: AcceptTiming):
+    """Append, publishing again while unconfirmed and the deadline allows; (Appended, tries).
+
+    A stream whose leader is being elected (a node lost) or a broker reconnecting drops a
+    publish silently; asking again each `timing.retry_ms` (the same message id: the log
+    stores it once) lets the order in as soon as the log takes writes again, instead of
+    spending the whole deadline on one lost request.
+    """
+    assert event.accept_by is not None
+    tries = 0
+    while True:
+        left_ms = event.accept_by - emitter.clock.now_ms()
+        tries += 1
+        try:
+            appended = await emitter.log.append(
+                event, expected_stream_seq=0, timeout=max(0.05, min(left_ms, timing.retry_ms) / 1000)
+            )
+            return appended, tries
+        except UNAVAILABLE as exc:
+            if refused_for_room(exc) or left_ms <= timing.retry_ms:
+                raise
+            if not isinstance(exc, asyncio.TimeoutError):  # refused at once: pause before asking again
+                await asyncio.sleep(min(0.1, left_ms / 1000))
+
+
+async def _first_is(event: ev.OrderAccepted, emitter: Emitter) -> bool:
+    history = await emitter.log.load(event.order_id, through_seq=1)
+    return history.events[0].event.event_id == event.event_id
 
 
 async def _settle(event: ev.OrderAccepted, emitter: Emitter, timing: AcceptTiming) -> History:

@@ -25,6 +25,10 @@ from tests.helpers import eventually
 
 #: No order may stall longer than this beyond its normal time after any one fault.
 STALL_LIMIT_S = 5.0
+#: A clustered stream whose leader dies takes nats-server's Raft election to write again:
+#: a follower waits 4-9 s (minElectionTimeoutDefault..maxElectionTimeoutDefault in its
+#: server/raft.go, not configurable) before it campaigns. Losing a node may cost that, too.
+ELECTION_MAX_S = 9.0
 #: After the broker is back, every role appends again within this.
 RESUME_LIMIT_S = 2.0
 

@@ -12,7 +12,7 @@ from shared.natsauth import ADMIN, authorization
 from shared.topology import Topology
 from tests.e2e.conftest import start_stack, stop_stack
 from tests.faults.harness import jetstream_ready, kill9_broker, restart_broker, start_cluster
-from tests.faults.run import RESUME_LIMIT_S, STALL_LIMIT_S, FaultRun
+from tests.faults.run import ELECTION_MAX_S, RESUME_LIMIT_S, STALL_LIMIT_S, FaultRun
 
 
 async def test_nats_server_killed_and_restarted_costs_seconds_never_an_order(replicated_stack, profile, report):
@@ -71,7 +71,7 @@ async def test_one_node_of_a_three_node_cluster_killed_costs_seconds_never_an_or
 
         figures = await run.execute(timeline)
         report(figures)
-        problems = figures.problems(stall_limit=STALL_LIMIT_S)
+        problems = figures.problems(stall_limit=STALL_LIMIT_S + ELECTION_MAX_S)
         assert not problems, figures.line() + "\n" + "\n".join(problems)
     finally:
         await stop_stack(stack)

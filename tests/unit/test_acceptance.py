@@ -165,3 +165,35 @@ async def test_an_order_a_lagging_replica_does_not_show_but_the_leader_holds_is_
     with pytest.raises(ApiError) as refused:
         await submit_to(UnacknowledgedLog(stored_at=DEADLINE, stores=True, replica_lags=True))
     assert (refused.value.status, refused.value.error) == (503, "unavailable") and refused.value.extra["orderId"]
+
+
+class LosesFirstPublish(MemoryLog):
+    """The first publish of an acceptance gets no answer (stored or not); the next one does."""
+
+    def __init__(self, stored_at: int, *, first_stored: bool):
+        super().__init__(stored_at)
+        self.first_stored = first_stored
+        self.publishes = 0
+
+    async def append(self, event, *, expected_stream_seq, timeout=None):
+        if event.seq != 1:
+            return await super().append(event, expected_stream_seq=expected_stream_seq)
+        self.publishes += 1
+        if self.publishes == 1:
+            if self.first_stored:
+                await super().append(event, expected_stream_seq=expected_stream_seq)
+            raise nats.errors.TimeoutError
+        if self.stored:  # the log's message-id dedupe: stored once
+            return Appended(stream_seq=self.stored[0].stream_seq, duplicate=True)
+        return await super().append(event, expected_stream_seq=expected_stream_seq)
+
+
+@pytest.mark.parametrize("first_stored", [True, False], ids=["ack-lost", "publish-lost"])
+async def test_an_unconfirmed_publish_is_sent_again_within_the_deadline_and_the_order_is_created_once(first_stored):
+    log = LosesFirstPublish(stored_at=DEADLINE - 2_000, first_stored=first_stored)
+    clock = FakeClock(DEADLINE - 3_000)
+    emitter = Emitter(log, Ids(clock, secret=b"secret"), clock)
+    result = await submit(msgspec.structs.replace(SPEC, client_order_id="k3"), emitter=emitter,
+                          timing=AcceptTiming(deadline_ms=3_000, retry_ms=1_000))
+    assert log.publishes == 2 and len(log.stored) == 1
+    assert result.created and result.state.status == "pending"
