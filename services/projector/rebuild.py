@@ -1,6 +1,7 @@
 """Rebuilding the read model from the whole log, in one transaction.
 
-Under the projection lock the tables are emptied, the stream is replayed from its first
+Under the projection lock the tables are emptied (but for orders whose first event has
+left the stream: the read model is their only record, and they are kept as they are), the stream is replayed from its first
 message up to the last one stored when the lock was taken, and folded and written batch
 by batch; the position is set to the last message applied. TRUNCATE locks the tables
 exclusively, so readers wait for the commit and then see the new read model, never a
@@ -72,7 +73,7 @@ async def rebuild(
         # Read after taking the lock: every batch committed before is within this range.
         info = await js.stream_info(topology.orders_stream)
         last_seq = info.state.last_seq if info.state.messages else 0
-        await store.reset(conn)
+        await store.reset(conn, keep_before=info.state.first_seq)
         held = _Held(conn, limit=chunk)
         chunks = replay(
             js,

@@ -154,9 +154,28 @@ async def forget(conn: asyncpg.Connection, order_id: str) -> None:
         await conn.execute(f"delete from {table} where order_id = $1", order_id)
 
 
-async def reset(conn: asyncpg.Connection) -> None:
-    """Empty the read model (inside the caller's transaction)."""
-    await conn.execute("truncate orders, order_events, projector_rejects")
+async def reset(conn: asyncpg.Connection, *, keep_before: int = 0) -> None:
+    """Empty the read model for a refold from stream position `keep_before` (inside the caller's transaction).
+
+    Orders whose first event the stream no longer holds (retention) cannot be refolded:
+    their rows and histories stay as they are, the read model being their only record.
+    With nothing lost from the stream (`keep_before` 1 or less) everything goes.
+    """
+    if keep_before <= 1:
+        await conn.execute("truncate orders, order_events, projector_rejects")
+    else:
+        await conn.execute(
+            """
+            create temp table rebuilt on commit drop as
+                select order_id from order_events where seq = 1 and stream_seq >= $1
+                union select order_id from orders o
+                    where not exists (select 1 from order_events e where e.order_id = o.order_id and e.seq = 1)
+            """,
+            keep_before,
+        )
+        await conn.execute("delete from order_events e using rebuilt r where e.order_id = r.order_id")
+        await conn.execute("delete from orders o using rebuilt r where o.order_id = r.order_id")
+        await conn.execute("delete from projector_rejects where stream_seq >= $1", keep_before)
     await conn.execute("delete from projector_positions where name = $1", POSITION)
 
 

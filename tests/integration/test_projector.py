@@ -283,6 +283,22 @@ async def test_a_rebuild_from_scratch_equals_the_incremental_result(env: Env) ->
     assert summary.last_stream_seq == await env.last_seq()
 
 
+async def test_a_rebuild_after_retention_keeps_the_orders_whose_first_event_left_the_stream(env: Env) -> None:
+    old = [e for i in range(10) for e in order_story(f"o-old{i}", "confirmed")]
+    straddling = order_story("o-straddle", "confirmed")  # accepted before the cut, finished after it
+    new = [e for i in range(10) for e in order_story(f"o-new{i}", "slippage")]
+    await env.append(old + straddling[:2])
+    cut = await env.last_seq() + 1
+    await env.append(straddling[2:] + new)
+    async with running(env.projector(batch=16)):
+        await eventually(env.caught_up, timeout=PROJECTION_WAIT_S)
+    incremental = await env.tables()
+    await env.js.purge_stream(env.topology.orders_stream, seq=cut)  # retention took everything before `cut`
+    summary = await rebuild(env.pool, env.js, env.topology, env.schema, chunk=8)
+    assert await env.tables() == incremental
+    assert summary.orders == 21 and summary.events == len(straddling) - 2 + len(new)
+
+
 async def test_a_rebuild_in_small_batches_holds_few_orders_and_ends_in_the_incremental_result(env: Env) -> None:
     log = interleaved_log(150, seed=11)  # every order open at once: most are dropped and read back
     await env.append(log)
