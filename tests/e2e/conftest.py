@@ -279,26 +279,23 @@ async def stop_stack(stack: Stack, *, check: bool = True) -> None:
         assert all(code == 0 for code in codes.values()), f"unclean exits {codes}\n{stack.tail()}"
 
 
-@pytest.fixture(scope="module")
-async def stack(database_url, stack_credentials, tmp_path_factory) -> AsyncIterator[Stack]:
-    running = await start_stack(database_url, stack_credentials, tmp_path_factory.mktemp("stack"))
-    try:
-        yield running
-    finally:
-        await stop_stack(running)
+def own_stack(extra: Mapping[str, str] | None = None, *, keys: tuple[accounts.ApiKey, ...] = ()):
+    """A module-scoped stack fixture with `extra` settings (and key records added at start)."""
+
+    @pytest.fixture(scope="module")
+    async def fixture(database_url, stack_credentials, tmp_path_factory) -> AsyncIterator[Stack]:
+        running = await start_stack(database_url, stack_credentials, tmp_path_factory.mktemp("stack"), extra or {})
+        for record in keys:
+            await running.add_key(record)
+        try:
+            yield running
+        finally:
+            await stop_stack(running)
+
+    return fixture
 
 
-@pytest.fixture(scope="module")
-async def hardened_stack(database_url, stack_credentials, tmp_path_factory) -> AsyncIterator[Stack]:
-    """A stack whose gateway has short transport timeouts, CORS for one origin and a public URL."""
-    from tests.e2e.hostile import HARDENED_ENV, HOSTILE_RECORD
-
-    running = await start_stack(database_url, stack_credentials, tmp_path_factory.mktemp("stack"), HARDENED_ENV)
-    await running.add_key(HOSTILE_RECORD)
-    try:
-        yield running
-    finally:
-        await stop_stack(running)
+stack = own_stack()
 
 
 @pytest.fixture(scope="module")

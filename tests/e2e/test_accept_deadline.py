@@ -20,7 +20,7 @@ import httpx
 import pytest
 
 from tests.e2e.client import market, submit, wait_terminal
-from tests.e2e.conftest import Stack, start_stack, stop_stack
+from tests.e2e.conftest import own_stack, Stack
 from tests.helpers import eventually
 
 # A short deadline and a check window wide enough for a test to resume the server in it.
@@ -33,13 +33,7 @@ ACCEPT_ENV = {
 }
 
 
-@pytest.fixture(scope="module")
-async def deadline_stack(database_url, stack_credentials, tmp_path_factory) -> AsyncIterator[Stack]:
-    running = await start_stack(database_url, stack_credentials, tmp_path_factory.mktemp("stack"), ACCEPT_ENV)
-    try:
-        yield running
-    finally:
-        await stop_stack(running)
+deadline_stack = own_stack(ACCEPT_ENV)
 
 
 @pytest.fixture

@@ -10,8 +10,8 @@ import pytest
 import websockets
 
 from tests.e2e.client import market, stream, submit
-from tests.e2e.conftest import Stack
-from tests.e2e.hostile import JSON, UNKNOWN_ID, nothing_stored
+from tests.e2e.conftest import Stack, own_stack
+from tests.e2e.hostile import HARDENED_ENV, HOSTILE_RECORD, JSON, UNKNOWN_ID, nothing_stored
 
 BAD_BODIES = [
     ("malformed JSON", b'{"tokenIn": "SOL",', 400, "body"),
@@ -112,9 +112,8 @@ async def test_health_and_openapi_are_public_and_metrics_are_on_the_ops_port(sta
 # Families of hostile input, against the hardened gateway (tests/e2e/hostile.py).
 
 
-@pytest.fixture(scope="module")
-def stack(hardened_stack: Stack) -> Stack:
-    return hardened_stack
+# The gateway with short transport timeouts, CORS for one origin and a public URL.
+stack = own_stack(HARDENED_ENV, keys=(HOSTILE_RECORD,))
 
 
 def order(**fields) -> bytes:

@@ -1,7 +1,6 @@
 """Orders through the four services as real processes, each reaching the outcome its id foretells."""
 
 import asyncio
-from collections.abc import AsyncIterator
 
 import asyncpg
 import pytest
@@ -10,7 +9,7 @@ from shared import events as ev
 from shared.eventlog import EventLog
 from shared.topology import Topology
 from tests.e2e.client import market, stream, submit
-from tests.e2e.conftest import Stack, start_stack, stop_stack
+from tests.e2e.conftest import own_stack
 from tests.e2e.foresight import IMMUNE_SLIPPAGE_BPS, Foresight, Outcome
 from tests.helpers import eventually
 
@@ -21,14 +20,7 @@ from tests.helpers import eventually
 LONG_BLOCKHASH_WINDOW = {"BLOCKHASH_TTL_SLOTS": "40"}
 
 
-@pytest.fixture(scope="module")
-async def stack(database_url, stack_credentials, tmp_path_factory) -> AsyncIterator[Stack]:
-    tmp = tmp_path_factory.mktemp("stack")
-    running = await start_stack(database_url, stack_credentials, tmp, LONG_BLOCKHASH_WINDOW)
-    try:
-        yield running
-    finally:
-        await stop_stack(running)
+stack = own_stack(LONG_BLOCKHASH_WINDOW)
 
 
 @pytest.fixture(scope="module")

@@ -2,19 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 
 import asyncpg
 import httpx
 import msgspec
-import pytest
 
 from services.projector.pull import Puller
 from shared import events as ev
 from shared.eventlog import EventLog
 from shared.topology import Topology
 from tests.e2e.client import market, stream, submit, wait_terminal
-from tests.e2e.conftest import Stack, start_stack, stop_stack
+from tests.e2e.conftest import own_stack, Stack
 from tests.helpers import eventually
 from tests.kit import SPEC, make
 
@@ -23,13 +21,7 @@ SPEC_AT = 1_700_000_000_000
 RECONCILE_FAST = {"RECONCILE_INTERVAL_S": "0.2", "RECONCILE_STALL_S": "1", "CHAIN_FAILURE_RATE": "0"}
 
 
-@pytest.fixture(scope="module")
-async def stack(database_url, stack_credentials, tmp_path_factory) -> AsyncIterator[Stack]:
-    running = await start_stack(database_url, stack_credentials, tmp_path_factory.mktemp("stack"), RECONCILE_FAST)
-    try:
-        yield running
-    finally:
-        await stop_stack(running)
+stack = own_stack(RECONCILE_FAST)
 
 
 def topology_of(stack: Stack) -> Topology:

@@ -6,11 +6,9 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator
 
 import httpx
 import nats.js.errors
-import pytest
 import websockets
 
 from services.router import book_state
@@ -19,7 +17,7 @@ from shared.market.model import Market
 from shared.retention import DEFAULT_MAX_BYTES
 from shared.topology import Topology
 from tests.e2e.client import stream, submit
-from tests.e2e.conftest import E2E_ENV, ROOT, Stack, start_stack, stop_stack
+from tests.e2e.conftest import E2E_ENV, own_stack, ROOT, Stack
 from tests.e2e.foresight import IMMUNE_SLIPPAGE_BPS
 from tests.e2e.market_lookahead import next_crossing, slot_clock
 from tests.helpers import eventually
@@ -32,14 +30,7 @@ NO_TRANSIENT_FAILURES = {"CHAIN_FAILURE_RATE": "0"}
 SNAPSHOT_EVERY_SECOND = {"BOOK_SNAPSHOT_INTERVAL_S": "1"}
 
 
-@pytest.fixture(scope="module")
-async def stack(database_url, stack_credentials, tmp_path_factory) -> AsyncIterator[Stack]:
-    running = await start_stack(database_url, stack_credentials, tmp_path_factory.mktemp("stack"),
-                                {**NO_TRANSIENT_FAILURES, **SNAPSHOT_EVERY_SECOND})
-    try:
-        yield running
-    finally:
-        await stop_stack(running)
+stack = own_stack({**NO_TRANSIENT_FAILURES, **SNAPSHOT_EVERY_SECOND})
 
 
 def limit_body(crossing, **extra):

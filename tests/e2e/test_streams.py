@@ -11,29 +11,19 @@ import time
 from typing import AsyncIterator
 
 import httpx
-import pytest
 import websockets
 
 from shared.topology import Topology
 
 from tests.e2e.client import market, stream, submit, wait_terminal
-from tests.e2e.conftest import Stack, start_stack, stop_stack
+from tests.e2e.conftest import own_stack, Stack
 from tests.helpers import eventually, republish_paused
 
 IDLE_CHECK_S = 1.0
 RESTING = {"orderType": "limit", "tokenIn": "SOL", "tokenOut": "USDC", "amount": "1", "limitPrice": "100000"}
 
 
-@pytest.fixture(scope="module")
-async def stream_stack(database_url, stack_credentials, tmp_path_factory) -> AsyncIterator[Stack]:
-    """A stack whose streams check the log after a second of silence."""
-    running = await start_stack(
-        database_url, stack_credentials, tmp_path_factory.mktemp("stack"), {"STREAM_IDLE_CHECK_S": str(IDLE_CHECK_S)}
-    )
-    try:
-        yield running
-    finally:
-        await stop_stack(running)
+stream_stack = own_stack({"STREAM_IDLE_CHECK_S": str(IDLE_CHECK_S)})  # streams check the log after 1 s of silence
 
 
 async def gateway_metric(stack: Stack, name: str, **labels: str) -> float:

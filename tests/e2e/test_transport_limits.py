@@ -2,14 +2,13 @@
 
 import pytest
 
-from tests.e2e.conftest import Stack
-from tests.e2e.hostile import HOSTILE_KEY, TIMEOUT_S, UNKNOWN_ID, nothing_stored
+from tests.e2e.conftest import own_stack
+from tests.e2e.hostile import HARDENED_ENV, HOSTILE_RECORD, HOSTILE_KEY, TIMEOUT_S, UNKNOWN_ID, nothing_stored
 from tests.e2e.rawhttp import RawAnswer, exchange, writes
 
 
-@pytest.fixture(scope="module")
-def stack(hardened_stack: Stack) -> Stack:
-    return hardened_stack
+# The gateway with short transport timeouts, CORS for one origin and a public URL.
+stack = own_stack(HARDENED_ENV, keys=(HOSTILE_RECORD,))
 
 
 def order() -> bytes:
