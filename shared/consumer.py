@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from typing import Any, Awaitable, Callable
 
 import msgspec
+import nats.errors
 import nats.js.api as api
 import nats.js.errors
 from nats.aio.msg import Msg
@@ -43,6 +44,13 @@ Handler = Callable[[Any, Msg], Awaitable[None]]
 Decode = Callable[[Msg], Any]
 
 
+#: Errors of a broker that is away or restarting (a step that hit one is worth taking up again).
+BROKER_AWAY = (nats.errors.ConnectionClosedError, nats.errors.TimeoutError, nats.errors.NoRespondersError,
+               nats.errors.StaleConnectionError, asyncio.TimeoutError)
+#: Tries of one step within a delivery when the broker goes away under it.
+_BROKER_RETRIES = 3
+
+
 class Retry(Exception):
     """Ask for redelivery after `delay` seconds."""
 
@@ -53,7 +61,7 @@ class Retry(Exception):
 
 #: Seconds a delivered message waits for its ack before it is delivered again: a process
 #: killed mid-handling costs about this much. Long handlers send in-progress acks.
-ACK_WAIT = 4.0
+ACK_WAIT = 3.0
 #: Deliveries of one message before it is parked in the dead-letter stream.
 MAX_DELIVER = 10
 
@@ -237,11 +245,25 @@ class Consumer:
         delivered = msg.metadata.num_delivered if msg.metadata else 1
         last = 0 < self._max_deliver <= delivered
         try:
-            with tracing.span(f"handle {kind}", headers, **{"order.id": event.order_id, "event.seq": event.seq}):
-                await self._handler(event, msg)
+            for attempt in range(1, _BROKER_RETRIES + 1):
+                try:
+                    with tracing.span(f"handle {kind}", headers, **{"order.id": event.order_id, "event.seq": event.seq}):
+                        await self._handler(event, msg)
+                    break
+                except Exception as exc:
+                    if attempt == _BROKER_RETRIES or not self._broker_lost(exc):
+                        raise
+                    # The broker went away mid-step: a nak could not reach it either, and the
+                    # message would wait out its ack wait once the broker is back. Steps are
+                    # idempotent, so this one is taken up again here as soon as it is back.
+                    log.info("broker lost mid-step; resuming once reconnected",
+                             extra={"orderId": event.order_id, "event": kind, "error": repr(exc)})
+                    await self._connected()
+            await self._connected()
             await msg.ack()
         except (Retry, StaleRead) as exc:
             outcome = "retry"
+            await self._connected()
             if last:
                 log.error("event parked: still not done on its last delivery",
                           extra={"orderId": event.order_id, "event": kind, "delivery": delivered, "reason": str(exc)})
@@ -252,6 +274,7 @@ class Consumer:
         except Exception as exc:
             outcome = "error"
             log.exception("handler failed", extra={"orderId": event.order_id, "event": kind, "delivery": delivered})
+            await self._connected()
             if last:
                 await self._park(msg, f"failed {delivered} times: {exc!r}")
             else:
@@ -260,6 +283,15 @@ class Consumer:
             heartbeat.cancel()
             metrics.EVENTS_HANDLED.labels(metrics.service(), kind, outcome).inc()
             metrics.EVENT_DURATION.labels(metrics.service(), kind).observe(time.perf_counter() - started)
+
+    def _broker_lost(self, exc: Exception) -> bool:
+        return not self._nc.is_connected or isinstance(exc, BROKER_AWAY)
+
+    async def _connected(self, timeout: float = 60.0) -> None:
+        """Until the connection is back (reconnects are unlimited), or `timeout`."""
+        deadline = time.monotonic() + timeout
+        while not self._nc.is_connected and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
 
     async def _park(self, msg: Msg, reason: str) -> None:
         """Terminate `msg`: the server's advisory, with `reason`, lands in the dead-letter stream."""
