@@ -139,6 +139,8 @@ async def redrive(js: JetStreamContext, topology: Topology, record: Parked) -> N
 
 
 def render(records: list[Parked]) -> str:
+    if not records:
+        return "nothing parked: every event was handled"
     header = ("SEQ", "ORDER", "EVENT", "CONSUMER", "DELIVERIES", "PARKED", "REASON")
     rows = [header] + [
         (str(r.seq), r.order_id or "(gone)", r.event_type or "-", r.consumer, str(r.deliveries),
