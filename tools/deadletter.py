@@ -15,7 +15,6 @@ the NATS of a running `make run` (or `NATS_URL`, `NATS_USER`, `NATS_PASSWORD`).
 from __future__ import annotations
 
 import argparse
-import asyncio
 import sys
 
 import msgspec
@@ -194,12 +193,7 @@ async def _run(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> None:
-    args = _parser().parse_args(argv)
-    try:
-        sys.exit(asyncio.run(_run(args)))
-    except (NotParked, local.NoLocalStack, SetupMissing) as error:
-        print(f"error: {error}", file=sys.stderr)
-        sys.exit(2)
+    local.run_command(_run(_parser().parse_args(argv)), NotParked, SetupMissing)
 
 
 if __name__ == "__main__":

@@ -11,7 +11,6 @@ NATS; the command talks to the NATS of a running `make run` (or `NATS_URL`).
 from __future__ import annotations
 
 import argparse
-import asyncio
 import datetime as dt
 import os
 import sys
@@ -135,12 +134,7 @@ async def _run(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> None:
-    args = _parser().parse_args(argv)
-    try:
-        sys.exit(asyncio.run(_run(args)))
-    except (AccountError, local.NoLocalStack, SetupMissing) as error:
-        print(f"error: {error}", file=sys.stderr)
-        sys.exit(2)
+    local.run_command(_run(_parser().parse_args(argv)), AccountError, SetupMissing)
 
 
 if __name__ == "__main__":

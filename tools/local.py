@@ -11,9 +11,12 @@ without reconnecting, so a tool fails in seconds when the server is gone.
 
 from __future__ import annotations
 
+import asyncio
 import os
-from collections.abc import Mapping
+import sys
+from collections.abc import Coroutine, Mapping
 from pathlib import Path
+from typing import Any, NoReturn
 
 import msgspec
 import nats
@@ -163,6 +166,15 @@ def api_key(environ: Mapping[str, str] | None = None) -> str:
         return path.read_text().strip()
     except OSError:
         raise NoLocalStack(f"no API key: set API_KEY, or start `make run` (it writes {path})") from None
+
+
+def run_command(command: Coroutine[Any, Any, int], *expected: type[BaseException]) -> NoReturn:
+    """Exit with what a tool's `command` returns; `expected` errors (and a missing stack) are one line and exit 2."""
+    try:
+        sys.exit(asyncio.run(command))
+    except (NoLocalStack, *expected) as error:
+        print(f"error: {error}", file=sys.stderr)
+        sys.exit(2)
 
 
 def _alive(pid: int) -> bool:

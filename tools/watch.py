@@ -8,7 +8,6 @@ stream: status 0 after a normal close (1000), 1 otherwise, with the close code o
 from __future__ import annotations
 
 import argparse
-import asyncio
 import os
 import sys
 
@@ -37,11 +36,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("order_id")
     parser.add_argument("--after-seq", type=int, default=None, help="only events after this seq")
     args = parser.parse_args(argv)
-    try:
-        sys.exit(asyncio.run(watch(args.order_id, args.after_seq)))
-    except (local.NoLocalStack, OSError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        sys.exit(2)
+    local.run_command(watch(args.order_id, args.after_seq), OSError)
 
 
 if __name__ == "__main__":
