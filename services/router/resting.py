@@ -36,6 +36,25 @@ from shared.topology import Topology
 
 log = logging.getLogger(__name__)
 
+#: One read of the snapshot gives up after this: a read whose chunks a rewrite purged
+#: meanwhile never ends (the object store waits for them), so it is read again.
+READ_TIMEOUT_S = 5.0
+
+
+async def read_snapshot(store: ObjectStore, *, tries: int = 3) -> book_state.BookSnapshot | None:
+    """The latest book snapshot, None when there is none; a read that hangs is tried again."""
+    for attempt in range(1, tries + 1):
+        try:
+            result = await asyncio.wait_for(store.get(SNAPSHOT_NAME), READ_TIMEOUT_S)
+        except nats.js.errors.ObjectNotFoundError:
+            return None
+        except asyncio.TimeoutError:
+            if attempt < tries:
+                continue
+            raise
+        return book_state.decode(result.data or b"")
+    return None
+
 SNAPSHOT_NAME = "book"
 REFRESH_S = 3600.0
 
@@ -148,11 +167,8 @@ class BookFeed:
     async def _load(self) -> book_state.BookSnapshot | None:
         assert self._store is not None
         try:
-            result = await self._store.get(SNAPSHOT_NAME)
-            return book_state.decode(result.data or b"")
-        except nats.js.errors.ObjectNotFoundError:
-            return None
-        except Exception as exc:  # unreadable, or rewritten while read: the log has it all
+            return await read_snapshot(self._store)
+        except Exception as exc:  # unreadable, or rewritten under every read: the log has it all
             log.warning("book snapshot not read; replaying the whole log: %r", exc)
             return None
 

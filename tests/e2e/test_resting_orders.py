@@ -8,11 +8,9 @@ import sys
 import time
 
 import httpx
-import nats.js.errors
 import websockets
 
-from services.router import book_state
-from services.router.resting import SNAPSHOT_NAME
+from services.router.resting import read_snapshot
 from shared.market.model import Market
 from shared.retention import DEFAULT_MAX_BYTES
 from shared.topology import Topology
@@ -139,10 +137,8 @@ async def _snapshot_holds(stack: Stack, order_ids: set[str]) -> bool:
     nc = await stack.admin_nats()
     try:
         store = await nc.jetstream().object_store(Topology(namespace=stack.env["ENGINE_NAMESPACE"]).book_bucket)
-        snapshot = book_state.decode((await store.get(SNAPSHOT_NAME)).data)
-        return order_ids <= {order.order_id for order in snapshot.resting}
-    except nats.js.errors.ObjectNotFoundError:
-        return False
+        snapshot = await read_snapshot(store)
+        return snapshot is not None and order_ids <= {order.order_id for order in snapshot.resting}
     finally:
         await nc.close()
 

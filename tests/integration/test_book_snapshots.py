@@ -12,6 +12,7 @@ import nats.js.api as api
 import pytest
 
 from services.router.book import LimitBook
+from services.router import resting
 from services.router.resting import BookFeed
 from shared import events as ev
 from shared.clock import SystemClock
@@ -120,3 +121,25 @@ async def test_an_undecodable_event_is_left_out_and_the_book_still_arms(jetstrea
     feed = await armed(js, topology, snapshots=False)  # the junk is the last event: arming waits for it
     assert feed.fold.stream_seq == ack.seq
     await feed.stop()
+
+
+async def test_a_snapshot_whose_chunks_a_rewrite_purged_mid_read_costs_a_time_limit_then_a_full_replay(
+    jetstream, monkeypatch
+) -> None:
+    nc, js, topology = jetstream
+    log, rng = EventLog(nc, js, topology), random.Random(13)
+    await append_orders(log, rng, 20, "a")
+    first = await armed(js, topology)
+    await first.save()
+    await first.stop()
+    # The snapshot's description names chunks that are gone, as a read sees it when another
+    # router's rewrite purges them under it: the object store's read then waits for ever.
+    await js.purge_stream(f"OBJ_{topology.book_bucket}", subject=f"$O.{topology.book_bucket}.C.>")
+    monkeypatch.setattr(resting, "READ_TIMEOUT_S", 0.3)
+    store = await js.object_store(topology.book_bucket)
+    with pytest.raises(asyncio.TimeoutError):
+        await resting.read_snapshot(store, tries=2)
+    restarted, replayed = await armed(js, topology), await armed(js, topology, snapshots=False)
+    assert restarted.fold.snapshot("") == replayed.fold.snapshot("") and len(restarted.book) > 0
+    for feed in (restarted, replayed):
+        await feed.stop()
