@@ -1,149 +1,28 @@
-"""The projector against real nats-server and PostgreSQL: projection, idempotence, rebuild."""
+"""The projector against real nats-server and PostgreSQL: projection, idempotence, rejects, the service."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import dataclasses
-import os
-import signal
-import sys
-from dataclasses import dataclass, field
-from typing import Any, AsyncIterator
 
-import asyncpg
 import httpx
 import msgspec
-import nats
-import pytest
-from nats.aio.client import Client
-from nats.js import JetStreamContext
 
 from services.projector import store
 from services.projector.__main__ import serve
-from services.projector.fold import Current
-from services.projector.migrations import migrate
-from services.projector.rebuild import rebuild
-from services.projector.service import Projector
 from services.projector.settings import ProjectorSettings
 from shared import events as ev
 from shared.consumer import ensure_consumer
-from shared.eventlog import EventLog
 from shared.orders import OrderState
 from shared.settings import load
-from shared.topology import Topology
 from tests.unit.test_projector_fold import T0, interleaved_log, order_story
 from tests.helpers import eventually, free_port
 from tools.setup import provision_nats
+from tests.integration import projector_env
+from tests.integration.projector_env import PROJECTION_WAIT_S, Env, assert_read_model_is_the_fold_of_the_log, running
 
-
-#: How long a test waits for the projector to catch up.
-PROJECTION_WAIT_S = 20.0
-
-_REJECTS = "select order_id, seq, stream_seq, event_type, reason from projector_rejects order by order_id, seq"
-
-
-@dataclass
-class Env:
-    nc: Client
-    js: JetStreamContext
-    topology: Topology
-    pool: asyncpg.Pool
-    schema: str
-    log: EventLog
-    database_url: str
-    nats_url: str
-    positions: dict[str, int] = field(default_factory=dict)  # order id -> its last stream seq
-
-    def projector(self, **kwargs: Any) -> Projector:
-        return Projector(self.pool, self.nc, self.js, self.topology, self.schema, **kwargs)
-
-    async def append(self, items: list[tuple[int, ev.OrderEvent]] | list[ev.OrderEvent]) -> None:
-        """Append events in the given order, each guarded by its order's last stream seq."""
-        for item in items:
-            event = item[1] if isinstance(item, tuple) else item
-            appended = await self.log.append(event, expected_stream_seq=self.positions.get(event.order_id, 0))
-            self.positions[event.order_id] = appended.stream_seq
-
-    async def last_seq(self) -> int:
-        return (await self.js.stream_info(self.topology.orders_stream)).state.last_seq
-
-    async def caught_up(self) -> bool:
-        """Every logged event is projected or rejected (the position alone is the highest one applied)."""
-        async with self.pool.acquire() as conn:
-            position = await store.position(conn)
-            events = await conn.fetchval("select count(*) from order_events")
-            rejects = await conn.fetchval("select count(*) from projector_rejects")
-        state = (await self.js.stream_info(self.topology.orders_stream)).state
-        return position == state.last_seq and events + rejects == state.messages
-
-    async def tables(self) -> dict[str, list[dict]]:
-        """Every row of the read model, in a stable order (times of writing left out)."""
-        async with self.pool.acquire() as conn:
-            return {
-                "orders": [dict(r) for r in await conn.fetch("select * from orders order by order_id")],
-                "order_events": [
-                    dict(r) for r in await conn.fetch("select * from order_events order by order_id, seq")
-                ],
-                "positions": [dict(r) for r in await conn.fetch("select name, stream_seq from projector_positions")],
-                "rejects": [dict(r) for r in await conn.fetch(_REJECTS)],
-            }
-
-
-@pytest.fixture
-async def env(nats_url: str, database_url: str, namespace: str, pg_schema: str) -> AsyncIterator[Env]:
-    nc = await nats.connect(nats_url)
-    js = nc.jetstream()
-    topology = Topology(namespace=namespace)
-    await provision_nats(js, topology)
-    pool = await store.create_pool(database_url, pg_schema)
-    async with pool.acquire() as conn:
-        await migrate(conn, pg_schema)
-    try:
-        yield Env(nc, js, topology, pool, pg_schema, EventLog(nc, js, topology), database_url, nats_url)
-    finally:
-        await pool.close()
-        for stream in (topology.orders_stream, topology.quotes_stream):
-            with contextlib.suppress(Exception):
-                await js.delete_stream(stream)
-        await nc.close()
-
-
-@contextlib.asynccontextmanager
-async def running(projector: Projector) -> AsyncIterator[asyncio.Event]:
-    stop = asyncio.Event()
-    task = asyncio.create_task(projector.run(stop))
-    try:
-        yield stop
-    finally:
-        stop.set()
-        await asyncio.wait_for(task, 10)
-
-
-async def assert_read_model_is_the_fold_of_the_log(env: Env, order_ids: set[str]) -> None:
-    tables = await env.tables()
-    assert {r["order_id"] for r in tables["orders"]} == order_ids
-    events_by_order: dict[str, list[dict]] = {}
-    for row in tables["order_events"]:
-        events_by_order.setdefault(row["order_id"], []).append(row)
-    for row in tables["orders"]:
-        history = await env.log.load(row["order_id"])
-        assert history.state is not None
-        assert msgspec.json.decode(row["state"], type=OrderState) == history.state
-        expected = store.order_record(
-            row["order_id"], Current(state=history.state, last_stream_seq=history.last_stream_seq)
-        )
-        assert tuple(row.values())[:20] == expected[:20]
-        logged = [
-            (s.event.seq, s.stream_seq, ev.event_type(s.event), store.timestamp(s.event.occurred_at), s.event)
-            for s in history.events
-        ]
-        projected = [
-            (e["seq"], e["stream_seq"], e["event_type"], e["occurred_at"], ev.decode(e["payload"].encode()))
-            for e in events_by_order[row["order_id"]]
-        ]
-        assert projected == logged
-    assert tables["positions"] == [{"name": "projector", "stream_seq": await env.last_seq()}]
+env = projector_env.env  # the fixture
 
 
 async def test_events_of_many_orders_are_projected_to_the_fold_of_the_log(env: Env) -> None:
@@ -268,80 +147,6 @@ async def test_an_illegal_event_is_recorded_as_a_reject_and_left_out_of_the_hist
     ]
 
 
-async def test_a_rebuild_from_scratch_equals_the_incremental_result(env: Env) -> None:
-    log = interleaved_log(120)
-    bogus = ev.RoutingStarted(order_id="o00001", seq=99, event_id="bogus", occurred_at=T0, correlation_id="o00001")
-    await env.append(log)
-    await env.log.append(bogus, expected_stream_seq=(await env.log.load("o00001")).last_stream_seq)
-    async with running(env.projector(batch=37)):
-        await eventually(env.caught_up, timeout=PROJECTION_WAIT_S)
-    incremental = await env.tables()
-    assert len(incremental["rejects"]) == 1
-    summary = await rebuild(env.pool, env.js, env.topology, env.schema, chunk=100)
-    assert await env.tables() == incremental
-    assert (summary.events, summary.orders, summary.rejects) == (len(log) + 1, 120, 1)
-    assert summary.last_stream_seq == await env.last_seq()
-
-
-async def test_a_rebuild_after_retention_keeps_the_orders_whose_first_event_left_the_stream(env: Env) -> None:
-    old = [e for i in range(10) for e in order_story(f"o-old{i}", "confirmed")]
-    straddling = order_story("o-straddle", "confirmed")  # accepted before the cut, finished after it
-    new = [e for i in range(10) for e in order_story(f"o-new{i}", "slippage")]
-    await env.append(old + straddling[:2])
-    cut = await env.last_seq() + 1
-    await env.append(straddling[2:] + new)
-    async with running(env.projector(batch=16)):
-        await eventually(env.caught_up, timeout=PROJECTION_WAIT_S)
-    incremental = await env.tables()
-    await env.js.purge_stream(env.topology.orders_stream, seq=cut)  # retention took everything before `cut`
-    summary = await rebuild(env.pool, env.js, env.topology, env.schema, chunk=8)
-    assert await env.tables() == incremental
-    assert summary.orders == 21 and summary.events == len(straddling) - 2 + len(new)
-
-
-async def test_a_rebuild_in_small_batches_holds_few_orders_and_ends_in_the_incremental_result(env: Env) -> None:
-    log = interleaved_log(150, seed=11)  # every order open at once: most are dropped and read back
-    await env.append(log)
-    late = ev.RoutingStarted(order_id="o00002", seq=99, event_id="late", occurred_at=T0, correlation_id="o00002")
-    await env.log.append(late, expected_stream_seq=(await env.log.load("o00002")).last_stream_seq)
-    async with running(env.projector(batch=50)):
-        await eventually(env.caught_up, timeout=PROJECTION_WAIT_S)
-    incremental = await env.tables()
-    summary = await rebuild(env.pool, env.js, env.topology, env.schema, chunk=7)
-    assert await env.tables() == incremental
-    assert (summary.events, summary.orders, summary.rejects) == (len(log) + 1, 150, 1)
-    assert summary.most_orders_held <= 2 * 7
-
-
-async def test_a_rebuild_while_serving_and_appending_ends_in_the_fold_of_the_log(env: Env) -> None:
-    log = interleaved_log(200, seed=3)
-    half = len(log) // 2
-    await env.append(log[:half])
-    async with running(env.projector(batch=25)):
-        appending = asyncio.create_task(env.append(log[half:]))
-        summaries = []
-        while not appending.done():
-            summaries.append(await rebuild(env.pool, env.js, env.topology, env.schema, chunk=64))
-        await appending
-        await eventually(env.caught_up, timeout=PROJECTION_WAIT_S)
-    assert summaries
-    await assert_read_model_is_the_fold_of_the_log(env, {e.order_id for _, e in log})
-
-
-async def test_a_new_database_under_a_consumer_that_acked_everything_is_rebuilt_at_start(env: Env) -> None:
-    log = interleaved_log(40)
-    await env.append(log)
-    async with running(env.projector()):
-        await eventually(env.caught_up, timeout=PROJECTION_WAIT_S)
-    expected = await env.tables()
-    # The database is restored from before any of it, or replaced by an empty one.
-    async with env.pool.acquire() as conn, conn.transaction():
-        await store.reset(conn)
-    async with running(env.projector()):
-        await eventually(env.caught_up, timeout=PROJECTION_WAIT_S)
-    assert await env.tables() == expected
-
-
 async def test_the_service_projects_and_reports_ready_and_metrics_until_stopped(env: Env, namespace: str) -> None:
     port = free_port()
     settings = load(
@@ -375,54 +180,3 @@ async def _get(http: httpx.AsyncClient, path: str) -> httpx.Response | None:
     with contextlib.suppress(httpx.TransportError):
         return await http.get(path)
     return None
-
-
-async def test_the_rebuild_command_replaces_the_read_model_and_prints_a_summary(env: Env, namespace: str) -> None:
-    await env.append(order_story("o-cli", "slippage"))
-    async with env.pool.acquire() as conn:
-        await store.set_position(conn, 12345)  # a stale position, which the rebuild replaces
-    environment = {
-        **os.environ,
-        "NATS_URL": env.nats_url,
-        "DATABASE_URL": env.database_url,
-        "ENGINE_NAMESPACE": namespace,
-        "DATABASE_SCHEMA": env.schema,
-        "LOG_FORMAT": "text",
-    }
-    process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "services.projector", "rebuild", env=environment, stdout=asyncio.subprocess.PIPE
-    )
-    stdout, _ = await asyncio.wait_for(process.communicate(), 30)
-    assert process.returncode == 0
-    assert "read model rebuilt: 6 events, 1 orders, 0 rejected" in stdout.decode()
-    assert await env.caught_up()
-    await assert_read_model_is_the_fold_of_the_log(env, {"o-cli"})
-
-
-async def test_the_rebuild_command_stops_on_sigterm_even_while_connecting(env: Env, namespace: str) -> None:
-    # A server that accepts connections and never answers: the rebuild waits in its connect.
-    accepted = asyncio.Event()
-
-    async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        accepted.set()
-        await reader.read()
-        writer.close()
-
-    server = await asyncio.start_server(silent, "127.0.0.1", 0)
-    port = server.sockets[0].getsockname()[1]
-    environment = {**os.environ, "NATS_URL": f"nats://127.0.0.1:{port}", "DATABASE_URL": env.database_url,
-                   "ENGINE_NAMESPACE": namespace, "DATABASE_SCHEMA": env.schema, "LOG_FORMAT": "text"}
-    process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "services.projector", "rebuild", env=environment,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
-    )
-    try:
-        await asyncio.wait_for(accepted.wait(), 20)
-        process.send_signal(signal.SIGTERM)
-        # Within the 3 s connect timeout: nats-py finishes a TCP connect that is under way
-        # before it gives in to a cancel, so the exit can take that long, never longer.
-        output, _ = await asyncio.wait_for(process.communicate(), 5)
-    finally:
-        server.close()
-    assert process.returncode == 1
-    assert "rebuild interrupted; the read model is unchanged" in output.decode()
