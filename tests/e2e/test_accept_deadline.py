@@ -83,10 +83,7 @@ async def test_an_order_stored_after_the_gateway_gave_up_is_answered_503_and_ref
         # then answers the gateway's own read of the log.
         await eventually(lambda: time.time_ns() // 1_000_000 > accept_by, message="deadline passed")
     response = await posting
-    assert response.status_code == 503, response.text
-    assert response.headers["Retry-After"] == "1"
-    body = response.json()
-    assert body["error"] == "not_accepted" and body["orderId"] == order_id, body
+    assert_unaccepted(response, "not_accepted", order_id)
     await refused(client, order_id)
 
     # The retry the 503 asks for answers the refused order; a new key submits anew.
@@ -97,6 +94,14 @@ async def test_an_order_stored_after_the_gateway_gave_up_is_answered_503_and_ref
     assert (await wait_terminal(client, fresh["orderId"]))["status"] == "confirmed"
 
 
+def assert_unaccepted(response, error: str, order_id: str) -> None:
+    """A 503 that names the order it did not confirm, and when to ask again."""
+    assert response.status_code == 503, response.text
+    assert response.headers["Retry-After"] == "1"
+    body = response.json()
+    assert body["error"] == error and body["orderId"] == order_id, body
+
+
 async def test_an_order_the_log_cannot_be_asked_about_is_answered_503_and_refused_when_it_lands(
     deadline_stack, client
 ):
@@ -104,10 +109,7 @@ async def test_an_order_the_log_cannot_be_asked_about_is_answered_503_and_refuse
     order_id = await stack.keyed_order_id("frozen-1")
     with frozen(stack):
         response = await client.post("/api/orders/execute", json=market(clientOrderId="frozen-1"))
-    assert response.status_code == 503, response.text
-    assert response.headers["Retry-After"] == "1"
-    body = response.json()
-    assert body["error"] == "unavailable" and body["orderId"] == order_id, body
+    assert_unaccepted(response, "unavailable", order_id)
     await refused(client, order_id)
     again = await client.post("/api/orders/execute", json=market(clientOrderId="frozen-1"))
     assert again.status_code == 200 and again.json()["failureCode"] == "accept_deadline_missed"
