@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import json
 import time
@@ -27,7 +28,7 @@ class OrderRun:
     error: str | None = None
 
 
-def _epoch_ms(iso: str) -> float:
+def epoch_ms(iso: str) -> float:
     return dt.datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp() * 1000
 
 
@@ -47,7 +48,7 @@ async def _watch(session: aiohttp.ClientSession, ws_base: str, run: OrderRun, wa
                 if message["seq"] != expected:
                     run.gaps += 1
                 expected = message["seq"] + 1
-                stamp = _epoch_ms(message["timestamp"])
+                stamp = epoch_ms(message["timestamp"])
                 if message["event"] == "OrderAccepted":
                     accepted_ms = stamp
                 if primary and stamp >= connected_ms:
@@ -67,16 +68,17 @@ async def _watch(session: aiohttp.ClientSession, ws_base: str, run: OrderRun, wa
 
 
 async def _order(session: aiohttp.ClientSession, url: str, ws_base: str, body: dict, run: OrderRun, watchers: int,
-                 timeout: float) -> None:
-    run.post_started = time.monotonic()
-    try:
-        async with session.post(f"{url}/api/orders/execute", json=body) as response:
-            text = await response.text()
-            run.http_status = response.status
-    except aiohttp.ClientError as exc:
-        run.error = f"post: {type(exc).__name__}: {exc}"
-        return
-    run.post_ms = (time.monotonic() - run.post_started) * 1000
+                 timeout: float, posting: asyncio.Semaphore | contextlib.nullcontext) -> None:
+    async with posting:
+        run.post_started = time.monotonic()
+        try:
+            async with session.post(f"{url}/api/orders/execute", json=body) as response:
+                text = await response.text()
+                run.http_status = response.status
+        except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+            run.error = f"post: {type(exc).__name__}: {exc}"
+            return
+        run.post_ms = (time.monotonic() - run.post_started) * 1000
     if run.http_status != 202:
         run.error = f"post: HTTP {run.http_status} {text[:200]}"
         return
@@ -84,22 +86,34 @@ async def _order(session: aiohttp.ClientSession, url: str, ws_base: str, body: d
     await _watch(session, ws_base, run, watchers, timeout)
 
 
-async def drive(url: str, *, key: str, orders: int, rate: float, watchers: int, bodies: list[dict],
-                timeout: float) -> list[OrderRun]:
-    """Submit `orders` at `rate` per second regardless of how fast they finish, with API key `key`."""
-    ws_base = url.replace("http://", "ws://", 1).replace("https://", "wss://", 1)
+def ws_url(url: str) -> str:
+    return url.replace("http://", "ws://", 1).replace("https://", "wss://", 1)
+
+
+def client(key: str, timeout: float) -> aiohttp.ClientSession:
+    """A session sending API key `key`, with no cap on connections (open streams hold one each)."""
+    return aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0),
+                                 timeout=aiohttp.ClientTimeout(total=timeout),
+                                 headers={"Authorization": f"Bearer {key}"})
+
+
+async def drive(url: str, *, key: str, orders: int, rate: float | None, watchers: int, bodies: list[dict],
+                timeout: float, in_flight: int | None = None) -> list[OrderRun]:
+    """Submit `orders` with API key `key`, each watched over `watchers` WebSockets.
+
+    At `rate` per second regardless of how fast they finish (open loop), or with `rate`
+    None all at once, at most `in_flight` POSTs awaiting their answer at a time.
+    """
     runs = [OrderRun() for _ in range(orders)]
-    connector = aiohttp.TCPConnector(limit=256)
-    async with aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=timeout),
-                                     headers={"Authorization": f"Bearer {key}"}) as session:
+    posting = asyncio.Semaphore(in_flight) if in_flight else contextlib.nullcontext()
+    async with client(key, timeout) as session:
         start = time.monotonic()
         tasks = []
         for i, run in enumerate(runs):
-            delay = start + i / rate - time.monotonic()
+            delay = start + i / rate - time.monotonic() if rate else 0
             if delay > 0:
                 await asyncio.sleep(delay)
-            tasks.append(
-                asyncio.create_task(_order(session, url, ws_base, bodies[i % len(bodies)], run, watchers, timeout))
-            )
+            tasks.append(asyncio.create_task(
+                _order(session, url, ws_url(url), bodies[i % len(bodies)], run, watchers, timeout, posting)))
         await asyncio.gather(*tasks)
     return runs

@@ -37,6 +37,7 @@ class Spawned:
     nats_url: str
     api_key: str = ""  # the account `bench`, limits raised
     ops_ports: dict[str, int] = field(default_factory=dict)
+    pids: dict[str, int] = field(default_factory=dict)  # nats, postgres (the postmaster) and each service
 
 
 @contextlib.contextmanager
@@ -66,7 +67,8 @@ def spawn(profile: str, extra_env: dict[str, str], *, before: Callable[[str], No
             env.update(extra_env)
             admin = local.Connection(nats_url=nats.url, nats_user=ADMIN, nats_password=creds.nats[ADMIN])
             stack = Spawned(url=f"http://127.0.0.1:{port}", nats_url=nats.url,
-                            api_key=asyncio.run(bench_key(admin, root / "bench-key")))
+                            api_key=asyncio.run(bench_key(admin, root / "bench-key")),
+                            pids={"nats": nats.pid, "postgres": pg.pid})
             procs = []
             for name in SERVICES:
                 stack.ops_ports[name] = free_port()  # the gateway serves /metrics there too
@@ -75,6 +77,7 @@ def spawn(profile: str, extra_env: dict[str, str], *, before: Callable[[str], No
                 log = open(root / f"{name}.log", "wb")
                 procs.append(subprocess.Popen([sys.executable, "-m", f"services.{name}"], cwd=ROOT, env=service_env,
                                               stdout=log, stderr=subprocess.STDOUT))
+                stack.pids[name] = procs[-1].pid
             try:
                 _wait_ready(stack.url)
                 yield stack
