@@ -72,6 +72,18 @@ def own_cpu_seconds() -> float:
     return t.user + t.system + t.children_user + t.children_system
 
 
+def parse_machine(proc_stat: str) -> tuple[int, int]:
+    """(busy, all) CPU ticks of the whole machine from /proc/stat's first line."""
+    ticks = [int(t) for t in proc_stat.split("\n", 1)[0].split()[1:9]]  # user .. steal; guests are in user
+    idle = ticks[3] + ticks[4]  # idle, iowait
+    return sum(ticks) - idle, sum(ticks)
+
+
+def machine_busy_seconds() -> float:
+    """CPU seconds the whole machine has spent busy (all processes, all cores)."""
+    return parse_machine((PROC / "stat").read_text())[0] / TICK
+
+
 def cmdline(pid: int) -> list[str]:
     try:
         return (PROC / str(pid) / "cmdline").read_bytes().decode(errors="replace").split("\0")[:-1]

@@ -73,16 +73,17 @@ def best(passed: Sequence[float], failed: Sequence[float]) -> float | None:
 
 def step_line(rate: float, f: Figures, cpu_ms: float, why: list[str]) -> str:
     """One printed line per step."""
-    def p(values: list[float]) -> str:
-        return f"{percentile(values, 50):6.1f}/{percentile(values, 99):7.1f}"
+    def p(values: list[float], width: int = 14) -> str:
+        return f"{percentile(values, 50):.1f}/{percentile(values, 99):.1f}".rjust(width)
 
     cpu = "   n/a" if math.isnan(cpu_ms) else f"{cpu_ms:6.2f}"
     outcome = "pass" if not why else "FAIL: " + "; ".join(why)
-    return (f"{rate:8.1f} {f.completed_per_s:8.1f}  {p(f.post_ms)}  {p(f.accept_to_terminal_ms)}  "
-            f"{p(f.delivery_ms)}  {cpu}  {outcome}")
+    return (f"{rate:9.1f} {f.completed_per_s:9.1f}  {p(f.post_ms)}  {p(f.accept_to_terminal_ms, 16)}  "
+            f"{p(f.delivery_ms)}  {cpu:>12}  {outcome}")
 
 
-HEADER = ("offered/s done/s    POST p50/p99  terminal p50/p99  WS p50/p99  CPU ms/order  verdict")
+HEADER = (f"{'offered/s':>9} {'done/s':>9}  {'POST p50/p99':>14}  {'terminal p50/p99':>16}  {'WS p50/p99':>14}  "
+          f"{'CPU ms/order':>12}  verdict (latencies in ms)")
 
 
 def climb(args: argparse.Namespace, bodies: list[dict]) -> int:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import re
 import time
 from dataclasses import dataclass, field
@@ -28,6 +29,7 @@ class Observation:
     seconds: float = 0.0
     cpu: dict[str, float] = field(default_factory=dict)  # CPU seconds per process tree
     bench_cpu: float = 0.0
+    machine_cpu: float = 0.0  # every process on the machine
     lag_s: list[float] = field(default_factory=list)
 
 
@@ -45,12 +47,14 @@ class Probe:
         seen = Observation()
         poller = asyncio.create_task(self._poll_lag(seen, every)) if self.projector_metrics else None
         began, bench, before = time.monotonic(), cpu.own_cpu_seconds(), cpu.cpu_seconds(self.pids)
+        machine = cpu.machine_busy_seconds()
         try:
             yield seen
         finally:
             after = cpu.cpu_seconds(self.pids)
             seen.seconds = time.monotonic() - began
             seen.bench_cpu = cpu.own_cpu_seconds() - bench
+            seen.machine_cpu = cpu.machine_busy_seconds() - machine
             seen.cpu = {name: after[name] - before[name] for name in self.pids}
             if poller is not None:
                 poller.cancel()
@@ -83,6 +87,10 @@ def report(seen: Observation, probe: Probe, completed: int, unit: str = "order")
                      f"  ({completed} {unit}s)")
     lines.append(f"  {'load client':<12} {seen.bench_cpu * 1000 / per:8.2f} ms/{unit}  "
                  f"{seen.bench_cpu / seen.seconds:5.2f} cores  (not in the total)")
+    others = seen.machine_cpu - sum(seen.cpu.values()) - seen.bench_cpu
+    lines.append(f"  machine busy {seen.machine_cpu / seen.seconds:5.2f} of {os.cpu_count()} cores"
+                 + (f", {max(others, 0) / seen.seconds:.2f} of them outside the stack and the client"
+                    if seen.cpu else ""))
     if probe.projector_metrics is None:
         lines.append("Projector lag: not measured (no ops port known)")
     else:
