@@ -125,7 +125,7 @@ def discover(root: int | None) -> tuple[dict[str, list[int]], str]:
     ambiguous = sorted(n for n, pids in found.items() if len(pids) > 1)
     for name in ambiguous:
         del found[name]
-    note = "processes found by command line"
+    note = "processes found by command line: " + (", ".join(f"{n} {p[0]}" for n, p in found.items()) or "none")
     return found, note + (f"; not measured, found more than once: {', '.join(ambiguous)}" if ambiguous else "")
 
 

@@ -60,8 +60,10 @@ class Probe:
                 poller.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await poller
+                await self._poll_lag(seen, every=None)  # one at the end too: a window may be short
 
-    async def _poll_lag(self, seen: Observation, every: float) -> None:
+    async def _poll_lag(self, seen: Observation, every: float | None) -> None:
+        """Sample the lag every `every` seconds until cancelled, or once."""
         assert self.projector_metrics is not None
         async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=2)) as session:
             while True:
@@ -70,6 +72,8 @@ class Probe:
                         lag = parse_lag(await response.text())
                         if lag is not None:
                             seen.lag_s.append(lag)
+                if every is None:
+                    return
                 await asyncio.sleep(every)
 
 
