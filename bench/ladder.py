@@ -71,7 +71,7 @@ def best(passed: Sequence[float], failed: Sequence[float]) -> float | None:
     return max(below, default=None)
 
 
-def step_line(rate: float, f: Figures, cpu_ms: float, why: list[str]) -> str:
+def step_line(rate: float, f: Figures, cpu_ms: float, lag_ms: list[float], why: list[str]) -> str:
     """One printed line per step."""
     def p(values: list[float], width: int = 14) -> str:
         return f"{percentile(values, 50):.1f}/{percentile(values, 99):.1f}".rjust(width)
@@ -79,11 +79,11 @@ def step_line(rate: float, f: Figures, cpu_ms: float, why: list[str]) -> str:
     cpu = "   n/a" if math.isnan(cpu_ms) else f"{cpu_ms:6.2f}"
     outcome = "pass" if not why else "FAIL: " + "; ".join(why)
     return (f"{rate:9.1f} {f.completed_per_s:9.1f}  {p(f.post_ms)}  {p(f.accept_to_terminal_ms, 16)}  "
-            f"{p(f.delivery_ms)}  {cpu:>12}  {outcome}")
+            f"{p(f.delivery_ms)}  {cpu:>12}  {p(lag_ms, 17)}  {outcome}")
 
 
 HEADER = (f"{'offered/s':>9} {'done/s':>9}  {'POST p50/p99':>14}  {'terminal p50/p99':>16}  {'WS p50/p99':>14}  "
-          f"{'CPU ms/order':>12}  verdict (latencies in ms)")
+          f"{'CPU ms/order':>12}  {'proj. lag p50/p99':>17}  verdict (latencies in ms)")
 
 
 def climb(args: argparse.Namespace, bodies: list[dict]) -> int:
@@ -114,7 +114,8 @@ def climb(args: argparse.Namespace, bodies: list[dict]) -> int:
                                               watchers=args.watchers, bodies=bodies, timeout=args.timeout))
             why = verdict(f, targets)
             (failed if why else passed).append(rate)
-            print(step_line(rate, f, stack_cpu_ms_per(seen, f.completed), why), flush=True)
+            lag_ms = [s * 1000 for s in seen.lag_s]
+            print(step_line(rate, f, stack_cpu_ms_per(seen, f.completed), lag_ms, why), flush=True)
     found = best(passed, failed)
     print(f"Best passing rate: {found:g} orders/s" if found is not None else "No rate passed")
     return 0 if found is not None else 1
