@@ -23,11 +23,11 @@ How the JetStream traffic a service needs travels (nats-py 2.16, nats-server 2.1
   `$JS.API.DIRECT.GET.<stream>.<subject>` (last message of a subject). Key-value gets
   use the latter when the bucket allows direct gets, else `$JS.API.STREAM.MSG.GET.<stream>`.
 
-The order log keeps each event on its own subject, `orders.<orderId>.<seq>.<EventType>`.
-Any writer of the log may append any event type to any order (`orders.*.*.*`): the
-state machine, not a permission, decides which step may follow which. The gateway
-is trusted with that as router and executor are; the projector may not publish
-there at all. It may publish resume nudges to router and executor (its reconciler); each
+The order log keeps each event on its own subject, `orders.<orderId>.<seq>.<EventType>`,
+so a permission can name event types: the gateway may append only what a client asks
+for (`OrderAccepted`, `OrderCancelled`), router and executor any event
+(`orders.*.*.*`: the state machine, not a permission, decides which step may follow
+which), and the projector may not publish there at all. It may publish resume nudges to router and executor (its reconciler); each
 service pulls only from its own durable of the resume stream, filtered to its role.
 """
 
@@ -111,11 +111,12 @@ def permissions(topology: Topology) -> dict[str, Permissions]:
     ratelimit = t.ratelimit_stream
     resume = t.resume_stream
     append = t.orders_subjects
+    client_steps = t.event_filter("OrderAccepted", "OrderCancelled")  # what the gateway appends
     log_reader = (*_direct(orders)[:1], _api("STREAM.INFO", orders))
     table = {
         "gateway": Permissions(
             publish=(
-                append,
+                *client_steps,
                 *log_reader,
                 *_direct(quotes)[1:],
                 _api("STREAM.INFO", quotes),

@@ -228,6 +228,8 @@ async def test_gateway_router_and_executor_append_and_read_what_their_job_needs(
     for client, event in zip([gateway, router, router, executor, executor, executor], story):
         last = (await EventLog(client.nc, client.nc.jetstream(), t).append(event, expected_stream_seq=last)).stream_seq
     await eventually(lambda: len(seen) == len(story), message="live events reach the gateway")
+    await gateway.refused_request(t.order_subject("o-jobs", len(story) + 1, "OrderRouted"))  # not a client's step
+    gateway.errors.clear()
     await router.nc.publish(t.quote_subject("SOL-USDC", "raydium-cpmm"), b"{}")
     await gateway.nc.flush()
     msg = await eventually(
@@ -255,7 +257,9 @@ def test_every_service_user_may_subscribe_to_its_own_inbox_and_only_the_projecto
     for user in SERVICES:
         assert f"{inbox_prefix(user)}.>" in table[user].subscribe
         assert not any(s in (">", "$JS.API.>", "_INBOX.>") for s in table[user].publish + table[user].subscribe)
-    assert [u for u in SERVICES if "orders.*.*.*" in table[u].publish] == ["gateway", "router", "executor"]
+    assert [u for u in SERVICES if "orders.*.*.*" in table[u].publish] == ["router", "executor"]
+    assert [s for s in table["gateway"].publish if s.startswith("orders.")] == [
+        "orders.*.*.OrderAccepted", "orders.*.*.OrderCancelled"]
     assert all(not s.startswith(("$JS.API.STREAM.CREATE", "$JS.API.STREAM.DELETE", "$JS.API.STREAM.UPDATE",
                                  "$JS.API.CONSUMER.DELETE", "$JS.API.CONSUMER.DURABLE"))
                for p in table.values() for s in p.publish)
