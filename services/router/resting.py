@@ -2,10 +2,10 @@
 
 Each replica follows the order stream with its own follower (`shared.follow`), so after
 any restart its book holds exactly the orders the log says are open: nothing is re-armed
-from memory. To re-arm in time proportional to the open orders rather than to all history, a
-replica saves the fold (`book_state`) to the object store `BOOK` now and then, and at
-start folds on from the latest snapshot, reading only the events stored after it; it
-replays from the first message when there is none, or none it may use
+from memory. To re-arm in time proportional to the open orders rather than to all
+history, a replica saves the fold (`book_state`) to the object store `BOOK` now and
+then, and at start folds on from the latest snapshot, reading only the events stored
+after it; it replays from the first message when there is none, or none it may use
 (`book_state.usable`). The server sends only the event types that change the book
 (`book_state.WATCHED`).
 """
