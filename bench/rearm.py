@@ -58,9 +58,10 @@ class Writer:
 
     async def write(self, events: list[ev.OrderEvent]) -> None:
         for event in events:
-            headers = {"Nats-Msg-Id": f"{event.order_id}:{event.seq}", EVENT_TYPE_HEADER: type(event).__name__}
+            kind = type(event).__name__
+            headers = {"Nats-Msg-Id": f"{event.order_id}:{event.seq}", EVENT_TYPE_HEADER: kind}
             self._pending.append(await self._js.publish_async(
-                self._topology.order_subject(event.order_id), ev.encode(event), headers=headers))
+                self._topology.order_subject(event.order_id, event.seq, kind), ev.encode(event), headers=headers))
             self.events += 1
         if len(self._pending) >= 2_000:
             await self.flush()

@@ -31,6 +31,7 @@ from shared.eventlog import EVENT_TYPE_HEADER, ensure_streams
 from shared.market.model import Market
 from shared.market.tokens import get_token
 from shared.simulation import SimSettings
+from shared.setup import DURABLE_EVENTS
 from shared.topology import Topology
 
 DIRECTIONS = [("SOL", "USDC", (0.1, 50)), ("USDC", "SOL", (10, 5000)), ("BONK", "SOL", (1e5, 1e8)),
@@ -69,7 +70,8 @@ async def load(nats_url: str, orders: int, spread_bps: int, seed: int) -> float:
     await ensure_streams(js, topology)
     for durable in ("router", "executor"):  # work consumers start after the loaded orders
         await js.add_consumer(topology.orders_stream, api.ConsumerConfig(
-            durable_name=durable, filter_subject=topology.orders_wildcard, ack_policy=api.AckPolicy.EXPLICIT,
+            durable_name=durable, filter_subjects=topology.event_filter(*DURABLE_EVENTS[durable]),
+            ack_policy=api.AckPolicy.EXPLICIT,
             deliver_policy=api.DeliverPolicy.NEW, ack_wait=30.0, max_ack_pending=2048))
     started = time.perf_counter()
     now = int(time.time() * 1000)
@@ -99,9 +101,12 @@ async def load(nats_url: str, orders: int, spread_bps: int, seed: int) -> float:
 
 
 async def _publish(js, topology: Topology, event: ev.OrderEvent, expected: int):
+    kind = type(event).__name__
     headers = {"Nats-Msg-Id": f"{event.order_id}:{event.seq}", "Nats-Expected-Last-Subject-Sequence": str(expected),
-               EVENT_TYPE_HEADER: type(event).__name__}
-    return await js.publish_async(topology.order_subject(event.order_id), ev.encode(event), headers=headers)
+               "Nats-Expected-Last-Subject-Sequence-Subject": topology.order_wildcard(event.order_id),
+               EVENT_TYPE_HEADER: kind}
+    return await js.publish_async(topology.order_subject(event.order_id, event.seq, kind), ev.encode(event),
+                                  headers=headers)
 
 
 class _Clock:

@@ -1,11 +1,19 @@
 """Durable pull consumers with explicit acks: the one consume boundary of every service.
 
-A handler receives each decoded event (or whatever the consumer's `decode` hook makes of
-a message: resume nudges, `shared.resume`). Returning acks the message; raising `Retry` naks
-it with a delay; any other exception naks it with a growing delay and is logged; a
-message that cannot be decoded is terminated. Messages are handled concurrently (up to
-`concurrency`), and a long handler keeps its message from being redelivered by sending
-in-progress acks. Metrics and trace spans are recorded here, once, for every service.
+Each durable is filtered by the server to what its service acts on (`filter_subjects`,
+e.g. only `OrderRouted` for the executor), so nothing is delivered only to be skipped.
+
+A `Consumer` runs in one of two modes. Per message (router, executor, resume nudges): the
+handler receives each decoded event (or whatever the `decode` hook makes of a message:
+resume nudges, `shared.resume`). Returning acks the message; raising `Retry` (or
+`StaleRead`) naks it with a delay; any other exception naks it with a growing delay and is
+logged; a message that cannot be decoded is terminated. Messages are handled concurrently
+(up to `concurrency`). In batches (the projector): the handler receives everything
+collected since its last call (up to `batch`), one call at a time, and the batch is acked
+when it returns; a batch that fails is retried as it is, its messages kept in progress,
+so later events never overtake it. Either way one loop sends in-progress acks for every
+message held longer than a third of the ack wait, and metrics and trace spans are
+recorded here, once, for every service.
 
 The ack wait is short (seconds), so a message held by a process that died is handed to
 another within it. Deliveries are bounded (`max_deliver`): a handler failing on the last
@@ -34,11 +42,14 @@ from nats.js import JetStreamContext
 
 from shared import metrics, tracing
 from shared.eventlog import EVENT_TYPE_HEADER, StaleRead, decode_message
-from shared.setup import require_consumer
+from shared.setup import DURABLE_EVENTS, SETUP_STEP, require_consumer
+from shared.topology import Topology
 
 log = logging.getLogger(__name__)
 
 Handler = Callable[[Any, Msg], Awaitable[None]]
+#: A batch handler: the decoded items and their messages, in delivery order.
+BatchHandler = Callable[[list[Any], list[Msg]], Awaitable[None]]
 #: Makes a handler's argument of a message; it has `order_id` and `seq`, and raises
 #: msgspec's DecodeError or ValidationError for a message it cannot read.
 Decode = Callable[[Msg], Any]
@@ -69,25 +80,34 @@ MAX_DELIVER = 10
 @dataclass(frozen=True)
 class ConsumerSpec:
     durable: str
-    filter_subject: str
+    #: Subjects the server delivers (any of them); everything else never reaches the service.
+    filter_subjects: tuple[str, ...]
     ack_wait: float = ACK_WAIT
     max_deliver: int = MAX_DELIVER
     max_ack_pending: int = 2048
-    #: Event types the handler acts on; others are acked without decoding.
-    wants: frozenset[str] | None = None
+
+
+def order_spec(topology: Topology, service: str, **tunable: Any) -> ConsumerSpec:
+    """The durable consumer of the order stream of `service`, filtered to the events it acts on."""
+    subjects = topology.event_filter(*DURABLE_EVENTS[service])
+    return ConsumerSpec(durable=topology.consumer(service), filter_subjects=tuple(subjects), **tunable)
+
+
+def _filters(config: api.ConsumerConfig) -> set[str]:
+    return set(config.filter_subjects or ([config.filter_subject] if config.filter_subject else []))
 
 
 async def ensure_consumer(js: JetStreamContext, stream: str, spec: ConsumerSpec) -> None:
-    """Create the durable consumer, or bring an existing one's tunable settings to `spec`.
+    """Create the durable consumer, or bring an existing one's filters and tunable settings to `spec`.
 
     Idempotent; the admin set-up step's job. An existing consumer keeps its position (the
-    point of it) and what cannot change in place (deliver policy); its ack wait, maximum
-    deliveries and maximum of pending acks are updated, so a deployment made with older
-    settings gets the new ones from the next set-up run.
+    point of it) and what cannot change in place (deliver policy); its filter subjects,
+    ack wait, maximum deliveries and maximum of pending acks are updated, so a deployment
+    made with older settings gets the new ones from the next set-up run.
     """
     config = api.ConsumerConfig(
         durable_name=spec.durable,
-        filter_subject=spec.filter_subject,
+        filter_subjects=list(spec.filter_subjects),
         ack_policy=api.AckPolicy.EXPLICIT,
         deliver_policy=api.DeliverPolicy.ALL,
         ack_wait=spec.ack_wait,
@@ -104,25 +124,45 @@ async def ensure_consumer(js: JetStreamContext, stream: str, spec: ConsumerSpec)
             except nats.js.errors.APIError:
                 continue  # another replica created it meanwhile: look again
         existing = info.config
-        tunable = {"ack_wait": spec.ack_wait, "max_deliver": spec.max_deliver, "max_ack_pending": spec.max_ack_pending}
-        if existing.filter_subject != spec.filter_subject:
-            log.warning("consumer %s filters %s, not %s; kept", spec.durable, existing.filter_subject, spec.filter_subject)
-        if any(getattr(existing, name) != value for name, value in tunable.items()):
+        tunable: dict[str, Any] = {
+            "ack_wait": spec.ack_wait, "max_deliver": spec.max_deliver, "max_ack_pending": spec.max_ack_pending,
+        }
+        changed = {name: value for name, value in tunable.items() if getattr(existing, name) != value}
+        if _filters(existing) != set(spec.filter_subjects):
+            # nats-server 2.10+ changes a durable's filters in place; its position is kept.
+            changed.update(filter_subject=None, filter_subjects=list(spec.filter_subjects))
+        if changed:
             # The same durable name with a changed config is an update (nats-server 2.9+).
-            await js.add_consumer(stream, dataclasses.replace(existing, **tunable))
-            log.info("consumer %s updated: %s", spec.durable, tunable)
+            await js.add_consumer(stream, dataclasses.replace(existing, **changed))
+            log.info("consumer %s updated: %s", spec.durable, changed)
         return
     raise RuntimeError(f"could not create or find consumer {spec.durable} on {stream}")
 
 
-class Consumer:
-    """Pulls from one durable consumer and runs `handler` for each wanted event.
+class _Kind:
+    """The metric series of one event type, bound once."""
 
-    Pulling is continuous: standing pull requests keep up to `concurrency` messages on
-    their way, topped up as handlers finish, so a message costs no request of its own.
-    Requests expire and are renewed. A restarted server forgets them: after a reconnect
-    the loop pulls again at once, and idle heartbeats (one small message a second while
-    nothing flows) tell a request lost some other way from a quiet stream in seconds.
+    __slots__ = ("ok", "retry", "error", "duration")
+
+    def __init__(self, kind: str):
+        service = metrics.service()
+        self.ok = metrics.EVENTS_HANDLED.labels(service, kind, "ok")
+        self.retry = metrics.EVENTS_HANDLED.labels(service, kind, "retry")
+        self.error = metrics.EVENTS_HANDLED.labels(service, kind, "error")
+        self.duration = metrics.EVENT_DURATION.labels(service, kind)
+
+
+class Consumer:
+    """Pulls from one durable consumer and hands what it delivers to `handler`.
+
+    Pulling is continuous: standing pull requests keep up to `concurrency` messages (in
+    batch mode, twice `batch`) on their way, topped up as messages are acked, so a
+    message costs no request of its own and the next batch arrives while the current one
+    is handled. Requests expire and are renewed. A restarted server forgets them: after a
+    reconnect the loop pulls again at once, and idle heartbeats (one small message a
+    second while nothing flows) tell a request lost some other way from a quiet stream.
+
+    `batch` set: batch mode, `handler(items, msgs)`; else `handler(item, msg)` per message.
     """
 
     def __init__(
@@ -130,9 +170,10 @@ class Consumer:
         js: JetStreamContext,
         stream: str,
         spec: ConsumerSpec,
-        handler: Handler,
+        handler: Handler | BatchHandler,
         *,
         concurrency: int = 64,
+        batch: int | None = None,
         expires: float = 30.0,
         heartbeat: float = 1.0,
         decode: Decode = decode_message,
@@ -143,34 +184,59 @@ class Consumer:
         self._spec = spec
         self._handler = handler
         self._decode = decode
-        self._concurrency = concurrency
+        self._batch = batch
+        self._capacity = 2 * batch if batch else concurrency
         self._expires = expires
         self._heartbeat = heartbeat
         self._tasks: set[asyncio.Task] = set()
+        #: Messages delivered and not yet acked, nak'd or terminated, with when they came.
+        self._held: dict[int, tuple[Msg, float]] = {}
         self._outstanding = 0  # requested and not yet delivered or expired
         self._wake = asyncio.Event()
         self._last_seen = 0.0
+        self._kinds: dict[str, _Kind] = {}
+        # Batch mode: decoded and waiting for the handler.
+        self._items: list[Any] = []
+        self._msgs: list[Msg] = []
+        self._collected = asyncio.Event()
         # What the server holds the consumer to (the set-up step's settings), read at start.
         self._ack_wait = spec.ack_wait
         self._max_deliver = spec.max_deliver
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Consume until `stop`; `SetupMissing` at once if the durable does not exist."""
+        """Consume until `stop` or the connection closes for good; `SetupMissing` at once if the
+        durable does not exist. The batch in hand is finished first."""
         info = await require_consumer(self._js, self._stream, self._spec.durable)
         self._ack_wait = info.config.ack_wait or self._spec.ack_wait
         self._max_deliver = info.config.max_deliver or -1
         inbox = self._nc.new_inbox()
         sub = await self._nc.subscribe(inbox, cb=self._on_message)
+        beside = [asyncio.create_task(self._report_pending(stop)), asyncio.create_task(self._keep_alive())]
+        ended = asyncio.Event()  # `stop`, or a connection closed for good
+        worker = asyncio.create_task(self._batches(ended)) if self._batch else None
+        try:
+            await self._pull(stop, inbox)
+        finally:
+            ended.set()
+            with contextlib.suppress(Exception):
+                await sub.unsubscribe()
+            if worker is not None:
+                await worker  # finishes the batch in hand, naks what it did not start
+            if self._tasks:
+                await asyncio.wait(self._tasks, timeout=self._ack_wait)
+            for task in beside:
+                task.cancel()
+
+    async def _pull(self, stop: asyncio.Event, inbox: str) -> None:
         next_subject = f"$JS.API.CONSUMER.MSG.NEXT.{self._stream}.{self._spec.durable}"
-        pending_task = asyncio.create_task(self._report_pending(stop))
         stopping = asyncio.create_task(stop.wait())
         self._last_seen = time.monotonic()
         reconnects = self._nc.stats["reconnects"]
         try:
-            while not stop.is_set():
+            while not stop.is_set() and not self._nc.is_closed:
                 if self._nc.stats["reconnects"] != reconnects:
                     # A restarted server has forgotten our requests. (Where another server
-                    # still holds them, up to twice `concurrency` are in flight for a while.)
+                    # still holds them, up to twice the capacity are in flight for a while.)
                     reconnects = self._nc.stats["reconnects"]
                     self._outstanding = 0
                     self._last_seen = time.monotonic()
@@ -179,8 +245,8 @@ class Consumer:
                     # No message and no heartbeat: the server no longer holds our requests.
                     self._outstanding = 0
                     self._last_seen = time.monotonic()
-                want = self._concurrency - len(self._tasks) - self._outstanding
-                asking = want >= max(1, self._concurrency // 4) or (want > 0 and self._outstanding == 0)
+                want = self._capacity - len(self._held) - self._outstanding
+                asking = want >= max(1, self._capacity // 4) or (want > 0 and self._outstanding == 0)
                 if asking and self._nc.is_connected:  # while reconnecting, a request would only queue up
                     request = {"batch": want, "expires": int(self._expires * 1e9),
                                "idle_heartbeat": int(self._heartbeat * 1e9)}
@@ -197,17 +263,11 @@ class Consumer:
                 waiter.cancel()
         finally:
             stopping.cancel()
-            pending_task.cancel()
-            with contextlib.suppress(Exception):
-                await sub.unsubscribe()
-            if self._tasks:
-                await asyncio.wait(self._tasks, timeout=self._ack_wait)
 
     async def _on_message(self, msg: Msg) -> None:
         self._last_seen = time.monotonic()
-        headers = msg.headers or {}
-        status = headers.get("Status")
-        if status is not None and not msg.data:
+        headers = msg.headers
+        if headers and not msg.data and (status := headers.get("Status")) is not None:
             if status in ("408", "409"):  # a request expired or was cut short: what it did not deliver
                 undelivered = headers.get("Nats-Pending-Messages")
                 if undelivered is None:  # consumer deleted, leadership change: start afresh
@@ -216,32 +276,43 @@ class Consumer:
                     self._outstanding = max(0, self._outstanding - int(undelivered))
                 self._wake.set()
             return  # 100: idle heartbeat
-        self._outstanding = max(0, self._outstanding - 1)
-        task = asyncio.create_task(self._handle(msg))
-        self._tasks.add(task)
-        task.add_done_callback(self._done)
-
-    def _done(self, task: asyncio.Task) -> None:
-        self._tasks.discard(task)
-        self._wake.set()
-
-    async def _handle(self, msg: Msg) -> None:
-        headers = msg.headers or {}
-        kind = headers.get(EVENT_TYPE_HEADER, "unknown")
-        if self._spec.wants is not None and kind not in self._spec.wants:
-            metrics.EVENTS_HANDLED.labels(metrics.service(), kind, "skipped").inc()
-            await msg.ack()
-            return
-        started = time.perf_counter()
+        if self._outstanding > 0:
+            self._outstanding -= 1
         try:
-            event = self._decode(msg)
+            item = self._decode(msg)
         except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+            kind = (headers or {}).get(EVENT_TYPE_HEADER, "unknown")
             log.error("undecodable message parked", extra={"subject": msg.subject, "error": str(exc)})
-            metrics.EVENTS_HANDLED.labels(metrics.service(), kind, "error").inc()
+            self._kind(kind).error.inc()
             await self._park(msg, "undecodable")
             return
-        heartbeat = asyncio.create_task(self._keep_alive(msg))
-        outcome = "ok"
+        self._held[id(msg)] = (msg, self._last_seen)
+        if self._batch:
+            self._items.append(item)
+            self._msgs.append(msg)
+            self._collected.set()
+            return
+        task = asyncio.create_task(self._handle(item, msg))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def _release(self, msg: Msg) -> None:
+        """`msg` is acked, nak'd or terminated: its place may be pulled again."""
+        self._held.pop(id(msg), None)
+        self._wake.set()
+
+    def _kind(self, kind: str) -> _Kind:
+        bound = self._kinds.get(kind)
+        if bound is None:
+            bound = self._kinds[kind] = _Kind(kind)
+        return bound
+
+    async def _handle(self, event: Any, msg: Msg) -> None:
+        headers = msg.headers or {}
+        kind = headers.get(EVENT_TYPE_HEADER, "unknown")
+        series = self._kind(kind)
+        started = time.perf_counter()
+        outcome = series.ok
         delivered = msg.metadata.num_delivered if msg.metadata else 1
         last = 0 < self._max_deliver <= delivered
         try:
@@ -260,9 +331,9 @@ class Consumer:
                              extra={"orderId": event.order_id, "event": kind, "error": repr(exc)})
                     await self._connected()
             await self._connected()
-            await msg.ack()
+            await msg.ack()  # a buffered publish: nothing waits for the server
         except (Retry, StaleRead) as exc:
-            outcome = "retry"
+            outcome = series.retry
             await self._connected()
             if last:
                 log.error("event parked: still not done on its last delivery",
@@ -272,7 +343,7 @@ class Consumer:
                 log.info("event will be redelivered", extra={"orderId": event.order_id, "reason": str(exc)})
                 await msg.nak(delay=exc.delay)
         except Exception as exc:
-            outcome = "error"
+            outcome = series.error
             log.exception("handler failed", extra={"orderId": event.order_id, "event": kind, "delivery": delivered})
             await self._connected()
             if last:
@@ -280,9 +351,59 @@ class Consumer:
             else:
                 await msg.nak(delay=min(30.0, 0.5 * 2 ** min(delivered, 6)))
         finally:
-            heartbeat.cancel()
-            metrics.EVENTS_HANDLED.labels(metrics.service(), kind, outcome).inc()
-            metrics.EVENT_DURATION.labels(metrics.service(), kind).observe(time.perf_counter() - started)
+            self._release(msg)
+            outcome.inc()
+            series.duration.observe(time.perf_counter() - started)
+
+    async def _batches(self, stop: asyncio.Event) -> None:
+        """Batch mode: hand over what was collected, one batch at a time, until `stop`."""
+        assert self._batch is not None
+        stopping = asyncio.create_task(stop.wait())
+        try:
+            while True:
+                if not self._msgs:
+                    self._collected.clear()
+                    waiter = asyncio.create_task(self._collected.wait())
+                    await asyncio.wait({waiter, stopping}, return_when=asyncio.FIRST_COMPLETED)
+                    waiter.cancel()
+                if stop.is_set():
+                    break
+                items, msgs = self._items[: self._batch], self._msgs[: self._batch]
+                del self._items[: self._batch], self._msgs[: self._batch]
+                if not await self._apply(items, msgs, stop):
+                    await self._nak(msgs)
+                    break
+                for msg in msgs:
+                    await msg.ack()  # buffered publishes: nothing waits for the server
+                    self._release(msg)
+        finally:
+            stopping.cancel()
+            # Collected but not started: hand back for redelivery now.
+            msgs, self._msgs, self._items = self._msgs, [], []
+            await self._nak(msgs)
+
+    async def _apply(self, items: list[Any], msgs: list[Msg], stop: asyncio.Event) -> bool:
+        """Run the batch handler until it succeeds (True) or `stop` is set (False)."""
+        delay = 0.5
+        while True:
+            try:
+                await self._handler(items, msgs)  # type: ignore[call-arg]
+                return True
+            except Exception:
+                # Not nak'd: a redelivery would let later events overtake these. The keep-alive
+                # loop holds them meanwhile.
+                log.exception("batch not handled; retrying", extra={"events": len(items)})
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(stop.wait(), delay)
+            if stop.is_set():
+                return False
+            delay = min(delay * 2, 10.0)
+
+    async def _nak(self, msgs: list[Msg]) -> None:
+        for msg in msgs:
+            with contextlib.suppress(Exception):
+                await msg.nak()
+            self._release(msg)
 
     def _broker_lost(self, exc: Exception) -> bool:
         return not self._nc.is_connected or isinstance(exc, BROKER_AWAY)
@@ -297,19 +418,29 @@ class Consumer:
         """Terminate `msg`: the server's advisory, with `reason`, lands in the dead-letter stream."""
         metrics.EVENTS_DEAD_LETTERED.labels(metrics.service(), self._spec.durable).inc()
         await self._nc.publish(msg.reply, b"+TERM " + reason.replace("\n", " ")[:200].encode())
+        self._release(msg)
 
-    async def _keep_alive(self, msg: Msg) -> None:
+    async def _keep_alive(self) -> None:
+        """Every third of the ack wait, an in-progress ack for each message held longer than that."""
+        period = self._ack_wait / 3
         while True:
-            await asyncio.sleep(self._ack_wait / 3)
-            with contextlib.suppress(Exception):  # reconnecting: the next one may pass
-                await msg.in_progress()
+            await asyncio.sleep(period)
+            due = time.monotonic() - period
+            for msg, since in list(self._held.values()):
+                if since <= due:
+                    with contextlib.suppress(Exception):  # reconnecting: the next round may pass
+                        await msg.in_progress()
 
     async def _report_pending(self, stop: asyncio.Event) -> None:
+        """The backlog every few seconds; a consumer deleted meanwhile is reported (only set-up creates it)."""
         gauge = metrics.CONSUMER_PENDING.labels(metrics.service(), self._spec.durable)
         while not stop.is_set():
             try:
                 info = await self._js.consumer_info(self._stream, self._spec.durable)
                 gauge.set(info.num_pending or 0)
+            except nats.js.errors.NotFoundError:
+                # Pulls resume by themselves once the consumer is back.
+                log.error(f"consumer missing; {SETUP_STEP}", extra={"consumer": self._spec.durable})
             except Exception:  # a missed sample is not worth failing over
                 pass
             await asyncio.sleep(5)

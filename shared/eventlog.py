@@ -1,13 +1,17 @@
 """The order event log on JetStream: stream set-up, guarded appends, per-order replay.
 
-Appends carry `Nats-Msg-Id = <orderId>:<seq>` so a retried publish of the same step is
-deduplicated, and `Nats-Expected-Last-Subject-Sequence` so two writers cannot both move
-one order: the second gets `ConcurrencyConflict`. An append whose event (by event id) is
+Each event is stored on `orders.<orderId>.<seq>.<EventType>` (`shared.topology`). Appends
+carry `Nats-Msg-Id = <orderId>:<seq>` so a retried publish of the same step is
+deduplicated, and `Nats-Expected-Last-Subject-Sequence` checked against the order's
+wildcard (`-Subject: orders.<orderId>.>`) so two writers cannot both move one order: the
+second gets `ConcurrencyConflict`. An append whose event (by event id) is
 already stored reports `duplicate=True`; a caller that sees a conflict or a duplicate of
 someone else's step reloads the order and decides again from what the log holds.
 
-Replay of one order is a batched direct get on its literal subject, answered by any
-stream replica without a consumer.
+Replay of one order is a direct get of the last message of every subject under the
+order's wildcard (`multi_last`): one message per subject, so that is every event, answered
+by any stream replica without a consumer. (A `next_by_subj` with a wildcard would scan to
+the end of the stream.)
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ import asyncio
 import calendar
 import itertools
 import json
+import logging
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -33,9 +38,12 @@ from shared.accounts import ensure_accounts
 from shared.orders import OrderState, fold
 from shared.topology import Topology
 
+log = logging.getLogger(__name__)
+
 WRONG_LAST_SEQUENCE = 10071
 EVENT_TYPE_HEADER = "Order-Event"
-_BATCH = 256
+#: Events per replay request; an order holding more is read on with slower requests.
+_BATCH = 1024
 #: Pauses before reading an order again from a replica that lags the event in hand.
 _STALE_RETRIES = (0.01, 0.02, 0.05, 0.1, 0.2)
 
@@ -90,7 +98,7 @@ async def ensure_streams(
     retention.check_limits(max_age_days, max_bytes)
     orders = api.StreamConfig(
         name=topology.orders_stream,
-        subjects=[topology.orders_wildcard],
+        subjects=[topology.orders_subjects],
         storage=api.StorageType.FILE,
         retention=api.RetentionPolicy.LIMITS,
         discard=api.DiscardPolicy.NEW,
@@ -99,7 +107,7 @@ async def ensure_streams(
         num_replicas=replicas,
         duplicate_window=120.0,
         allow_direct=True,
-        republish=api.RePublish(src=topology.orders_wildcard, dest=f"{topology.live_prefix}.{{{{wildcard(1)}}}}"),
+        republish=api.RePublish(src=topology.orders_subjects, dest=topology.live_republish),
         description="Order events: the engine's source of truth",
     )
     quotes = api.StreamConfig(
@@ -162,9 +170,27 @@ async def ensure_streams(
         duplicate_window=120.0,
         description="Nudges to resume an order from the log, per role",
     )
+    await _warn_old_layout(js, topology)
     for config in (orders, quotes, launches, ratelimit, deadletter, resume, book_snapshots(topology, replicas)):
         await _add_or_update(js, config)
     await ensure_accounts(js, topology, replicas=replicas)
+
+
+async def _warn_old_layout(js: JetStreamContext, topology: Topology) -> None:
+    """Say so when the order stream holds events of the layout before `orders.<id>.<seq>.<type>`.
+
+    The stream is updated in place; those events stay stored, but no replay by order
+    reaches them (they sit on `orders.<orderId>`): such orders are readable only from the
+    read model.
+    """
+    try:
+        info = await js.stream_info(topology.orders_stream, subjects_filter=f"{topology.orders_prefix}.*")
+    except nats.js.errors.NotFoundError:
+        return
+    old = sum((info.state.subjects or {}).values())
+    if old:
+        log.warning("order stream %s holds %d events stored on orders.<orderId>; those orders are readable only"
+                    " from the read model", topology.orders_stream, old)
 
 
 def deadletter_subjects(topology: Topology) -> list[str]:
@@ -225,15 +251,17 @@ class EventLog:
         `timeout` (seconds, default the log's) bounds the wait for the acknowledgement; a
         publish that times out may still be stored, now or when the connection is back.
         """
+        kind = type(event).__name__
         headers = {
             "Nats-Msg-Id": f"{event.order_id}:{event.seq}",
             "Nats-Expected-Last-Subject-Sequence": str(expected_stream_seq),
-            EVENT_TYPE_HEADER: type(event).__name__,
+            "Nats-Expected-Last-Subject-Sequence-Subject": self.topology.order_wildcard(event.order_id),
+            EVENT_TYPE_HEADER: kind,
         }
         tracing.inject(headers)
         try:
             ack = await self._js.publish(
-                self.topology.order_subject(event.order_id),
+                self.topology.order_subject(event.order_id, event.seq, kind),
                 ev.encode(event),
                 timeout=self._timeout if timeout is None else timeout,
                 stream=self.topology.orders_stream,
@@ -250,7 +278,7 @@ class EventLog:
             metrics.APPEND_CONFLICTS.labels(metrics.service()).inc()
             raise ConcurrencyConflict(f"order {event.order_id}: {exc.description}") from exc
         if not ack.duplicate:
-            metrics.EVENTS_APPENDED.labels(metrics.service(), type(event).__name__).inc()
+            metrics.EVENTS_APPENDED.labels(metrics.service(), kind).inc()
         return Appended(stream_seq=ack.seq, duplicate=bool(ack.duplicate))
 
     async def load(self, order_id: str, *, through_seq: int = 0) -> History:
@@ -275,53 +303,56 @@ class EventLog:
         return History(events=tuple(stored), state=state, last_stream_seq=stored[-1].stream_seq if stored else 0)
 
     async def read(self, order_id: str, *, from_stream_seq: int = 1) -> list[StoredEvent]:
-        """The order's stored events from a stream position on (batched direct get)."""
-        subject = self.topology.order_subject(order_id)
+        """The order's stored events from a stream position on, in stream order."""
         out: list[StoredEvent] = []
-        start = from_stream_seq
-        while True:
-            batch, more = await self._direct_batch(subject, start)
-            for seq, data, stored_at in batch:
+        for seq, data, stored_at in await self._raw(order_id):
+            if seq >= from_stream_seq:
                 out.append(StoredEvent(stream_seq=seq, event=ev.decode(data), stored_at=stored_at))
-            if not more or not batch:
-                return out
-            start = batch[-1][0] + 1
+        return out
 
     async def held_by_leader(self, order_id: str) -> int:
         """How many events of the order the stream's leader holds.
 
         A direct get may be answered by a replica that lags behind; this asks the leader.
         """
-        subject = self.topology.order_subject(order_id)
-        info = await self._js.stream_info(self.topology.orders_stream, subjects_filter=subject)
-        return (info.state.subjects or {}).get(subject, 0)
+        info = await self._js.stream_info(self.topology.orders_stream,
+                                          subjects_filter=self.topology.order_wildcard(order_id))
+        return sum((info.state.subjects or {}).values())
 
-    async def _direct_batch(self, subject: str, start: int) -> tuple[list[tuple[int, bytes, int | None]], bool]:
+    async def _raw(self, order_id: str) -> list[tuple[int, bytes, int | None]]:
+        wildcard = self.topology.order_wildcard(order_id)
+        raw, more = await self._direct_batch({"multi_last": [wildcard], "batch": _BATCH}, wildcard)
+        while more and raw:
+            # More events than one answer holds (no order has so many): read on by subject.
+            batch, more = await self._direct_batch(
+                {"seq": raw[-1][0] + 1, "next_by_subj": wildcard, "batch": _BATCH}, wildcard)
+            raw += batch
+        raw.sort(key=lambda item: item[0])  # stream order, whatever order the answer came in
+        return raw
+
+    async def _direct_batch(self, request: dict, subject: str) -> tuple[list[tuple[int, bytes, int | None]], bool]:
         inbox = await self._reply_inbox()
         queue: asyncio.Queue[Msg] = asyncio.Queue()
         self._replies[inbox] = queue
-        request = {"seq": start, "next_by_subj": subject, "batch": _BATCH}
         try:
             await self._nc.publish(
                 f"$JS.API.DIRECT.GET.{self.topology.orders_stream}", json.dumps(request).encode(), reply=inbox
             )
             out: list[tuple[int, bytes, int | None]] = []
-            pending = 0
             while True:
                 msg = await asyncio.wait_for(queue.get(), self._timeout)
                 headers = msg.headers or {}
                 status = headers.get("Status")
                 if status == "404":
                     return out, False
-                if status == "204":  # end of batch
-                    return out, pending > 0
+                if status == "204":  # end of batch: what it left out is still pending
+                    return out, int(headers.get("Nats-Num-Pending", "0")) > 0
                 if status == "503":  # no stream replica answers now: unavailable, not a fault
                     raise nats.errors.NoRespondersError
                 if status is not None:
                     raise RuntimeError(f"direct get on {subject} failed: {status} {headers.get('Description')}")
                 stamp = headers.get("Nats-Time-Stamp")
                 out.append((int(headers["Nats-Sequence"]), msg.data, stamp_ms(stamp) if stamp else None))
-                pending = int(headers.get("Nats-Num-Pending", "0"))
         finally:
             del self._replies[inbox]
 

@@ -11,10 +11,10 @@ see that its own was not applied. A pair is unordered: SOL-MEW after MEW-SOL is 
 too (checked before publishing, and by every `LaunchRegistry`, which keeps the first in
 stream order).
 
-`LaunchRegistry` reads the stream with one ordered consumer from the first message:
-history and live launches arrive through the same subscription in stream order, so
-nothing can fall between a load and a follow, and every replica learns the same launches
-in the same order.
+`LaunchRegistry` reads the stream from the first message with a follower
+(`shared.follow`): history and live launches arrive through the same subscription in
+stream order, so nothing can fall between a load and a follow, and every replica learns
+the same launches in the same order.
 """
 
 from __future__ import annotations
@@ -25,12 +25,12 @@ import time
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 
 import msgspec
-import nats.js.api as api
 import nats.js.errors
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 
 from shared.chain import SlotClock
+from shared.follow import Follower
 from shared.market.config import PairSpec
 from shared.market.launches import LaunchError, PoolLaunch, decode_launch, encode_launch, listed_pair
 from shared.topology import Topology
@@ -115,23 +115,22 @@ class LaunchRegistry:
         self._position = 0  # stream sequence of the last message handled
         self._moved = asyncio.Event()
         self._watchers: set[asyncio.Queue[PoolLaunch | None]] = set()
-        self._subscription: object | None = None
+        self._follower: Follower | None = None
         self._stopped = False
 
     async def start(self) -> None:
         """Subscribe, and return once every launch stored before the call is known."""
         stream, subjects = self._topology.launches()
-        self._subscription = await self._js.subscribe(
-            subjects, stream=stream, cb=self._on_message, ordered_consumer=True, deliver_policy=api.DeliverPolicy.ALL
-        )
+        self._follower = Follower(self._js, stream, [subjects], self._on_message)
+        await self._follower.start()
         await self.sync()
 
     async def stop(self) -> None:
         """Stop following; every `watch` iterator ends."""
         self._stopped = True
-        if self._subscription is not None:
-            subscription, self._subscription = self._subscription, None
-            await subscription.unsubscribe()  # type: ignore[attr-defined]
+        if self._follower is not None:
+            follower, self._follower = self._follower, None
+            await follower.stop()
         for queue in self._watchers:
             queue.put_nowait(None)
 

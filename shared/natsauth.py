@@ -15,18 +15,19 @@ How the JetStream traffic a service needs travels (nats-py 2.16, nats-server 2.1
 - Ordered consumers (the router's book, the launch registry, the projector's rebuild,
   key-value watches, object reads) are ephemeral push consumers created on the bare
   `$JS.API.CONSUMER.CREATE.<stream>`, where the server refuses a durable name; flow
-  control is answered on `$JS.FC.<stream>.>`; a key-value watch also asks
-  `$JS.API.CONSUMER.INFO.<stream>.<its consumer>` for the backlog. Their deliver subject is the creator's
+  control is answered on `$JS.FC.<stream>.>`; a follower (`shared.follow`) and a key-value
+  watch also ask `$JS.API.CONSUMER.INFO.<stream>.<its consumer>` for the backlog (an
+  ordered consumer's name is the server's choice). Their deliver subject is the creator's
   inbox, and the server refuses one that its own stream would capture (a cycle).
 - Direct gets: `$JS.API.DIRECT.GET.<stream>` (batched, by subject in the body) and
   `$JS.API.DIRECT.GET.<stream>.<subject>` (last message of a subject). Key-value gets
   use the latter when the bucket allows direct gets, else `$JS.API.STREAM.MSG.GET.<stream>`.
 
-The order log keeps each order's events on one literal subject, `orders.<orderId>`, with
-the event type in a header: a subject permission cannot tell one event type from
-another, so any writer of the log may append any event type to any order. The gateway
-is trusted with `orders.*` as router and executor are; the projector may not publish
-there at all. It may publish resume nudges to router and executor (its reconciler); each
+The order log keeps each event on its own subject, `orders.<orderId>.<seq>.<EventType>`,
+so a permission can name event types: the gateway may append only what a client asks
+for (`OrderAccepted`, `OrderCancelled`), router and executor any event
+(`orders.*.*.*`: the state machine, not a permission, decides which step may follow
+which), and the projector may not publish there at all. It may publish resume nudges to router and executor (its reconciler); each
 service pulls only from its own durable of the resume stream, filtered to its role.
 """
 
@@ -70,8 +71,9 @@ def _pull(stream: str, durable: str) -> tuple[str, ...]:
 
 
 def _follow(stream: str) -> tuple[str, ...]:
-    """Read a stream through ordered (ephemeral, non-durable) consumers."""
-    return (_api("STREAM.INFO", stream), _api("CONSUMER.CREATE", stream), f"$JS.FC.{stream}.>")
+    """Read a stream through ordered (ephemeral, non-durable) consumers, asking one's backlog at start."""
+    return (_api("STREAM.INFO", stream), _api("CONSUMER.CREATE", stream), f"$JS.FC.{stream}.>",
+            _api("CONSUMER.INFO", stream, "*"))
 
 
 def _direct(stream: str) -> tuple[str, ...]:
@@ -108,12 +110,13 @@ def permissions(topology: Topology) -> dict[str, Permissions]:
     pools, pool_subjects = t.launches()
     ratelimit = t.ratelimit_stream
     resume = t.resume_stream
-    append = t.orders_wildcard
+    append = t.orders_subjects
+    client_steps = t.event_filter("OrderAccepted", "OrderCancelled")  # what the gateway appends
     log_reader = (*_direct(orders)[:1], _api("STREAM.INFO", orders))
     table = {
         "gateway": Permissions(
             publish=(
-                append,
+                *client_steps,
                 *log_reader,
                 *_direct(quotes)[1:],
                 _api("STREAM.INFO", quotes),
@@ -121,7 +124,7 @@ def permissions(topology: Topology) -> dict[str, Permissions]:
                 t._subject("ratelimit.>"),  # counter increments (Nats-Incr), acked
                 _api("STREAM.INFO", ratelimit),
             ),
-            subscribe=(f"{t.live_prefix}.*", f"{t.quotes_prefix}.>"),
+            subscribe=(f"{t.live_prefix}.>", f"{t.quotes_prefix}.>"),
         ),
         "router": Permissions(
             publish=(

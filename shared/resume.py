@@ -69,7 +69,7 @@ async def nudge(js: JetStreamContext, topology: Topology, role: str, order_id: s
 
 def consumer_spec(topology: Topology, role: str) -> ConsumerSpec:
     """The durable consumer of `role`'s nudges (created by the set-up step)."""
-    return ConsumerSpec(durable=topology.consumer(role), filter_subject=topology.resume_subject(role))
+    return ConsumerSpec(durable=topology.consumer(role), filter_subjects=(topology.resume_subject(role),))
 
 
 def consumer(js: JetStreamContext, topology: Topology, role: str, handler: Handler, *, concurrency: int = 32) -> Consumer:

@@ -18,8 +18,14 @@ SETUP_STEP = (
     " (`make run` does it; on Kubernetes the `setup` Job, in compose the `setup` service)"
 )
 
-#: The durable consumers of the order stream, one per service that acts on every order.
-DURABLES = ("router", "executor", "projector")
+#: The durable consumers of the order stream, one per service that acts on every order,
+#: each with the event types the server delivers to it (none named: every event).
+DURABLE_EVENTS: dict[str, tuple[str, ...]] = {
+    "router": ("OrderAccepted", "OrderTriggered"),
+    "executor": ("OrderRouted",),
+    "projector": (),
+}
+DURABLES = tuple(DURABLE_EVENTS)
 
 
 class SetupMissing(RuntimeError):

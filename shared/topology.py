@@ -1,8 +1,10 @@
 """Names of streams, subjects, consumers and buckets, derived from one namespace.
 
 A namespace lets several independent engines (or test runs) share one NATS server.
-Each order's events live on one literal subject, `orders.<orderId>`, so replaying one
-order is a direct get on a literal subject (sub-millisecond) rather than a wildcard scan.
+Each event is stored on its own subject, `orders.<orderId>.<seq>.<EventType>`: one
+message per subject, so a direct get of the last message of every subject under
+`orders.<orderId>.>` (`multi_last`) returns the whole order (sub-millisecond), and a
+consumer can be filtered by the server to the event types its service acts on.
 """
 
 from __future__ import annotations
@@ -28,19 +30,40 @@ class Topology(msgspec.Struct, frozen=True, kw_only=True):
         return self._subject("orders")
 
     @property
-    def orders_wildcard(self) -> str:
-        return f"{self.orders_prefix}.*"
+    def orders_subjects(self) -> str:
+        """What the order stream stores: `orders.<orderId>.<seq>.<EventType>`."""
+        return f"{self.orders_prefix}.*.*.*"
 
-    def order_subject(self, order_id: str) -> str:
-        return f"{self.orders_prefix}.{order_id}"
+    def order_subject(self, order_id: str, seq: int, event_type: str) -> str:
+        """Where the event `seq` (of type `event_type`) of one order is stored."""
+        return f"{self.orders_prefix}.{order_id}.{seq}.{event_type}"
+
+    def order_wildcard(self, order_id: str) -> str:
+        """Every event of one order."""
+        return f"{self.orders_prefix}.{order_id}.>"
+
+    def event_filter(self, *event_types: str) -> list[str]:
+        """Consumer filter subjects: events of these types, any order (none given: every event)."""
+        return [f"{self.orders_prefix}.*.*.{kind}" for kind in event_types] or [self.orders_subjects]
+
+    def parse_order_subject(self, subject: str) -> tuple[str, int, str]:
+        """(order id, seq, event type) of a stored (or republished) event's subject."""
+        order_id, seq, event_type = subject.rsplit(".", 3)[-3:]
+        return order_id, int(seq), event_type
 
     @property
     def live_prefix(self) -> str:
         """Stored events are republished here: a subscriber sees only what the log kept."""
         return self._subject("live.orders")
 
+    @property
+    def live_republish(self) -> str:
+        """The stream's republish destination: the stored subject under `live_prefix`."""
+        return f"{self.live_prefix}.{{{{wildcard(1)}}}}.{{{{wildcard(2)}}}}.{{{{wildcard(3)}}}}"
+
     def live_subject(self, order_id: str) -> str:
-        return f"{self.live_prefix}.{order_id}"
+        """Every stored event of one order, as it is stored."""
+        return f"{self.live_prefix}.{order_id}.>"
 
     @property
     def quotes_stream(self) -> str:

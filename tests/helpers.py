@@ -78,3 +78,30 @@ async def republish_paused(js: Any, stream: str) -> AsyncIterator[None]:
     finally:
         config.republish = republish
         await js.update_stream(config)
+
+
+async def ack_unhandled(js: Any, stream: str, durable: str, done: Callable[[int], Awaitable[bool] | bool]) -> int:
+    """Take messages of a durable and ack them unhandled (a service that took them and died)
+    until `done(acked so far)`; returns how many were acked."""
+    import nats.errors
+
+    sub = await js.pull_subscribe_bind(durable=durable, stream=stream)
+    acked = 0
+
+    async def take() -> bool:
+        nonlocal acked
+        try:
+            msgs = await sub.fetch(100, timeout=0.2)
+        except nats.errors.TimeoutError:
+            msgs = []
+        for msg in msgs:
+            await msg.ack()
+            acked += 1
+        answer = done(acked)
+        return await answer if inspect.isawaitable(answer) else answer
+
+    try:
+        await eventually(take, message=f"messages of {durable} taken")
+    finally:
+        await sub.unsubscribe()
+    return acked

@@ -97,7 +97,10 @@ async def _describe(js: JetStreamContext, topology: Topology, seq: int, advisory
         msg = await js.get_msg(topology.orders_stream, advisory.stream_seq)
     except nats.js.errors.NotFoundError:
         return Parked(**fields)
-    order_id = msg.subject.rsplit(".", 1)[-1]
+    try:
+        order_id = topology.parse_order_subject(msg.subject)[0]
+    except ValueError:  # an event of the layout before `orders.<id>.<seq>.<type>`
+        order_id = msg.subject.rsplit(".", 1)[-1]
     try:
         order_seq = ev.decode(msg.data).seq
     except (msgspec.DecodeError, msgspec.ValidationError):

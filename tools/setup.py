@@ -26,7 +26,7 @@ from nats.js import JetStreamContext
 
 from shared import retention
 from shared.chain.jetstream_store import ensure_bucket
-from shared.consumer import ACK_WAIT, MAX_DELIVER, ConsumerSpec, ensure_consumer
+from shared.consumer import ACK_WAIT, MAX_DELIVER, ensure_consumer, order_spec
 from shared.eventlog import ensure_streams
 from shared.runtime import nats_servers
 from shared.settings import Common, SettingsError, load
@@ -65,8 +65,7 @@ async def provision_nats(
     """Streams, the durable consumers of orders and nudges, and the chain bucket (idempotent)."""
     await ensure_streams(js, topology, replicas=replicas, max_age_days=max_age_days, max_bytes=max_bytes)
     for name in DURABLES:
-        spec = ConsumerSpec(durable=topology.consumer(name), filter_subject=topology.orders_wildcard,
-                            ack_wait=ack_wait, max_deliver=max_deliver)
+        spec = order_spec(topology, name, ack_wait=ack_wait, max_deliver=max_deliver)
         await ensure_consumer(js, topology.orders_stream, spec)
     for role in resume.ROLES:  # one per role, each filtered to its own nudges
         await ensure_consumer(js, topology.resume_stream, resume.consumer_spec(topology, role))

@@ -11,7 +11,7 @@ from services.executor.settle import settler
 from shared import ops, resume, runtime
 from shared.chain import JetStreamChainStore, SimulatedChain
 from shared.clock import SystemClock
-from shared.consumer import Consumer, ConsumerSpec
+from shared.consumer import Consumer, order_spec
 from shared.emit import Emitter
 from shared.eventlog import EventLog
 from shared.ids import Ids
@@ -59,7 +59,7 @@ async def serve(settings: ExecutorSettings, stop: asyncio.Event) -> None:
     topology = Topology(namespace=settings.engine_namespace)
     async with runtime.nats_connection(settings, "executor") as nc:
         executor = await build_executor(settings, nc, SystemClock())
-        spec = ConsumerSpec(durable="executor", filter_subject=topology.orders_wildcard, wants=frozenset({"OrderRouted"}))
+        spec = order_spec(topology, "executor")
         consumer = Consumer(nc.jetstream(), topology.orders_stream, spec, executor.handle, concurrency=settings.concurrency)
         nudges = resume.consumer(nc.jetstream(), topology, "executor", executor.resume)
 

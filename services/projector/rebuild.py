@@ -78,7 +78,7 @@ async def rebuild(
         chunks = replay(
             js,
             topology.orders_stream,
-            topology.orders_wildcard,
+            topology.orders_subjects,
             first_seq=info.state.first_seq,
             last_seq=last_seq,
             batch=chunk,

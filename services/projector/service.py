@@ -1,10 +1,12 @@
-"""The serving projector: pull batches from a durable consumer, fold, write, ack.
+"""The serving projector: batches from a durable consumer, fold, write, ack.
 
-Each batch is one transaction under the projection lock: load the batch's orders, fold,
-write events, orders and the position, commit, and only then ack. A crash before the ack
-redelivers the batch, which the fold skips per order, so the read model is exactly-once
-over an at-least-once log. A batch that fails to write is retried as it is (the messages
-are kept in progress meanwhile) rather than nak'd, so later events never overtake it.
+The consume loop (`shared.consumer.Consumer` in batch mode) hands over everything
+delivered since the last batch. Each batch is one transaction under the projection lock:
+load the batch's orders, fold, write events, orders and the position, commit, and only
+then ack. A crash before the ack redelivers the batch, which the fold skips per order, so
+the read model is exactly-once over an at-least-once log. A batch that fails to write is
+retried as it is (the messages are kept in progress meanwhile) rather than nak'd, so later
+events never overtake it.
 
 At start, a read model behind what the consumer has acked (a new or restored database
 under an existing consumer) is rebuilt first: those events would never come again.
@@ -13,27 +15,23 @@ under an existing consumer) is rebuilt first: those events would never come agai
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from typing import Callable
 
 import asyncpg
 import msgspec
-import nats.errors
-import nats.js.errors
 from nats.aio.client import Client
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 
 from services.projector import store
 from services.projector.fold import Projection, project
-from services.projector.pull import Puller
 from services.projector.rebuild import rebuild
 from shared import events as ev
 from shared import metrics, tracing
-from shared.consumer import ConsumerSpec
-from shared.setup import SETUP_STEP, require_consumer
+from shared.consumer import Consumer, order_spec
+from shared.setup import require_consumer
 from shared.eventlog import EventLog, stream_seq_of
 from shared.resume import Resume
 from shared.topology import Topology
@@ -56,7 +54,6 @@ class Projector:
         *,
         batch: int = 500,
         rebuild_batch: int = 2000,
-        idle_check: float = 5.0,
         clock: Callable[[], float] = time.time,
     ):
         self._pool = pool
@@ -67,14 +64,8 @@ class Projector:
         self._rebuild_batch = rebuild_batch
         self._batch = batch
         self._clock = clock
-        self._idle_check = idle_check  # seconds between backlog checks while idle
         self._log = EventLog(nc, js, topology)
-        self._ack_wait = ConsumerSpec.ack_wait
-        self.spec = ConsumerSpec(
-            durable=topology.consumer("projector"),
-            filter_subject=topology.orders_wildcard,
-            max_ack_pending=max(2048, 2 * batch),
-        )
+        self.spec = order_spec(topology, "projector", max_ack_pending=max(2048, 2 * batch))
 
     async def apply(self, batch: list[Item]) -> Projection:
         """Fold `batch` into the read model in one transaction; safe to repeat."""
@@ -125,42 +116,11 @@ class Projector:
 
     async def run(self, stop: asyncio.Event) -> None:
         """Consume until `stop` is set; the batch in hand is finished first."""
-        info = await require_consumer(self._js, self._topology.orders_stream, self.spec.durable)
-        self._ack_wait = info.config.ack_wait or self.spec.ack_wait  # the set-up step's, not the default
+        await require_consumer(self._js, self._topology.orders_stream, self.spec.durable)
         await self._rebuild_if_behind()
-        puller = Puller(self._nc, self._topology.orders_stream, self.spec.durable)
-        checked = time.monotonic()
-        # The next batch is fetched and decoded while the current one is written.
-        ahead = asyncio.create_task(self._fetch(puller))
-        try:
-            while True:
-                try:
-                    msgs, items = await ahead
-                except nats.errors.ConnectionClosedError:
-                    return
-                except Exception:
-                    log.exception("fetch failed")
-                    msgs, items = [], []
-                    await _sleep(1.0, stop)
-                if stop.is_set():
-                    await _nak(msgs)  # fetched but not started: hand back for redelivery now
-                    return
-                ahead = asyncio.create_task(self._fetch(puller))
-                if items:
-                    await self._handle(msgs, items, stop, ahead)
-                    metrics.CONSUMER_PENDING.labels(metrics.service(), self.spec.durable).set(
-                        msgs[-1].metadata.num_pending
-                    )
-                elif puller.last_status is not None or time.monotonic() - checked > self._idle_check:
-                    # Idle, or the server said something unusual (503: no such consumer).
-                    puller.last_status = None
-                    checked = time.monotonic()
-                    await self._check_consumer(stop)
-        finally:
-            with contextlib.suppress(Exception):
-                msgs, _ = await ahead
-                await _nak(msgs)
-            await puller.close()
+        consumer = Consumer(self._js, self._topology.orders_stream, self.spec, self._handle, batch=self._batch,
+                            decode=_item)
+        await consumer.run(stop)
 
     async def _rebuild_if_behind(self) -> None:
         """Rebuild a read model that lacks events the consumer has acked already.
@@ -179,39 +139,8 @@ class Projector:
             summary = await rebuild(self._pool, self._js, self._topology, self._schema, chunk=self._rebuild_batch)
             log.info(str(summary))
 
-    async def _fetch(self, puller: Puller) -> tuple[list[Msg], list[Item]]:
-        """The next batch, decoded; undecodable messages are terminated and left out."""
-        msgs = await puller.fetch(self._batch, wait=1.0)
-        kept: list[Msg] = []
-        items: list[Item] = []
-        for msg in msgs:
-            try:
-                items.append((stream_seq_of(msg), ev.decode(msg.data)))
-                kept.append(msg)
-            except (msgspec.DecodeError, msgspec.ValidationError) as exc:
-                log.error("undecodable event terminated", extra={"subject": msg.subject, "error": str(exc)})
-                metrics.EVENTS_HANDLED.labels(metrics.service(), "unknown", "error").inc()
-                await msg.term()
-        return kept, items
-
-    async def _handle(self, msgs: list[Msg], items: list[Item], stop: asyncio.Event, ahead: asyncio.Task) -> None:
-        heartbeat = asyncio.create_task(self._keep_alive(msgs, ahead))
-        try:
-            delay = 0.5
-            while True:
-                try:
-                    await self.apply(items)
-                    break
-                except Exception:
-                    log.exception("batch not applied; retrying", extra={"events": len(items)})
-                    if await _sleep(delay, stop):
-                        await _nak(msgs)
-                        return
-                    delay = min(delay * 2, 10.0)
-        finally:
-            heartbeat.cancel()
-        for msg in msgs:
-            await msg.ack()
+    async def _handle(self, items: list[Item], msgs: list[Msg]) -> None:
+        await self.apply(items)
 
     async def _read_gaps(self, gaps: dict[str, int]) -> list[Item]:
         """The events of each gapped order after the position the read model holds."""
@@ -236,41 +165,7 @@ class Projector:
         for (kind, outcome), count in projection.outcomes.items():
             metrics.EVENTS_HANDLED.labels(service, kind, outcome).inc(count)
 
-    async def _check_consumer(self, stop: asyncio.Event) -> None:
-        """Report the backlog; say so if the consumer was deleted (only the set-up step creates it)."""
-        stream, durable = self._topology.orders_stream, self.spec.durable
-        try:
-            info = await self._js.consumer_info(stream, durable)
-            metrics.CONSUMER_PENDING.labels(metrics.service(), durable).set(info.num_pending or 0)
-            return
-        except nats.js.errors.NotFoundError:
-            # Pulls resume by themselves once the consumer is back.
-            log.error(f"consumer missing; {SETUP_STEP}", extra={"consumer": durable})
-        except Exception:
-            log.warning("consumer info unavailable", exc_info=True)
-        await _sleep(1.0, stop)
 
-    async def _keep_alive(self, msgs: list[Msg], ahead: asyncio.Task) -> None:
-        # A batch can wait on the lock (a rebuild) or retry: keep it, and the next batch
-        # fetched meanwhile, from being redelivered (each delivery counts towards parking).
-        while True:
-            await asyncio.sleep(self._ack_wait / 3)
-            held = list(msgs)
-            if ahead.done() and not ahead.cancelled() and ahead.exception() is None:
-                held += ahead.result()[0]
-            for msg in held:
-                with contextlib.suppress(Exception):  # reconnecting: the next round may pass
-                    await msg.in_progress()
-
-
-async def _sleep(seconds: float, stop: asyncio.Event) -> bool:
-    """Sleep, waking early when stopping; True if `stop` is set."""
-    with contextlib.suppress(asyncio.TimeoutError):
-        await asyncio.wait_for(stop.wait(), seconds)
-    return stop.is_set()
-
-
-async def _nak(msgs: list[Msg]) -> None:
-    for msg in msgs:
-        with contextlib.suppress(Exception):
-            await msg.nak()
+def _item(msg: Msg) -> Item:
+    """A delivered event with its stream position (the consume loop's decode hook)."""
+    return stream_seq_of(msg), ev.decode(msg.data)

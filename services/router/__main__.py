@@ -16,7 +16,7 @@ from services.router.settings import RouterSettings
 from services.router.triggers import Triggers
 from shared import ops, resume, runtime
 from shared.clock import SystemClock
-from shared.consumer import Consumer, ConsumerSpec
+from shared.consumer import Consumer, order_spec
 from shared.emit import Emitter
 from shared.eventlog import EventLog
 from shared.ids import Ids
@@ -52,9 +52,8 @@ async def serve(settings: RouterSettings, stop: asyncio.Event) -> None:
             feed,
             quote_delay_ms=settings.quote_delay_ms(),
         )
-        spec = ConsumerSpec(durable="router", filter_subject=topology.orders_wildcard,
-                            wants=frozenset({"OrderAccepted", "OrderTriggered"}))
-        consumer = Consumer(js, topology.orders_stream, spec, router.handle, concurrency=settings.concurrency)
+        consumer = Consumer(js, topology.orders_stream, order_spec(topology, "router"), router.handle,
+                            concurrency=settings.concurrency)
         nudges = resume.consumer(js, topology, "router", router.resume)
         book_feed = BookFeed(js, topology, LimitBook(), clock, snapshot_every_s=settings.book_snapshot_interval_s)
         await book_feed.start()

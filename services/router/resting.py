@@ -1,13 +1,13 @@
 """Resting orders: the book every router replica keeps, rebuilt from the log.
 
-Each replica follows the whole order stream with its own ordered consumer, so after any
-restart its book holds exactly the orders the log says are open: nothing is re-armed from
-memory. To re-arm in time proportional to the open orders rather than to all history, a
-replica saves the fold (`book_state`) to the object store `BOOK` now and then, and at
-start folds on from the latest snapshot, reading only the events stored after it; it
-replays from the first message when there is none, or none it may use
-(`book_state.usable`). Only the events that change the book are decoded; the rest are
-recognised by their type header and dropped.
+Each replica follows the order stream with its own follower (`shared.follow`), so after
+any restart its book holds exactly the orders the log says are open: nothing is re-armed
+from memory. To re-arm in time proportional to the open orders rather than to all
+history, a replica saves the fold (`book_state`) to the object store `BOOK` now and
+then, and at start folds on from the latest snapshot, reading only the events stored
+after it; it replays from the first message when there is none, or none it may use
+(`book_state.usable`). The server sends only the event types that change the book
+(`book_state.WATCHED`).
 """
 
 from __future__ import annotations
@@ -18,7 +18,6 @@ import logging
 import time
 
 import msgspec
-import nats.js.api as api
 import nats.js.errors
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
@@ -30,7 +29,7 @@ from services.router.book_state import BookFold
 from shared import events as ev
 from shared import metrics
 from shared.clock import Clock
-from shared.eventlog import EVENT_TYPE_HEADER
+from shared.follow import Follower
 from shared.setup import SetupMissing
 from shared.topology import Topology
 
@@ -78,7 +77,7 @@ class BookFeed:
         self._saved_at = time.monotonic()
         self._started = 0.0
         self._source = "log"
-        self._sub = None
+        self._follower: Follower | None = None
 
     @property
     def book(self) -> LimitBook:
@@ -98,7 +97,7 @@ class BookFeed:
         info = await self._js.stream_info(self._topology.orders_stream)
         self._tail = info.state.last_seq
         self._created = info.created.isoformat() if info.created else ""
-        config = api.ConsumerConfig(deliver_policy=api.DeliverPolicy.ALL)
+        start_seq = 1
         if self._every > 0:
             try:
                 self._store = await self._js.object_store(self._topology.book_bucket)
@@ -111,27 +110,21 @@ class BookFeed:
                 self._fold.restore(snapshot)
                 self._saved_seq = snapshot.stream_seq
                 self._source = "snapshot"
-                config = api.ConsumerConfig(deliver_policy=api.DeliverPolicy.BY_START_SEQUENCE,
-                                            opt_start_seq=snapshot.stream_seq + 1)
+                start_seq = snapshot.stream_seq + 1
             elif snapshot is not None:
                 log.info("book snapshot not usable; replaying the whole log",
                          extra={"snapshotSeq": snapshot.stream_seq, "firstSeq": info.state.first_seq})
         if self._fold.stream_seq >= self._tail:
             self._armed(self._fold.stream_seq)
-        self._sub = await self._js.subscribe(
-            self._topology.orders_wildcard,
-            cb=self._on_message,
-            ordered_consumer=True,
-            config=config,
-            stream=self._topology.orders_stream,
+        self._follower = Follower(
+            self._js, self._topology.orders_stream, self._topology.event_filter(*sorted(book_state.WATCHED)),
+            self._on_message, start_seq=start_seq, on_caught_up=lambda: self._armed(self._fold.stream_seq),
         )
+        await self._follower.start()
 
     async def stop(self) -> None:
-        if self._sub is not None:
-            try:
-                await self._sub.unsubscribe()
-            except Exception:  # connection already closing
-                pass
+        if self._follower is not None:
+            await self._follower.stop()
 
     async def run(self, stop: asyncio.Event) -> None:
         """Save a snapshot every `snapshot_every_s` once armed, and report the oldest resting order."""
@@ -174,20 +167,17 @@ class BookFeed:
 
     async def _on_message(self, msg: Msg) -> None:
         seq = msg.metadata.sequence.stream
-        kind = (msg.headers or {}).get(EVENT_TYPE_HEADER)
         try:
-            event = ev.decode(msg.data) if kind in book_state.WATCHED else None
+            event = ev.decode(msg.data)
         except (msgspec.DecodeError, msgspec.ValidationError) as exc:  # parked by the consumers; not ours to stop on
             log.error("undecodable event left out of the book", extra={"streamSeq": seq, "error": str(exc)})
-            event = None
-        if event is None:
             self._fold.skip(seq)
         else:
             self._fold.apply(event, seq)
-        if not self._caught_up.is_set() and seq >= self._tail:
-            self._armed(seq)
 
     def _armed(self, seq: int) -> None:
+        if self._caught_up.is_set():
+            return
         seconds = time.perf_counter() - self._started
         self._caught_up.set()
         metrics.BOOK_REARM.labels(metrics.service(), self._source).set(seconds)

@@ -7,13 +7,12 @@ import asyncpg
 import httpx
 import msgspec
 
-from services.projector.pull import Puller
 from shared import events as ev
 from shared.eventlog import EventLog
 from shared.topology import Topology
 from tests.e2e.client import market, stream, submit, wait_terminal
 from tests.e2e.conftest import own_stack, Stack
-from tests.helpers import eventually
+from tests.helpers import ack_unhandled, eventually
 from tests.kit import SPEC, make
 
 # The reconciler looks often and calls an order stalled after a second of silence.
@@ -32,18 +31,15 @@ async def ack_everything(stack: Stack, durable: str) -> None:
     """Take and ack whatever the durable holds, as a service that died after acking would have."""
     nc = await stack.admin_nats()
     t = topology_of(stack)
-    puller = Puller(nc, t.orders_stream, durable)
+    js = nc.jetstream()
 
-    async def empty() -> bool:
-        for msg in await puller.fetch(500, wait=0.2):
-            await msg.ack()
-        info = await nc.jetstream().consumer_info(t.orders_stream, durable)
+    async def empty(_acked: int) -> bool:
+        info = await js.consumer_info(t.orders_stream, durable)
         return info.num_pending == 0 and info.num_ack_pending == 0
 
     try:
-        await eventually(empty, message=f"{durable} emptied")
+        await ack_unhandled(js, t.orders_stream, durable, empty)
     finally:
-        await puller.close()
         await nc.close()
 
 

@@ -61,7 +61,7 @@ async def read_log(nc, topology: Topology, timeout: float = 10.0) -> dict[str, L
     orders: dict[str, LogOrder] = {}
     if info.state.messages == 0:
         return orders
-    sub = await js.subscribe(topology.orders_wildcard, ordered_consumer=True, stream=topology.orders_stream)
+    sub = await js.subscribe(topology.orders_subjects, ordered_consumer=True, stream=topology.orders_stream)
     try:
         while True:
             msg = await sub.next_msg(timeout=timeout)

@@ -117,7 +117,8 @@ async def test_a_full_order_stream_refuses_an_append_and_keeps_every_stored_even
 async def test_an_undecodable_event_is_left_out_and_the_book_still_arms(jetstream) -> None:
     nc, js, topology = jetstream
     await append_orders(EventLog(nc, js, topology), random.Random(5), 3, "a")
-    ack = await js.publish(topology.order_subject("junk"), b"not an event", headers={EVENT_TYPE_HEADER: "OrderRouted"})
+    ack = await js.publish(topology.order_subject("junk", 2, "OrderRouted"), b"not an event",
+                           headers={EVENT_TYPE_HEADER: "OrderRouted"})
     feed = await armed(js, topology, snapshots=False)  # the junk is the last event: arming waits for it
     assert feed.fold.stream_seq == ack.seq
     await feed.stop()

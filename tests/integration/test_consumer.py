@@ -17,12 +17,12 @@ from prometheus_client import REGISTRY
 
 from shared import events as ev
 from shared import metrics, runtime
-from shared.consumer import Consumer, ConsumerSpec, ensure_consumer
+from shared.consumer import Consumer, ConsumerSpec, ensure_consumer, order_spec
 from shared.eventlog import EventLog
 from shared.settings import Common
 from shared.topology import Topology
 from tests.helpers import eventually
-from tests.kit import make
+from tests.kit import history, make
 from tools import deadletter
 from tools.devservers import start_nats
 from tools.setup import provision_nats
@@ -38,17 +38,19 @@ def js(jetstream):
 
 async def test_a_consumer_is_created_once_and_an_existing_one_takes_the_settings_that_change_in_place(js):
     js, topology = js
-    spec = ConsumerSpec(durable="worker", filter_subject=topology.orders_wildcard)
+    spec = ConsumerSpec(durable="worker", filter_subjects=(topology.orders_subjects,))
     await ensure_consumer(js, topology.orders_stream, spec)
     await ensure_consumer(js, topology.orders_stream, spec)
-    other = ConsumerSpec(durable="late", filter_subject=topology.orders_wildcard, ack_wait=2.5, max_deliver=4)
+    filters = tuple(topology.event_filter("OrderAccepted", "OrderTriggered"))
+    other = ConsumerSpec(durable="late", filter_subjects=filters, ack_wait=2.5, max_deliver=4)
     await js.add_consumer(topology.orders_stream, api.ConsumerConfig(
-        durable_name="late", filter_subject=topology.orders_wildcard, ack_policy=api.AckPolicy.EXPLICIT,
+        durable_name="late", filter_subject=topology.orders_subjects, ack_policy=api.AckPolicy.EXPLICIT,
         deliver_policy=api.DeliverPolicy.NEW, ack_wait=30.0))
     await ensure_consumer(js, topology.orders_stream, other)
     info = await js.consumer_info(topology.orders_stream, "late")
     assert info.config.deliver_policy == api.DeliverPolicy.NEW  # cannot change in place: kept
     assert (info.config.ack_wait, info.config.max_deliver) == (2.5, 4)
+    assert set(info.config.filter_subjects) == set(filters) and not info.config.filter_subject
     names = {c.name for c in await js.consumers_info(topology.orders_stream)}
     assert {"worker", "late"} <= names
 
@@ -84,7 +86,7 @@ async def main(url, stream, durable, ack_wait):
         await asyncio.sleep(2 * float(ack_wait))
         print("still handling", msg.metadata.num_delivered, flush=True)
         await asyncio.Event().wait()
-    await Consumer(nc.jetstream(), stream, ConsumerSpec(durable=durable, filter_subject=">"), handle).run(asyncio.Event())
+    await Consumer(nc.jetstream(), stream, ConsumerSpec(durable=durable, filter_subjects=(">",)), handle).run(asyncio.Event())
 
 asyncio.run(main(*sys.argv[1:]))
 """
@@ -93,7 +95,7 @@ asyncio.run(main(*sys.argv[1:]))
 async def test_a_message_held_by_a_killed_process_goes_to_another_consumer_within_the_ack_wait(jetstream, nats_url):
     nc, js, topology = jetstream
     ack_wait = 2.0
-    spec = ConsumerSpec(durable="router", filter_subject=topology.orders_wildcard, ack_wait=ack_wait)
+    spec = ConsumerSpec(durable="router", filter_subjects=(topology.orders_subjects,), ack_wait=ack_wait)
     await ensure_consumer(js, topology.orders_stream, spec)
     await accept(EventLog(nc, js, topology), "held1")
     holder = await asyncio.create_subprocess_exec(
@@ -139,7 +141,7 @@ async def test_a_consumer_delivers_again_within_2_s_of_its_restarted_server_bein
         topology = Topology(namespace="r" + secrets.token_hex(4))
         await provision_nats(js, topology)
         seen = Seen()
-        spec = ConsumerSpec(durable="router", filter_subject=topology.orders_wildcard)
+        spec = ConsumerSpec(durable="router", filter_subjects=(topology.orders_subjects,))
         task = asyncio.create_task(Consumer(js, topology.orders_stream, spec, seen).run(stop))
         await accept(EventLog(nc, js, topology), "before")
         await eventually(lambda: len(seen.deliveries) == 1, message="the first event handled")
@@ -179,7 +181,7 @@ async def test_an_event_a_handler_always_fails_on_is_parked_after_its_last_deliv
     jetstream, nats_url, namespace
 ):
     nc, js, topology = jetstream
-    spec = ConsumerSpec(durable="router", filter_subject=topology.orders_wildcard, max_deliver=3)
+    spec = ConsumerSpec(durable="router", filter_subjects=(topology.orders_subjects,), max_deliver=3)
     await ensure_consumer(js, topology.orders_stream, spec)
     before = dead_lettered("router")
     log = EventLog(nc, js, topology)
@@ -228,3 +230,105 @@ async def _tool(env: dict[str, str], *args: str) -> tuple[int, str]:
     )
     out, _ = await asyncio.wait_for(proc.communicate(), 30)
     return proc.returncode, out.decode()
+
+
+async def test_the_server_delivers_a_router_durable_only_the_event_types_it_acts_on(jetstream):
+    nc, js, topology = jetstream
+    log = EventLog(nc, js, topology)
+    kinds = (ev.OrderAccepted, ev.RoutingStarted, ev.OrderRouted, ev.TransactionBuilt, ev.OrderConfirmed)
+    position = 0
+    for event in history(*kinds, order_id="f1") + [make(ev.OrderTriggered, "f2", seq=3)]:
+        expected = position if event.order_id == "f1" else 0
+        stored = await log.append(event, expected_stream_seq=expected)
+        position = stored.stream_seq if event.order_id == "f1" else position
+    seen: list[tuple[str, str]] = []
+
+    async def handle(event, msg) -> None:
+        seen.append((event.order_id, type(event).__name__))
+
+    stop = asyncio.Event()
+    task = asyncio.create_task(Consumer(js, topology.orders_stream, order_spec(topology, "router"), handle).run(stop))
+    try:
+        async def drained():
+            info = await js.consumer_info(topology.orders_stream, "router")
+            return info.num_pending == 0 and info.num_ack_pending == 0 and len(seen) == 2
+        await eventually(drained, message="the router's events handled and acked")
+    finally:
+        stop.set()
+        await task
+    assert seen == [("f1", "OrderAccepted"), ("f2", "OrderTriggered")]
+    info = await js.consumer_info(topology.orders_stream, "router")
+    assert info.delivered.consumer_seq == 2  # nothing else was ever sent, not even to be skipped
+
+
+async def test_a_batch_is_acked_only_once_its_handler_returns_retried_as_it_is_and_handed_back_on_stop(jetstream):
+    nc, js, topology = jetstream
+    log = EventLog(nc, js, topology)
+    for n in range(5):
+        await log.append(make(ev.OrderAccepted, f"b{n}"), expected_stream_seq=0)
+    spec = order_spec(topology, "projector")
+    calls: list[tuple[list[str], list[int]]] = []
+    release = asyncio.Event()
+    failures = 1
+
+    async def handle(items, msgs) -> None:
+        nonlocal failures
+        calls.append(([e.order_id for e in items], [m.metadata.num_delivered for m in msgs]))
+        await release.wait()
+        if failures:
+            failures -= 1
+            raise RuntimeError("the read model is away")
+
+    stop = asyncio.Event()
+    task = asyncio.create_task(Consumer(js, topology.orders_stream, spec, handle, batch=10).run(stop))
+
+    async def info():
+        return await js.consumer_info(topology.orders_stream, spec.durable)
+
+    try:
+        await eventually(lambda: calls, message="a batch handed over")
+
+        async def all_delivered():
+            return (await info()).num_ack_pending == 5
+        await eventually(all_delivered, message="all five delivered")
+        assert (await info()).num_ack_pending == 5  # the handler has not returned: nothing acked
+        release.set()
+        await eventually(lambda: len(calls) >= 2 and not failures, message="the failed batch retried")
+
+        async def acked():
+            return (await info()).num_ack_pending == 0
+        await eventually(acked, message="the batches acked once handled")
+    finally:
+        stop.set()
+        await task
+    assert calls[1][0] == calls[0][0]  # the failed batch, retried as it was
+    assert sorted({order_id for ids, _ in calls for order_id in ids}) == [f"b{n}" for n in range(5)]
+    assert all(delivered == [1] * len(delivered) for _, delivered in calls)  # retried in hand, not redelivered
+    assert (await info()).num_redelivered == 0
+
+    # A batch that cannot be handled when the consumer stops is handed back to the server.
+    await log.append(make(ev.RoutingStarted, "b0", seq=2), expected_stream_seq=(await log.load("b0")).last_stream_seq)
+    failing: list[int] = []
+
+    async def broken(items, msgs) -> None:
+        failing.extend(m.metadata.num_delivered for m in msgs)
+        raise RuntimeError("still away")
+
+    stop = asyncio.Event()
+    task = asyncio.create_task(Consumer(js, topology.orders_stream, spec, broken, batch=10).run(stop))
+    await eventually(lambda: failing, message="the new event handed over")
+    stop.set()
+    await task
+    again: list[int] = []
+
+    async def working(items, msgs) -> None:
+        again.extend(m.metadata.num_delivered for m in msgs)
+
+    stop = asyncio.Event()
+    task = asyncio.create_task(Consumer(js, topology.orders_stream, spec, working, batch=10).run(stop))
+    try:
+        await eventually(lambda: again, message="the handed-back event delivered again")
+    finally:
+        stop.set()
+        await task
+    assert failing[0] == 1 and again == [2]

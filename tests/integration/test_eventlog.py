@@ -123,3 +123,47 @@ async def test_a_load_that_must_reach_a_known_event_reads_again_and_says_so_if_i
     assert history.state.status == "routing"
     with pytest.raises(StaleRead, match="up to seq 2, not 3"):
         await log.load("s1", through_seq=3)
+
+
+async def test_each_event_is_stored_on_its_own_subject_and_replay_returns_repeated_types_in_order(log):
+    kinds = (ev.OrderAccepted, ev.RoutingStarted, ev.OrderRouted, ev.TransactionBuilt, ev.AttemptFailed,
+             ev.TransactionBuilt, ev.TransactionSubmitted, ev.OrderConfirmed)
+    events = history(*kinds, order_id="m1")
+    other = history(*kinds[:3], order_id="m10")  # an order whose id extends the first one's
+    position = {"m1": 0, "m10": 0}
+    for event in [e for pair in zip(events, other) for e in pair] + events[len(other):]:
+        position[event.order_id] = (await log.append(event, expected_stream_seq=position[event.order_id])).stream_seq
+    stored = await log.read("m1")
+    assert [(s.event.seq, type(s.event)) for s in stored] == [(e.seq, type(e)) for e in events]
+    assert [s.stream_seq for s in stored] == sorted(s.stream_seq for s in stored)
+    raw = await log._js.get_msg(log.topology.orders_stream, stored[5].stream_seq)
+    assert raw.subject == log.topology.order_subject("m1", 6, "TransactionBuilt")
+    assert log.topology.parse_order_subject(raw.subject) == ("m1", 6, "TransactionBuilt")
+    # Read on from a stream position: only what was stored from there.
+    assert [s.event.seq for s in await log.read("m1", from_stream_seq=stored[4].stream_seq)] == [5, 6, 7, 8]
+    assert await log.held_by_leader("m1") == len(events) and await log.held_by_leader("m10") == len(other)
+
+
+async def test_an_append_expecting_an_older_position_of_the_order_is_refused_whatever_its_subject(log):
+    accepted, routing = history(ev.OrderAccepted, ev.RoutingStarted, order_id="c1")
+    first = await log.append(accepted, expected_stream_seq=0)
+    await log.append(make(ev.OrderAccepted, order_id="c2"), expected_stream_seq=0)  # moves the stream, not c1
+    await log.append(routing, expected_stream_seq=first.stream_seq)
+    rival = make(ev.OrderCancelled, order_id="c1", seq=2)  # another writer's step 2, another subject
+    with pytest.raises(ConcurrencyConflict):
+        await log.append(rival, expected_stream_seq=first.stream_seq)
+    assert [type(s.event) for s in await log.read("c1")] == [ev.OrderAccepted, ev.RoutingStarted]
+
+
+async def test_an_order_stream_of_the_old_layout_is_updated_in_place_with_a_warning(jetstream, caplog):
+    import nats.js.api as api
+
+    nc, js, topology = jetstream
+    stream = topology.orders_stream
+    await js.delete_stream(stream)
+    await js.add_stream(api.StreamConfig(name=stream, subjects=[f"{topology.orders_prefix}.*"]))
+    await js.publish(f"{topology.orders_prefix}.old1", b"{}", stream=stream)
+    await ensure_streams(js, topology)
+    info = await js.stream_info(stream)
+    assert info.config.subjects == [topology.orders_subjects] and info.state.messages == 1
+    assert "readable only from the read model" in caplog.text

@@ -9,7 +9,7 @@ from services.executor.driver import Executor
 from shared import events as ev
 from shared.chain import ChainConfig, JetStreamChainStore, SettleOutcome, SimulatedChain, SlotClock
 from shared.clock import SystemClock
-from shared.consumer import Consumer, ConsumerSpec
+from shared.consumer import Consumer, order_spec
 from shared.emit import Emitter
 from shared.eventlog import EventLog
 from shared.ids import Ids
@@ -74,8 +74,7 @@ async def test_a_crash_between_submit_and_record_is_recovered_from_the_chain_not
     await routed_order(log, "crash1")
     CrashingOnceEmitter.crashed = False
     crashing = await new_executor(js, topology, log, clock, CrashingOnceEmitter)
-    spec = ConsumerSpec(durable="executor", filter_subject=topology.orders_wildcard, ack_wait=2.0,
-                        wants=frozenset({"OrderRouted"}))
+    spec = order_spec(topology, "executor", ack_wait=2.0)
     stop = asyncio.Event()
     consumer = Consumer(js, topology.orders_stream, spec, crashing.handle)
     task = asyncio.create_task(consumer.run(stop))

@@ -25,14 +25,13 @@ import nats.errors
 import pytest
 from nats.aio.client import Client
 
-from services.projector.pull import Puller
 from services.router.book import LimitBook
 from services.router.resting import BookFeed
 from shared import events as ev
 from services.projector.replay import replay
 from shared.chain import JetStreamChainStore
 from shared.clock import SystemClock
-from shared.consumer import Consumer, ConsumerSpec
+from shared.consumer import Consumer, order_spec
 from shared.eventlog import EVENT_TYPE_HEADER, EventLog
 from shared.launchlog import LaunchRegistry
 from shared import resume
@@ -140,7 +139,7 @@ async def test_no_service_may_create_change_or_delete_a_stream_or_a_durable_cons
         f"$JS.API.STREAM.MSG.DELETE.{orders}",
         f"$JS.API.CONSUMER.DURABLE.CREATE.{orders}.x",
         f"$JS.API.CONSUMER.CREATE.{orders}.x",
-        f"$JS.API.CONSUMER.CREATE.{orders}.x.{t.orders_wildcard}",
+        f"$JS.API.CONSUMER.CREATE.{orders}.x.{t.orders_subjects}",
         f"$JS.API.CONSUMER.DELETE.{orders}.{user if user != 'gateway' else 'router'}",
         f"$KV.{t.chain_bucket}.x" if user != "executor" else f"$JS.API.STREAM.DELETE.KV_{t.chain_bucket}",
     ):
@@ -172,7 +171,7 @@ async def test_a_service_may_not_read_another_users_replies_nor_subjects_outside
     t = provisioned.topology
     outside = [f"{inbox_prefix(other)}.>", "_INBOX.>", ">", f"{t.orders_prefix}.>"]
     if user != "gateway":
-        outside.append(f"{t.live_prefix}.*")
+        outside.append(f"{t.live_prefix}.>")
     for subject in outside:
         await client.nc.subscribe(subject)
         await client.refused(subject, "subscribe")
@@ -190,12 +189,19 @@ async def test_the_projector_reads_the_log_and_may_not_append_to_it(connect, pro
 
     projector = await connect("projector")
     js = projector.nc.jetstream()
-    puller = Puller(projector.nc, t.orders_stream, "projector")
-    msgs = await eventually(lambda: puller.fetch(100, wait=0.5), message="pulled")
-    for msg in msgs:
-        await msg.ack()
-    await puller.close()
-    replayed = [raw async for chunk in replay(js, t.orders_stream, t.orders_wildcard, last_seq=last) for raw in chunk]
+    pulled: list = []
+
+    async def take(items, msgs) -> None:
+        pulled.extend(items)
+
+    stop = asyncio.Event()
+    task = asyncio.create_task(Consumer(js, t.orders_stream, order_spec(t, "projector"), take, batch=100).run(stop))
+    try:
+        await eventually(lambda: len(pulled) == len(story), message="pulled")
+    finally:
+        stop.set()
+        await task
+    replayed = [raw async for chunk in replay(js, t.orders_stream, t.orders_subjects, last_seq=last) for raw in chunk]
     assert len(replayed) == len(story)
     assert [e.event.seq for e in await EventLog(projector.nc, js, t).read("o-perm")] == [e.seq for e in story]
 
@@ -203,7 +209,7 @@ async def test_the_projector_reads_the_log_and_may_not_append_to_it(connect, pro
         await EventLog(projector.nc, js, t, timeout=0.5).append(
             order_story("o-forged", "confirmed")[0], expected_stream_seq=0
         )
-    await projector.refused(t.order_subject("o-forged"))
+    await projector.refused(t.order_subject("o-forged", 1, "OrderAccepted"))
     await projector.refused_request(f"{t.quotes_prefix}.SOL-USDC.raydium-cpmm")
 
 
@@ -222,6 +228,8 @@ async def test_gateway_router_and_executor_append_and_read_what_their_job_needs(
     for client, event in zip([gateway, router, router, executor, executor, executor], story):
         last = (await EventLog(client.nc, client.nc.jetstream(), t).append(event, expected_stream_seq=last)).stream_seq
     await eventually(lambda: len(seen) == len(story), message="live events reach the gateway")
+    await gateway.refused_request(t.order_subject("o-jobs", len(story) + 1, "OrderRouted"))  # not a client's step
+    gateway.errors.clear()
     await router.nc.publish(t.quote_subject("SOL-USDC", "raydium-cpmm"), b"{}")
     await gateway.nc.flush()
     msg = await eventually(
@@ -249,7 +257,9 @@ def test_every_service_user_may_subscribe_to_its_own_inbox_and_only_the_projecto
     for user in SERVICES:
         assert f"{inbox_prefix(user)}.>" in table[user].subscribe
         assert not any(s in (">", "$JS.API.>", "_INBOX.>") for s in table[user].publish + table[user].subscribe)
-    assert [u for u in SERVICES if "orders.*" in table[u].publish] == ["gateway", "router", "executor"]
+    assert [u for u in SERVICES if "orders.*.*.*" in table[u].publish] == ["router", "executor"]
+    assert [s for s in table["gateway"].publish if s.startswith("orders.")] == [
+        "orders.*.*.OrderAccepted", "orders.*.*.OrderCancelled"]
     assert all(not s.startswith(("$JS.API.STREAM.CREATE", "$JS.API.STREAM.DELETE", "$JS.API.STREAM.UPDATE",
                                  "$JS.API.CONSUMER.DELETE", "$JS.API.CONSUMER.DURABLE"))
                for p in table.values() for s in p.publish)
@@ -288,14 +298,15 @@ async def test_an_event_a_service_gives_up_on_is_parked_and_the_service_may_not_
     t = provisioned.topology
     admin = await nats.connect(provisioned.process.url, user=ADMIN, password=provisioned.passwords[ADMIN])
     ajs = admin.jetstream()
-    ack = await ajs.publish(t.order_subject("o-unreadable"), b"not an event", headers={EVENT_TYPE_HEADER: "OrderRouted"})
+    ack = await ajs.publish(t.order_subject("o-unreadable", 3, "OrderRouted"), b"not an event",
+                            headers={EVENT_TYPE_HEADER: "OrderRouted"})
     executor = await connect("executor")
     stop = asyncio.Event()
 
     async def ignore(event, msg) -> None:
         pass
 
-    spec = ConsumerSpec(durable="executor", filter_subject=t.orders_wildcard, wants=frozenset({"OrderRouted"}))
+    spec = order_spec(t, "executor")
     task = asyncio.create_task(Consumer(executor.nc.jetstream(), t.orders_stream, spec, ignore).run(stop))
     try:
         async def parked() -> list[int]:
@@ -322,12 +333,20 @@ async def test_the_projector_nudges_router_and_executor_and_each_service_takes_o
     await projector.refused_request(t.resume_subject("projector", "o-self"))  # only the admin nudges it
     for role in ("router", "executor"):
         client = await connect(role)
-        puller = Puller(client.nc, t.resume_stream, role)
-        msgs = await eventually(lambda: puller.fetch(10, wait=0.5), message=f"{role} pulls its nudge")
-        assert [resume.decode(m).order_id for m in msgs] == [f"o-{role}"]
-        for msg in msgs:
-            await msg.ack()
-        await puller.close()
+        nudged: list[str] = []
+
+        async def take(nudge, msg) -> None:
+            nudged.append(nudge.order_id)
+
+        stop = asyncio.Event()
+        task = asyncio.create_task(resume.consumer(client.nc.jetstream(), t, role, take).run(stop))
+        try:
+            await eventually(lambda: nudged, message=f"{role} pulls its nudge")
+        finally:
+            stop.set()
+            await task
+        assert nudged == [f"o-{role}"]
+        assert not client.errors, client.errors
         other = "executor" if role == "router" else "router"
         await client.refused_request(f"$JS.API.CONSUMER.MSG.NEXT.{t.resume_stream}.{other}", {"batch": 1})
         await client.refused_request(t.resume_subject(role, "o-forged"))

@@ -68,7 +68,7 @@ async def test_an_order_the_log_no_longer_holds_is_read_from_the_read_model(sour
     _, js, topology = jetstream
     await sources.append("o-kept", project=True)
     expected = (await sources.log.load("o-kept")).state
-    await js.purge_stream(topology.orders_stream, subject=topology.order_subject("o-kept"))
+    await js.purge_stream(topology.orders_stream, subject=topology.order_wildcard("o-kept"))
     assert await sources.log.read("o-kept") == []
     state = sources.state(sources.reads)
     found = await load_order(state, "o-kept", "trader")

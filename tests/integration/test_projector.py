@@ -54,7 +54,7 @@ async def test_applying_the_same_batch_twice_changes_nothing(env: Env) -> None:
 async def test_redelivering_everything_through_a_recreated_consumer_leaves_the_tables_unchanged(env: Env) -> None:
     log = interleaved_log(80)
     await env.append(log)
-    projector = env.projector(batch=50, idle_check=0.2)
+    projector = env.projector(batch=50)
     async with running(projector):
         await eventually(env.caught_up, timeout=PROJECTION_WAIT_S)
         before = await env.tables()

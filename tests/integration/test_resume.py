@@ -15,7 +15,6 @@ from prometheus_client import REGISTRY
 from services.executor.driver import Executor
 from services.projector import store
 from services.projector.migrations import migrate
-from services.projector.pull import Puller
 from services.projector.reconcile import Reconciler
 from services.projector.service import Projector
 from services.router.handler import Router
@@ -23,12 +22,12 @@ from shared import events as ev
 from shared import metrics, resume
 from shared.chain import SlotClock
 from shared.clock import SystemClock
-from shared.consumer import Consumer, ConsumerSpec, Retry
+from shared.consumer import Consumer, Retry, order_spec
 from shared.emit import Emitter
 from shared.eventlog import ConcurrencyConflict, EventLog
 from shared.ids import Ids
 from shared.market.model import Market
-from tests.helpers import eventually
+from tests.helpers import ack_unhandled, eventually
 from tests.integration.test_executor_recovery import new_executor
 from tests.kit import SPEC, make
 
@@ -55,20 +54,7 @@ async def append(log: EventLog, *events: ev.OrderEvent) -> None:
 
 async def drain(nc, stream: str, durable: str, count: int) -> None:
     """Ack `count` messages of a durable unhandled: a service that took them and died."""
-    puller = Puller(nc, stream, durable)
-    acked = 0
-
-    async def take() -> bool:
-        nonlocal acked
-        for msg in await puller.fetch(100, wait=0.2):
-            await msg.ack()
-            acked += 1
-        return acked >= count
-
-    try:
-        await eventually(take, message=f"{count} messages of {durable} taken")
-    finally:
-        await puller.close()
+    await ack_unhandled(nc.jetstream(), stream, durable, lambda acked: acked >= count)
 
 
 def router_of(log: EventLog, clock, **options) -> Router:
@@ -76,9 +62,8 @@ def router_of(log: EventLog, clock, **options) -> Router:
     return Router(Emitter(log, Ids(clock), clock), Market(42), slots, None, **options)
 
 
-def order_consumer(js, topology, service: str, wants: set[str], handler) -> Consumer:
-    spec = ConsumerSpec(durable=service, filter_subject=topology.orders_wildcard, ack_wait=5.0, wants=frozenset(wants))
-    return Consumer(js, topology.orders_stream, spec, handler)
+def order_consumer(js, topology, service: str, handler) -> Consumer:
+    return Consumer(js, topology.orders_stream, order_spec(topology, service, ack_wait=5.0), handler)
 
 
 def _handled(kind: str, outcome: str) -> float:
@@ -94,14 +79,14 @@ async def test_an_order_whose_router_died_between_trigger_and_route_is_routed_by
     nc, js, topology = jetstream
     log, clock = EventLog(nc, js, topology), SystemClock()
     await append(log, make(ev.OrderAccepted, "fired", order=LIMIT), make(ev.OrderOpened, "fired", seq=2))
-    await drain(nc, topology.orders_stream, "router", 2)  # accepted and opened: done before the crash
+    await drain(nc, topology.orders_stream, "router", 1)  # the acceptance: done before the crash
     # The trigger loop appended OrderTriggered and died before OrderRouted.
     await append(log, make(ev.OrderTriggered, "fired", seq=3, at=clock.now_ms()))
     router = router_of(log, clock, trigger_grace_ms=300)
     executor = await new_executor(js, topology, log, clock)
     async with consuming(
-        order_consumer(js, topology, "router", {"OrderAccepted", "OrderTriggered"}, router.handle),
-        order_consumer(js, topology, "executor", {"OrderRouted"}, executor.handle),
+        order_consumer(js, topology, "router", router.handle),
+        order_consumer(js, topology, "executor", executor.handle),
     ):
         async def confirmed() -> bool:
             return (await log.load("fired")).state.status == "confirmed"
@@ -117,10 +102,10 @@ async def test_a_fired_order_the_trigger_loop_routes_is_left_to_it_within_the_gr
     log, clock = EventLog(nc, js, topology), SystemClock()
     router = router_of(log, clock, trigger_grace_ms=60_000)
     await append(log, make(ev.OrderAccepted, "fast", order=LIMIT), make(ev.OrderOpened, "fast", seq=2))
-    await drain(nc, topology.orders_stream, "router", 2)
+    await drain(nc, topology.orders_stream, "router", 1)
     await append(log, make(ev.OrderTriggered, "fast", seq=3, at=clock.now_ms()))
     retried = _handled("OrderTriggered", "retry")
-    async with consuming(order_consumer(js, topology, "router", {"OrderTriggered"}, router.handle)):
+    async with consuming(order_consumer(js, topology, "router", router.handle)):
         await eventually(lambda: _handled("OrderTriggered", "retry") == retried + 1,
                          message="the trigger handed back for later")
     assert await kinds(log, "fast") == ["OrderAccepted", "OrderOpened", "OrderTriggered"]
@@ -199,7 +184,7 @@ async def test_a_stalled_order_is_found_by_the_reconciler_and_finished_by_its_ow
     # Routing started, and the router acked the acceptance and died: nothing is pending for it.
     await append(log, make(ev.OrderAccepted, "stalled", at=clock.now_ms()),
                  make(ev.RoutingStarted, "stalled", seq=2, at=clock.now_ms()))
-    await drain(nc, topology.orders_stream, "router", 2)
+    await drain(nc, topology.orders_stream, "router", 1)
     router = router_of(log, clock)
     executor: Executor = await new_executor(js, topology, log, clock)
     # No consumer of order events runs for router or executor: only their nudges do. The
