@@ -148,7 +148,7 @@ class Projector:
                 ahead = asyncio.create_task(self._fetch(puller))
                 if items:
                     await self._handle(msgs, items, stop, ahead)
-                    metrics.CONSUMER_PENDING.labels(metrics.service(), self.spec.durable).set(
+                    metrics.bound(metrics.CONSUMER_PENDING, self.spec.durable).set(
                         msgs[-1].metadata.num_pending
                     )
                 elif puller.last_status is not None or time.monotonic() - checked > self._idle_check:
@@ -190,7 +190,7 @@ class Projector:
                 kept.append(msg)
             except (msgspec.DecodeError, msgspec.ValidationError) as exc:
                 log.error("undecodable event terminated", extra={"subject": msg.subject, "error": str(exc)})
-                metrics.EVENTS_HANDLED.labels(metrics.service(), "unknown", "error").inc()
+                metrics.bound(metrics.EVENTS_HANDLED, "unknown", "error").inc()
                 await msg.term()
         return kept, items
 
@@ -229,19 +229,18 @@ class Projector:
         return [item for items in found for item in items]
 
     def _observe(self, size: int, projection: Projection) -> None:
-        service = metrics.service()
-        metrics.PROJECTOR_BATCH.labels(service).observe(size)
+        metrics.bound(metrics.PROJECTOR_BATCH).observe(size)
         if projection.newest_occurred_at is not None:
-            metrics.PROJECTOR_LAG.labels(service).set(self._clock() - projection.newest_occurred_at / 1000)
+            metrics.bound(metrics.PROJECTOR_LAG).set(self._clock() - projection.newest_occurred_at / 1000)
         for (kind, outcome), count in projection.outcomes.items():
-            metrics.EVENTS_HANDLED.labels(service, kind, outcome).inc(count)
+            metrics.bound(metrics.EVENTS_HANDLED, kind, outcome).inc(count)
 
     async def _check_consumer(self, stop: asyncio.Event) -> None:
         """Report the backlog; say so if the consumer was deleted (only the set-up step creates it)."""
         stream, durable = self._topology.orders_stream, self.spec.durable
         try:
             info = await self._js.consumer_info(stream, durable)
-            metrics.CONSUMER_PENDING.labels(metrics.service(), durable).set(info.num_pending or 0)
+            metrics.bound(metrics.CONSUMER_PENDING, durable).set(info.num_pending or 0)
             return
         except nats.js.errors.NotFoundError:
             # Pulls resume by themselves once the consumer is back.

@@ -92,8 +92,8 @@ class Triggers:
                     )
         self.last_tick_ms = (time.perf_counter() - started) * 1000
         self.last_touched = touched
-        metrics.TRIGGER_TICK.labels(metrics.service()).observe(self.last_tick_ms / 1000)
-        metrics.RESTING_ORDERS.labels(metrics.service()).set(len(self._book))
+        metrics.bound(metrics.TRIGGER_TICK).observe(self.last_tick_ms / 1000)
+        metrics.bound(metrics.RESTING_ORDERS).set(len(self._book))
         return touched
 
     async def _fire_limit(self, order: RestingOrder, slot: int) -> None:
