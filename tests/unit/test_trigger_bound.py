@@ -37,6 +37,6 @@ def test_a_cheap_token_is_probed_from_the_size_that_sufficed_before() -> None:
 def test_after_a_large_move_the_probe_steps_back_down_to_the_smallest_that_suffices() -> None:
     market = Market(42)
     bounds = triggers(market)
-    bounds._probes[("BONK", "SOL")] = 10**14  # as if the price had fallen a thousandfold since
+    bounds._probes[("BONK", "SOL")] = 10**14  # as if BONK had since risen a thousandfold
     assert bounds._bound("BONK", "SOL", 10_000_000) == triggers(market)._bound("BONK", "SOL", 10_000_000)
     assert bounds._probes[("BONK", "SOL")] < 10**13
