@@ -275,10 +275,10 @@ class EventLog:
             for stored in await self.read(event.order_id):
                 if stored.event.seq == event.seq and stored.event.event_id == event.event_id:
                     return Appended(stream_seq=stored.stream_seq, duplicate=True)
-            metrics.APPEND_CONFLICTS.labels(metrics.service()).inc()
+            metrics.bound(metrics.APPEND_CONFLICTS).inc()
             raise ConcurrencyConflict(f"order {event.order_id}: {exc.description}") from exc
         if not ack.duplicate:
-            metrics.EVENTS_APPENDED.labels(metrics.service(), kind).inc()
+            metrics.bound(metrics.EVENTS_APPENDED, kind).inc()
         return Appended(stream_seq=ack.seq, duplicate=bool(ack.duplicate))
 
     async def load(self, order_id: str, *, through_seq: int = 0) -> History:
@@ -292,7 +292,7 @@ class EventLog:
         for delay in _STALE_RETRIES:
             if through_seq <= 0 or (stored and stored[-1].event.seq >= through_seq):
                 break
-            metrics.STALE_READS.labels(metrics.service()).inc()
+            metrics.bound(metrics.STALE_READS).inc()
             await asyncio.sleep(delay)
             stored = await self.read(order_id)
         else:

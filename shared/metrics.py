@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 from prometheus_client import Counter, Gauge, Histogram
 
 _service = "unknown"
@@ -16,6 +18,20 @@ def set_service(name: str) -> None:
 
 def service() -> str:
     return _service
+
+
+def bound(metric, *labels: str):
+    """The child of ``metric`` for this service and ``labels``, looked up once.
+
+    ``metric.labels(...)`` takes a lock and builds the label tuple on every call; hot paths
+    use this instead, which returns the same child from a cache after the first call.
+    """
+    return _child(metric, _service, labels)
+
+
+@functools.cache
+def _child(metric, service_name: str, labels: tuple[str, ...]):
+    return metric.labels(service_name, *labels)
 
 
 HTTP_REQUESTS = Counter("engine_http_requests", "HTTP requests served", ["service", "method", "route", "status"])

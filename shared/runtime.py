@@ -21,7 +21,7 @@ log = logging.getLogger(__name__)
 def run(service: str, common: Common, main: Callable[[asyncio.Event], Awaitable[None]]) -> None:
     """Run `main(stop)` until SIGINT/SIGTERM sets `stop`; the service then drains and exits."""
     logs.setup(service, level=common.log_level, fmt=common.log_format)
-    tracing.setup(service, common.otel_traces_exporter)
+    tracing.setup(service, common.otel_traces_exporter, common.otel_traces_sampler_arg)
     metrics.set_service(service)
     try:
         import uvloop

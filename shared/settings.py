@@ -31,6 +31,9 @@ class Common(msgspec.Struct, frozen=True, kw_only=True):
     log_level: str = "info"
     log_format: str = "json"
     otel_traces_exporter: str = "none"  # none | console | otlp
+    #: Share of the traces a service starts that are recorded (OpenTelemetry's standard
+    #: variable for the ratio sampler); a continued trace follows its sender.
+    otel_traces_sampler_arg: float = 1.0
     ops_host: str = "127.0.0.1"
 
 

@@ -45,7 +45,6 @@ async def build_executor(settings: ExecutorSettings, nc, clock) -> Executor:
         max_attempts=settings.executor_max_attempts,
         backoff_base_ms=settings.executor_backoff_base_ms,
         backoff_max_ms=settings.executor_backoff_max_ms,
-        poll_ms=settings.executor_poll_ms,
         prepare=know_pools,
     )
 

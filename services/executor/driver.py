@@ -40,7 +40,6 @@ class Executor:
         max_attempts: int = 3,
         backoff_base_ms: int = 250,
         backoff_max_ms: int = 5_000,
-        poll_ms: int = 200,
         sleep: Callable[[float], Awaitable[object]] = asyncio.sleep,
         prepare: Callable[[ev.Route], Awaitable[None]] | None = None,
     ):
@@ -50,7 +49,6 @@ class Executor:
         self._params = params
         self._max_attempts = max_attempts
         self._backoff = (backoff_base_ms, backoff_max_ms)
-        self._poll_s = poll_ms / 1000
         self._sleep = sleep
         self._driving: set[str] = set()
         self._prepare = prepare
@@ -64,7 +62,7 @@ class Executor:
     async def resume(self, nudge: Resume, _msg=None) -> None:
         """Consumer entry for a resume nudge: drive the order from the log.
 
-        An order this process is driving already (waiting out a backoff, polling for
+        An order this process is driving already (waiting out a backoff, waiting for
         landing) needs nothing more: the nudge is done. Driven by another replica, it is
         driven here too, which the log and the chain make harmless.
         """
@@ -166,27 +164,26 @@ class Executor:
 
     async def _await_landing(self, history: History, recorded: Transaction) -> History:
         tx, blockhash = self._rebuild(history, recorded)
-        while True:
-            status = await self._chain.signature_status(tx.signature)
-            if status is not None and status.state == "confirmed":
-                metrics.EXECUTION_ATTEMPTS.labels(metrics.service(), "confirmed").inc()
-                return await self._finish(
-                    history, ev.OrderConfirmed, signature=tx.signature, slot=status.slot, amount_out=status.amount_out
-                )
-            if status is not None and status.state == "failed":
-                metrics.EXECUTION_ATTEMPTS.labels(metrics.service(), "failed").inc()
-                error = status.error or "swap program failed"
-                code = "slippage_exceeded" if "Slippage" in error else "chain_error"
-                return await self._finish(history, ev.OrderFailed, code=code, reason=_failure_reason(code, error))
-            if status is None and not await self._chain.is_blockhash_valid(blockhash):
-                # Not seen and can no longer land: dropped. Safe to build a new one.
-                return await self._fail_attempt(
-                    history, recorded, "dropped", "transaction dropped: not landed before its blockhash expired"
-                )
-            await self._sleep(self._poll_s)
+        # One read, then a sleep until the chain says the transaction lands, or until its
+        # blockhash expires when it never will: no polling, however slow the chain.
+        status = await self._chain.await_status(tx.signature, blockhash)
+        if status is None:
+            # Not seen and can no longer land: dropped. Safe to build a new one.
+            return await self._fail_attempt(
+                history, recorded, "dropped", "transaction dropped: not landed before its blockhash expired"
+            )
+        if status.state == "confirmed":
+            metrics.bound(metrics.EXECUTION_ATTEMPTS, "confirmed").inc()
+            return await self._finish(
+                history, ev.OrderConfirmed, signature=tx.signature, slot=status.slot, amount_out=status.amount_out
+            )
+        metrics.bound(metrics.EXECUTION_ATTEMPTS, "failed").inc()
+        error = status.error or "swap program failed"
+        code = "slippage_exceeded" if "Slippage" in error else "chain_error"
+        return await self._finish(history, ev.OrderFailed, code=code, reason=_failure_reason(code, error))
 
     async def _fail_attempt(self, history: History, tx: Transaction, kind: str, reason: str) -> History:
-        metrics.EXECUTION_ATTEMPTS.labels(metrics.service(), "transient").inc()
+        metrics.bound(metrics.EXECUTION_ATTEMPTS, "transient").inc()
         delay = policy.backoff_ms(tx.attempt, base_ms=self._backoff[0], max_ms=self._backoff[1])
         log.info("attempt failed", extra={"orderId": history.state.order_id, "attempt": tx.attempt, "kind": kind})
         return await self._emit.append(
@@ -197,8 +194,8 @@ class Executor:
     async def _finish(self, history: History, cls: type[ev.Event], **fields) -> History:
         history = await self._emit.append(history, cls, **fields)
         state = history.state
-        metrics.ORDERS_TERMINAL.labels(metrics.service(), state.status).inc()
-        metrics.ORDER_DURATION.labels(metrics.service()).observe(max(0, state.updated_at - state.created_at) / 1000)
+        metrics.bound(metrics.ORDERS_TERMINAL, state.status).inc()
+        metrics.bound(metrics.ORDER_DURATION).observe(max(0, state.updated_at - state.created_at) / 1000)
         log.info("order finished", extra={"orderId": state.order_id, "status": state.status,
                                           "amountOut": state.amount_out, "reason": state.failure_reason})
         return history

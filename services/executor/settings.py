@@ -9,8 +9,6 @@ class ExecutorSettings(SimSettings, frozen=True, kw_only=True):
     executor_max_attempts: int = 3
     executor_backoff_base_ms: int = 250
     executor_backoff_max_ms: int = 5_000
-    #: How often a submitted transaction's status is polled.
-    executor_poll_ms: int = 200
     compute_unit_limit: int = 200_000
     #: Priority fee in micro-lamports per compute unit, raised by half on each retry.
     compute_unit_price: int = 50_000

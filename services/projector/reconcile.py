@@ -82,7 +82,7 @@ class Reconciler:
             if not await resume.nudge(self._js, self._topology, role, order_id, seq=seq, status=row["status"]):
                 continue  # already nudged at this seq
             sent[role] += 1
-            metrics.RESUME_NUDGES.labels(metrics.service(), role).inc()
+            metrics.bound(metrics.RESUME_NUDGES, role).inc()
             idle_s = now_ms / 1000 - row["updated_at"].timestamp()
             log.warning(
                 "stalled order nudged",

@@ -158,12 +158,11 @@ class Projector:
         return [item for items in found for item in items]
 
     def _observe(self, size: int, projection: Projection) -> None:
-        service = metrics.service()
-        metrics.PROJECTOR_BATCH.labels(service).observe(size)
+        metrics.bound(metrics.PROJECTOR_BATCH).observe(size)
         if projection.newest_occurred_at is not None:
-            metrics.PROJECTOR_LAG.labels(service).set(self._clock() - projection.newest_occurred_at / 1000)
+            metrics.bound(metrics.PROJECTOR_LAG).set(self._clock() - projection.newest_occurred_at / 1000)
         for (kind, outcome), count in projection.outcomes.items():
-            metrics.EVENTS_HANDLED.labels(service, kind, outcome).inc(count)
+            metrics.bound(metrics.EVENTS_HANDLED, kind, outcome).inc(count)
 
 
 def _item(msg: Msg) -> Item:

@@ -1,4 +1,9 @@
-"""Live quotes on `quotes.<PAIR>.<venue>`, for anyone to watch (the stream keeps the latest)."""
+"""Live quotes on `quotes.<PAIR>.<venue>`, for anyone to watch (the stream keeps the latest).
+
+Each interval quotes one unit of every pair on every venue and publishes only the quotes
+that differ from the last one published on their subject, so a quiet market costs the
+quoting (a few milliseconds, pools the router builds for routing anyway) and no messages.
+"""
 
 from __future__ import annotations
 
@@ -29,6 +34,8 @@ class QuoteFeed:
         self._market = market
         self._slots = slots
         self._clock = clock
+        #: The unit quote last published on each subject (its slot and time aside).
+        self._last: dict[str, Quote] = {}
 
     def _pair(self, token_a: str, token_b: str) -> str | None:
         """The listed pair id for two tokens, either way round (launched pairs included)."""
@@ -40,10 +47,17 @@ class QuoteFeed:
     def _pair_id(self, quote: Quote) -> str:
         return self._pair(quote.token_in, quote.token_out) or f"{quote.token_in}-{quote.token_out}"
 
-    async def publish_quotes(self, quotes: Sequence[Quote], slot: int) -> None:
+    async def publish_quotes(self, quotes: Sequence[Quote], slot: int) -> int:
+        """Publish the quotes that changed since they were last published; returns how many."""
+        published = 0
         for quote in quotes:
+            pair = self._pair_id(quote)
+            subject = self._topology.quote_subject(pair, quote.venue)
+            if self._last.get(subject) == quote:
+                continue
+            self._last[subject] = quote
             body = {
-                "pair": self._pair_id(quote),
+                "pair": pair,
                 "venue": quote.venue,
                 "poolId": quote.pool_id,
                 "slot": slot,
@@ -58,7 +72,9 @@ class QuoteFeed:
                 "executedPrice": quote.executed_price,
                 "fillable": quote.fillable,
             }
-            await self._nc.publish(self._topology.quote_subject(body["pair"], quote.venue), _encode(body))
+            await self._nc.publish(subject, _encode(body))
+            published += 1
+        return published
 
     async def publish_route(self, route: ev.Route, spec: ev.OrderSpec, slot: int) -> None:
         """The direct per-venue quotes an order was routed on, sized as the order."""
@@ -81,10 +97,12 @@ class QuoteFeed:
                 "priceImpactBps": q.price_impact_bps,
                 "fillable": q.fillable,
             }
-            await self._nc.publish(self._topology.quote_subject(pair, q.venue), _encode(body))
+            subject = self._topology.quote_subject(pair, q.venue)
+            self._last.pop(subject, None)  # the subject's latest is now this order's size
+            await self._nc.publish(subject, _encode(body))
 
     async def run(self, interval_ms: int, stop: asyncio.Event) -> None:
-        """Quote one unit of each pair's base token on every venue, every interval."""
+        """Quote one unit of each pair's base token on every venue, every interval; publish what changed."""
         while not stop.is_set():
             slot = self._slots.current_slot()
             for pair in self._market.pairs():

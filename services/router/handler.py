@@ -1,8 +1,10 @@
 """Routing orders: market orders at once, limit and sniper orders when they fire.
 
-Every step reloads the order from the log and appends against its last position, so a
-cancel, another replica or a redelivery racing with this one is settled by the log:
-the loser's append conflicts, it reloads, and finds nothing left to do.
+Every step appends against the order's last position in the log, so a cancel, another
+replica or a redelivery racing with this one is settled by the log: the loser's append
+conflicts, it reloads, and finds nothing left to do. A delivered OrderAccepted is taken as
+the order's whole history without reading the log, since it is its first event; if the
+log has moved on since, the first append conflicts and the order is reloaded.
 
 A resting order fires in two appends (OrderTriggered, then OrderRouted) from the trigger
 loop. The consumer also takes OrderTriggered, and a resume nudge: if the order is still in
@@ -13,6 +15,7 @@ between the two appends strands nothing.
 from __future__ import annotations
 
 import asyncio
+import calendar
 import logging
 import random
 import time
@@ -26,8 +29,9 @@ from shared.acceptance import refuse_if_late
 from shared.chain import SlotClock
 from shared.consumer import Retry
 from shared.emit import Emitter
-from shared.eventlog import ConcurrencyConflict, History
+from shared.eventlog import ConcurrencyConflict, History, StoredEvent, stream_seq_of
 from shared.market.model import Market
+from shared.orders import fold
 from shared.resume import Resume
 
 log = logging.getLogger(__name__)
@@ -58,7 +62,7 @@ class Router:
         #: The slot each order was last quoted in (read by the trigger loop, then dropped).
         self.checked_slots: dict[str, int] = {}
 
-    async def handle(self, event: ev.OrderEvent, _msg=None) -> None:
+    async def handle(self, event: ev.OrderEvent, msg=None) -> None:
         """Consumer entry for OrderAccepted and OrderTriggered; safe to run again on redelivery.
 
         A fresh OrderTriggered is the trigger loop's to finish: it is looked at again after
@@ -68,6 +72,11 @@ class Router:
             left_ms = event.occurred_at + self._trigger_grace_ms - self._emit.clock.now_ms()
             if left_ms > 0:
                 raise Retry("the trigger loop is routing the order", delay=left_ms / 1000)
+        elif msg is not None and (delivered := _delivered_history(event, msg)) is not None:
+            try:
+                return await self._accept_from(delivered)
+            except ConcurrencyConflict:
+                pass  # the log moved past the delivered event: read it below
         await self._retrying(self._accept, event.order_id, event.seq)
 
     async def resume(self, nudge: Resume, _msg=None) -> None:
@@ -102,7 +111,9 @@ class Router:
         raise Retry(f"{args[0]}: lost five races to other writers in a row", delay=0.5)
 
     async def _accept(self, order_id: str, through_seq: int = 0) -> None:
-        history = await self._emit.log.load(order_id, through_seq=through_seq)
+        await self._accept_from(await self._emit.log.load(order_id, through_seq=through_seq))
+
+    async def _accept_from(self, history: History) -> None:
         state = history.state
         if state is None:
             return
@@ -119,7 +130,7 @@ class Router:
                     spec.token_in, spec.token_out, self._slots.current_slot()
                 ):
                     await self._route(history, triggered="pool already open")  # no need to wait for a slot
-                    self.checked_slots.pop(order_id, None)
+                    self.checked_slots.pop(state.order_id, None)
                 return
             history = await self._emit.append(history, ev.RoutingStarted)
         if history.state.status == "routing":
@@ -143,7 +154,7 @@ class Router:
             log.info("no route", extra={"orderId": state.order_id, "reason": exc.reason})
             return True
         finally:
-            metrics.QUOTE_DURATION.labels(metrics.service()).observe(time.perf_counter() - started)
+            metrics.bound(metrics.QUOTE_DURATION).observe(time.perf_counter() - started)
         if self._feed is not None:
             await self._feed.publish_route(route, spec, slot)
         floor = spec.min_out or 0
@@ -161,7 +172,7 @@ class Router:
                 history, ev.OrderTriggered, slot=slot, reason=triggered, best_out=route.expected_out
             )
         await self._emit.append(history, ev.OrderRouted, route=route)
-        metrics.ROUTES_SELECTED.labels(metrics.service(), route.venue).inc()
+        metrics.bound(metrics.ROUTES_SELECTED, route.venue).inc()
         log.info(
             "routed",
             extra={
@@ -192,6 +203,27 @@ class Router:
         low, high = self._delay
         if high > 0:
             await self._sleep(self._rng.randint(low, high) / 1000)
+
+
+def _delivered_history(event: ev.OrderEvent, msg) -> History | None:
+    """The history a delivered first event makes up, or None when the log must be read.
+
+    The acceptance deadline check needs the time the log stored the event; the delivery's
+    timestamp is rounded to microseconds, so within a millisecond of the deadline the
+    log's own stamp decides, as it does for every other reader.
+    """
+    if not isinstance(event, ev.OrderAccepted) or event.seq != 1:
+        return None
+    stamp = msg.metadata.timestamp
+    stored_at = calendar.timegm(stamp.utctimetuple()) * 1000 + stamp.microsecond // 1000
+    if event.accept_by is not None and stored_at >= event.accept_by - 1:
+        return None
+    stream_seq = stream_seq_of(msg)
+    return History(
+        events=(StoredEvent(stream_seq=stream_seq, event=event, stored_at=stored_at),),
+        state=fold((event,)),
+        last_stream_seq=stream_seq,
+    )
 
 
 def _was_triggered(history: History) -> bool:

@@ -137,7 +137,7 @@ class BookFeed:
             orders = self.book.orders()
             oldest = min((o.accepted_at for o in orders), default=None)
             age = 0.0 if oldest is None else max(0.0, (self._clock.now_ms() - oldest) / 1000)
-            metrics.OLDEST_RESTING.labels(metrics.service()).set(age)
+            metrics.bound(metrics.OLDEST_RESTING).set(age)
             # Saved when the log moved on, and hourly regardless: the bucket drops a snapshot a
             # day old, and a quiet log must not cost the next start a full replay.
             stale = time.monotonic() - self._saved_at > REFRESH_S
@@ -180,6 +180,6 @@ class BookFeed:
             return
         seconds = time.perf_counter() - self._started
         self._caught_up.set()
-        metrics.BOOK_REARM.labels(metrics.service(), self._source).set(seconds)
+        metrics.bound(metrics.BOOK_REARM, self._source).set(seconds)
         log.info("book armed", extra={"resting": len(self.book), "streamSeq": seq, "from": self._source,
                                       "seconds": round(seconds, 3)})

@@ -47,6 +47,8 @@ class Triggers:
         self._held: dict[str, tuple[int, int]] = {}
         self._bounds: dict[tuple[str, str], tuple[int, int] | None] = {}
         self._bounds_slot = -1
+        #: The probe size that sufficed last time, per direction.
+        self._probes: dict[tuple[str, str], int] = {}
         self._tasks: set[asyncio.Task] = set()
         self.last_tick_ms = 0.0
         self.last_touched = 0
@@ -92,8 +94,8 @@ class Triggers:
                     )
         self.last_tick_ms = (time.perf_counter() - started) * 1000
         self.last_touched = touched
-        metrics.TRIGGER_TICK.labels(metrics.service()).observe(self.last_tick_ms / 1000)
-        metrics.RESTING_ORDERS.labels(metrics.service()).set(len(self._book))
+        metrics.bound(metrics.TRIGGER_TICK).observe(self.last_tick_ms / 1000)
+        metrics.bound(metrics.RESTING_ORDERS).set(len(self._book))
         return touched
 
     async def _fire_limit(self, order: RestingOrder, slot: int) -> None:
@@ -120,21 +122,40 @@ class Triggers:
     def _price_bound(self, token_in: str, token_out: str, slot: int) -> tuple[int, int] | None:
         """The best price a small swap gets, raised by the margin, as (num, den) in base units.
 
-        The probe starts at one whole token and grows tenfold until its output has at least
-        a million base units, so rounding stays far below the margin.
+        The probe is the smallest whole-token power of ten whose output has at least a
+        million base units, so rounding stays far below the margin. Prices move slowly, so
+        the search starts one step below the probe that sufficed last time (a cheap token
+        needs several steps up from one whole token, each a full routing decision).
         """
-        probe = 10 ** get_token(token_in).decimals
-        for _ in range(12):
-            spec = ev.OrderSpec(order_type="market", token_in=token_in, token_out=token_out, amount_in=probe,
-                                slippage_bps=0, request_hash="")
-            try:
-                out = decide(spec, self._market, slot).expected_out
-            except NoRoute:
-                return None
-            if out >= PROBE_OUTPUT:
-                break
-            probe *= 10
+        unit = 10 ** get_token(token_in).decimals
+        probe = max(unit, self._probes.get((token_in, token_out), unit) // 10)
+        out = self._probe(token_in, token_out, probe, slot)
+        if out is None:
+            return None
+        if out >= PROBE_OUTPUT:
+            while probe > unit:  # the price rose: a smaller probe may do
+                smaller = self._probe(token_in, token_out, probe // 10, slot)
+                if smaller is None:
+                    return None
+                if smaller < PROBE_OUTPUT:
+                    break
+                probe, out = probe // 10, smaller
+        else:
+            while out < PROBE_OUTPUT and probe < unit * 10**11:
+                probe *= 10
+                out = self._probe(token_in, token_out, probe, slot)
+                if out is None:
+                    return None
+        self._probes[(token_in, token_out)] = probe
         return out * (10_000 + MARGIN_BPS), probe * 10_000
+
+    def _probe(self, token_in: str, token_out: str, amount_in: int, slot: int) -> int | None:
+        spec = ev.OrderSpec(order_type="market", token_in=token_in, token_out=token_out, amount_in=amount_in,
+                            slippage_bps=0, request_hash="")
+        try:
+            return decide(spec, self._market, slot).expected_out
+        except NoRoute:
+            return None
 
     def _spawn(self, order_id: str, work) -> int:
         if order_id in self._busy:

@@ -124,7 +124,31 @@ class SimulatedChain:
         record = await self._record(signature)
         if record is None or record.dropped:
             return None
-        now_ms = self._clock.now_ms()
+        return self._status(record, self._clock.now_ms())
+
+    async def await_status(self, signature: str, blockhash: Blockhash) -> TxStatus | None:
+        """Wait for the final status of ``signature``, sent with ``blockhash``, and return it.
+
+        Like Solana's ``signatureSubscribe``: the record is read once and the call sleeps until
+        the transaction lands, then returns it confirmed or failed, never pending. None means it
+        can never land (dropped, or never seen), which is known only once ``blockhash`` has
+        expired: the call sleeps until then and reads once more, because another sender may have
+        submitted the same signature meanwhile (after expiry nobody can). So a confirmation costs
+        two reads at most, however long it takes.
+        """
+        await self._rpc_latency()
+        record = await self._record(signature)
+        if record is None or record.dropped:
+            await self._sleep_until(self._clock.ms_of(self._last_valid_slot(blockhash) + 1))
+            if record is None:
+                record = await self._record(signature)
+            if record is None or record.dropped:
+                return None
+        await self._sleep_until(record.lands_at_ms)
+        return self._status(record, self._clock.now_ms())
+
+    def _status(self, record: TxRecord, now_ms: int) -> TxStatus:
+        signature = record.transaction.signature
         if now_ms < record.lands_at_ms:
             return TxStatus(signature=signature, state="pending")
         confirmations = self._clock.slot_at(now_ms) - record.landing_slot
@@ -146,6 +170,11 @@ class SimulatedChain:
         return TxStatus(
             signature=signature, state="failed", slot=record.landing_slot, confirmations=confirmations, error=error
         )
+
+    async def _sleep_until(self, ms: int) -> None:
+        # A timer may wake a little early against the wall clock; sleep the rest.
+        while (left := ms - self._clock.now_ms()) > 0:
+            await self._sleep(left / 1000)
 
     def _last_valid_slot(self, blockhash: Blockhash) -> int:
         # Computed from the chain's own window, never trusted from the client's copy.

@@ -51,7 +51,6 @@ E2E_ENV = {
     "SLOT_MS": "50",
     "BLOCKHASH_TTL_SLOTS": "12",
     "EXECUTOR_BACKOFF_BASE_MS": "20",
-    "EXECUTOR_POLL_MS": "20",
     "LOG_FORMAT": "text",
     "LOG_LEVEL": "warning",
     # Long rate windows so a test's burst fits in one; revocations and unknown streams quick.

@@ -57,7 +57,7 @@ async def new_executor(js, topology, log, clock, emitter_cls=Emitter) -> Executo
     chain = SimulatedChain(store, SlotClock(genesis_ms=0, slot_ms=50, now_ms=clock.now_ms), ZERO, settle)
     return Executor(
         emitter_cls(log, Ids(clock), clock), chain, Wallet.from_seed("test"), BuildParams(200_000, 1_000),
-        backoff_base_ms=10, poll_ms=10,
+        backoff_base_ms=10,
     )
 
 

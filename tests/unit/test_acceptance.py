@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from datetime import datetime, timezone
+from types import SimpleNamespace
+
 import msgspec
 import nats.errors
 import pytest
@@ -197,3 +200,52 @@ async def test_an_unconfirmed_publish_is_sent_again_within_the_deadline_and_the_
                           timing=AcceptTiming(deadline_ms=3_000, retry_ms=1_000))
     assert log.publishes == 2 and len(log.stored) == 1
     assert result.created and result.state.status == "pending"
+
+
+class CountingLoads(MemoryLog):
+    def __init__(self, stored_at: int):
+        super().__init__(stored_at)
+        self.loads = 0
+
+    async def load(self, order_id: str, *, through_seq: int = 0) -> History:
+        self.loads += 1
+        return await super().load(order_id, through_seq=through_seq)
+
+
+def delivery(stream_seq: int, stored_at_ms: int) -> SimpleNamespace:
+    """A consumer's message as the router sees it: stream position and store time."""
+    stamp = datetime.fromtimestamp(stored_at_ms / 1000, timezone.utc)
+    return SimpleNamespace(headers=None, metadata=SimpleNamespace(sequence=SimpleNamespace(stream=stream_seq), timestamp=stamp))
+
+
+async def deliver_first_event(log: CountingLoads, delivered_at_ms: int) -> None:
+    clock = FakeClock(DEADLINE + 10_000)
+    router = Router(Emitter(log, Ids(clock), clock), Market(42), SlotClock(0, 400, clock.now_ms), None)
+    if not log.stored:
+        await log.append(make(ev.OrderAccepted, accept_by=DEADLINE), expected_stream_seq=0)
+    await router.handle(log.stored[0].event, delivery(log.stored[0].stream_seq, delivered_at_ms))
+
+
+async def test_a_delivered_acceptance_is_routed_without_reading_the_log():
+    log = CountingLoads(stored_at=DEADLINE - 1_000)
+    await deliver_first_event(log, DEADLINE - 1_000)
+    assert log.kinds("o1") == ["OrderAccepted", "RoutingStarted", "OrderRouted"]
+    assert log.loads == 0
+
+
+async def test_a_delivered_acceptance_the_log_has_moved_past_is_read_again_and_left_alone():
+    log = CountingLoads(stored_at=DEADLINE - 1_000)
+    accepted = make(ev.OrderAccepted, accept_by=DEADLINE)
+    await log.append(accepted, expected_stream_seq=0)
+    await log.append(make(ev.OrderCancelled, seq=2, reason="user"), expected_stream_seq=1)
+    await deliver_first_event(log, DEADLINE - 1_000)
+    assert log.kinds("o1") == ["OrderAccepted", "OrderCancelled"]
+    assert log.loads == 1
+
+
+@pytest.mark.parametrize("delivered_at", [DEADLINE - 1, DEADLINE, DEADLINE + 1])
+async def test_near_or_past_its_deadline_a_delivered_acceptance_is_judged_by_the_log_stamp(delivered_at):
+    log = CountingLoads(stored_at=DEADLINE + 1)
+    await deliver_first_event(log, delivered_at)
+    assert log.loads == 1
+    assert log.kinds("o1") == ["OrderAccepted", "OrderFailed"]

@@ -6,8 +6,18 @@ import asyncio
 
 import pytest
 
-from shared.chain import PermanentChainError, TransientChainError, blockhash_at, sign, signed
-from tests.unit.chain_kit import SIGNER, SLOT_MS, fresh_tx, make_chain, make_message
+from shared.chain import (
+    FailureMix,
+    InMemoryChainStore,
+    PermanentChainError,
+    SimulatedChain,
+    Transaction,
+    TransientChainError,
+    blockhash_at,
+    sign,
+    signed,
+)
+from tests.unit.chain_kit import SIGNER, SLOT_MS, FakeTime, fresh_tx, make_chain, make_message
 
 
 # --- submission, landing and settlement -----------------------------------------------------
@@ -101,6 +111,82 @@ async def test_another_replica_on_the_same_store_sees_the_same_outcome() -> None
     replica, _, _ = make_chain(time=time, store=store)
     assert await replica.signature_status(tx.signature) == await chain.signature_status(tx.signature)
     assert (await replica.submit(tx)).already_processed
+
+
+# --- waiting for the final status -------------------------------------------------------------
+
+
+class CountingStore(InMemoryChainStore):
+    def __init__(self) -> None:
+        super().__init__()
+        self.reads = 0
+
+    async def get(self, key: str) -> bytes | None:
+        self.reads += 1
+        return await super().get(key)
+
+
+async def test_awaiting_a_landing_transaction_reads_once_and_sleeps_until_it_lands() -> None:
+    store = CountingStore()
+    chain, time, _ = make_chain(store=store, confirm_delay_ms=(2500, 2500))
+    tx = await fresh_tx(chain)
+    receipt = await chain.submit(tx)
+    status = await chain.await_status(tx.signature, tx.message.blockhash)
+    assert status is not None and status.state == "confirmed"
+    assert status == await chain.signature_status(tx.signature)
+    assert time.ms == receipt.submitted_ms + 2500
+    assert store.reads == 2, "one read to wait, one for the comparison above"
+
+
+async def test_awaiting_a_transaction_that_already_landed_returns_at_once() -> None:
+    chain, time, _ = make_chain()
+    tx = await fresh_tx(chain, pool_id="broken-pool")
+    await chain.submit(tx)
+    time.advance(5000)
+    status = await chain.await_status(tx.signature, tx.message.blockhash)
+    assert status is not None and status.state == "failed" and status.error == "PoolPaused"
+    assert time.slept == []
+
+
+async def test_a_dropped_transaction_is_declared_dead_only_once_its_blockhash_expired() -> None:
+    chain, _, _ = make_chain(
+        blockhash_ttl_slots=5, failure_rate=1.0, failure_mix=FailureMix(node_busy=0, blockhash_not_found=0)
+    )
+    tx = await fresh_tx(chain)
+    await chain.submit(tx)
+    assert await chain.await_status(tx.signature, tx.message.blockhash) is None
+    assert await chain.current_slot() == tx.message.blockhash.last_valid_slot + 1
+    assert not await chain.is_blockhash_valid(tx.message.blockhash)
+
+
+class SubmitsOnFirstSleep(FakeTime):
+    """Another sender submits ``tx`` while the waiter first sleeps, after its read found nothing."""
+
+    chain: SimulatedChain
+    tx: Transaction | None = None
+
+    async def sleep(self, seconds: float) -> None:
+        if self.tx is not None:
+            tx, self.tx = self.tx, None
+            await self.chain.submit(tx)
+        await super().sleep(seconds)
+
+
+async def test_a_signature_another_sender_submits_while_one_waits_is_found_after_expiry() -> None:
+    time = SubmitsOnFirstSleep()
+    chain, _, store = make_chain(time=time, blockhash_ttl_slots=5, confirm_delay_ms=(0, 0))
+    tx = await fresh_tx(chain)
+    time.chain, time.tx = chain, tx
+    status = await chain.await_status(tx.signature, tx.message.blockhash)
+    assert time.tx is None and len(store.values) == 1
+    assert status is not None and status.state == "confirmed"
+
+
+async def test_a_signature_never_sent_is_dead_once_its_blockhash_expired() -> None:
+    chain, _, _ = make_chain(blockhash_ttl_slots=5)
+    tx = await fresh_tx(chain)
+    assert await chain.await_status(tx.signature, tx.message.blockhash) is None
+    assert await chain.current_slot() > tx.message.blockhash.last_valid_slot
 
 
 # --- expiry -----------------------------------------------------------------------------------
