@@ -37,6 +37,8 @@ def parse() -> argparse.Namespace:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", type=int, nargs="+", default=[1, 10, 100, 500], help="events per batch")
     parser.add_argument("--events", type=int, default=6000, help="events applied per batch size (about)")
+    parser.add_argument("--history", type=int, default=100_000,
+                        help="finished orders in the table beforehand (analyzed), so plans are those of a used read model")
     parser.add_argument("--durable", action="store_true", help="fsync on (default off: CPU and round trips only)")
     parser.add_argument("--database-url", help="a running PostgreSQL instead of one started here (must be local"
                         " for the backend's CPU time)")
@@ -77,11 +79,21 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-async def one_size(url: str, size: int, events: int) -> str:
+_HISTORY = (
+    "insert into orders (order_id, order_type, status, token_in, token_out, amount_in, slippage_bps, created_at,"
+    " updated_at, last_seq, last_stream_seq, state, account) select 'h' || g, 'market', 'confirmed', 'SOL', 'USDC',"
+    " 1, 50, now(), now(), 7, g, '{}', 'bench' from generate_series(1, $1::int) g"
+)
+
+
+async def one_size(url: str, size: int, events: int, history: int) -> str:
     schema = f"bench_{size}"
     conn = await asyncpg.connect(url)
     await conn.execute(f"drop schema if exists {schema} cascade")
     await migrate(conn, schema)
+    await conn.execute(f"set search_path to {schema}")
+    await conn.execute(_HISTORY, history)
+    await conn.execute("analyze orders")
     await conn.close()
     pool = await store.create_pool(url, schema, max_size=1)
     try:
@@ -101,7 +113,7 @@ async def one_size(url: str, size: int, events: int) -> str:
             cpu, pg_cpu = time.process_time() - cpu, cpu_seconds(backend) - pg_cpu
         n = len(log) - len(batches[0])
         return (f"  {size:>5}  {n / seconds:>9,.0f}  {trips.count / (len(batches) - 1):>11.1f}"
-                f"  {1e6 * cpu / n:>15.1f}  {1e6 * pg_cpu / n:>15.1f}  ({n} events, {len(log) // 6 or 1} orders)")
+                f"  {1e6 * cpu / n:>15.1f}  {1e6 * pg_cpu / n:>15.1f}  ({n} events, {max(events // 6, 1)} orders)")
     finally:
         await pool.close()
 
@@ -109,12 +121,13 @@ async def one_size(url: str, size: int, events: int) -> str:
 async def run(args: argparse.Namespace, url: str) -> None:
     print("Conditions")
     print(f"  PostgreSQL  {'given URL' if args.database_url else 'started here'},"
-          f" fsync {'on' if args.durable or args.database_url else 'off'}; one connection; no NATS (no gaps)")
+          f" fsync {'on' if args.durable or args.database_url else 'off'}; one connection; no NATS (no gaps);"
+          f" {args.history:,} finished orders in the table beforehand")
     print(f"  machine     {os.cpu_count()} cores, {platform.system()} {platform.release()},"
           f" Python {platform.python_version()} (client and PostgreSQL share it)")
     print("  batch   events/s  trips/batch  projector us/ev  postgres us/ev")
     for size in args.sizes:
-        print(await one_size(url, size, args.events), flush=True)
+        print(await one_size(url, size, args.events, args.history), flush=True)
 
 
 def main() -> None:
