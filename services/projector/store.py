@@ -125,13 +125,19 @@ _encoder = msgspec.json.Encoder()
 
 
 async def create_pool(database_url: str, schema: str, *, max_size: int = 4, timeout: float = 60.0) -> asyncpg.Pool:
-    """A pool whose connections resolve unqualified table names in `schema` (`timeout`: to connect)."""
+    """A pool whose connections resolve unqualified table names in `schema` (`timeout`: to connect).
+
+    Prepared statements keep one generic plan: each one here finds its rows by a primary
+    key or a partial index whatever its parameters, and planning the batch write anew
+    each time (what the planner chooses, its row estimates being closer with the arrays
+    in hand) cost 10-15% of PostgreSQL's time per batch.
+    """
     return await asyncpg.create_pool(
         database_url,
         timeout=timeout,
         min_size=1,
         max_size=max_size,
-        server_settings={"search_path": quote_ident(schema)},
+        server_settings={"search_path": quote_ident(schema), "plan_cache_mode": "force_generic_plan"},
         reset=_keep_session,
     )
 
