@@ -7,12 +7,13 @@ transaction of its own, and it writes an order only from the row the fold starte
 With the load before it, a batch costs two round trips. A rebuild writes into emptied
 tables with COPY.
 
-Measured through `Projector.apply` (`python -m bench.projector`, 2 cores shared with
-others, fsync off): batches of 1 event went from 7 round trips to 2, and from about 340
-to 240 us of projector CPU per event; batches of 500 from 26-28 to 18-22 us of
-PostgreSQL CPU per event, mostly by storing the JSON columns as json, not jsonb. Earlier,
-for 500-event batches: COPY into a temporary table plus one INSERT ... ON CONFLICT was
-10-15% below unnest, executemany about 20% below.
+Measured through `Projector.apply` (`python -m bench.projector`, 2 busy cores, fsync
+off, 100,000 orders in the table): a batch of 1 event went from 7 round trips to 2 and
+from about 670 to 440 us of CPU (projector and PostgreSQL together; on loopback TCP each
+round trip costs the projector about 100 us in `send` alone); batches of 500 went from
+about 30 to 22-24 us of PostgreSQL CPU per event, mostly by storing the JSON columns as
+json rather than jsonb. Earlier, for 500-event batches: COPY into a temporary table plus
+one INSERT ... ON CONFLICT was 10-15% below unnest, executemany about 20% below.
 """
 
 from __future__ import annotations
