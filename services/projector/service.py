@@ -5,8 +5,9 @@ position in one statement (one transaction) under the projection lock, and only 
 The write moves an order only from the row its fold started from; an order another
 writer moved in between (a replica, a rebuild, a refold) is loaded and folded again. A
 crash before the ack redelivers the batch, which the fold skips per order, so the read
-model is exactly-once over an at-least-once log. A batch that fails to write is retried as it is (the messages
-are kept in progress meanwhile) rather than nak'd, so later events never overtake it.
+model is exactly-once over an at-least-once log. A batch that fails to write is retried as
+it is (the messages are kept in progress meanwhile) rather than nak'd, so later events
+never overtake it.
 
 At start, a read model behind what the consumer has acked (a new or restored database
 under an existing consumer) is rebuilt first: those events would never come again.

@@ -87,8 +87,10 @@ def _arrays(columns: Sequence[tuple[str, str]], first: int) -> str:
 # An order is written only from the row its fold started from (`base`: that row's
 # last_stream_seq, 0 for none): UPDATE re-checks the newest committed version of a row
 # that changed after the statement's snapshot (taken before the lock was granted), and
-# INSERT ... ON CONFLICT sees a row inserted meanwhile. An order that moved since its load
-# is `stale`: neither it nor its events nor its rejects are written, and its id comes back.
+# INSERT ... ON CONFLICT sees a row inserted meanwhile. An order the fold moved whose row
+# moved too since its load is `stale`: neither it nor its events nor its rejects are
+# written, and its id comes back. (The rejects of an order the fold did not move are
+# recorded as they are: the state machine refuses an event the same way whoever folds it.)
 _WRITE = (
     "with taken as materialized (select pg_advisory_xact_lock($1, hashtext($2))::text),"
     f" folded as (select u.* from taken, unnest({_arrays(_ORDERS, _O)}, ${_R - 1}::bigint[])"
@@ -167,6 +169,8 @@ async def load_current(conn: asyncpg.Connection, order_ids: Iterable[str]) -> di
 
 
 class Written(msgspec.Struct, frozen=True, kw_only=True):
+    """What `write` did."""
+
     rejects: list[Reject]  # the projection's rejects not recorded before
     stale: set[str]  # orders not written: their rows moved after `current` was loaded
 
