@@ -74,7 +74,7 @@ async def rebuild(
         info = await js.stream_info(topology.orders_stream)
         last_seq = info.state.last_seq if info.state.messages else 0
         await store.reset(conn, keep_before=info.state.first_seq)
-        held = _Held(conn, limit=chunk)
+        held = _Held(conn, schema, limit=chunk)
         chunks = replay(
             js,
             topology.orders_stream,
@@ -114,11 +114,12 @@ async def rebuild(
 class _Held:
     """The orders a rebuild folds, at most `limit` kept between batches (see the module doc)."""
 
-    def __init__(self, conn: asyncpg.Connection, *, limit: int):
+    def __init__(self, conn: asyncpg.Connection, schema: str, *, limit: int):
         self._conn = conn
+        self._schema = schema
         self._limit = max(limit, 1)
         self._orders: OrderedDict[str, Current] = OrderedDict()  # least recently moved first
-        self._stored: set[str] = set()  # held orders whose row is in the table already
+        self._stored: dict[str, Current] = {}  # held orders whose row is in the table already, as it is there
         self.most = 0
 
     async def get(self, order_ids: set[str]) -> dict[str, Current]:
@@ -152,10 +153,10 @@ class _Held:
             return
         new = {o: self._orders.pop(o) for o in order_ids if o not in self._stored}
         known = {o: self._orders.pop(o) for o in order_ids if o in self._stored}
-        self._stored.difference_update(known)
+        stored = {o: self._stored.pop(o) for o in known}
         await store.copy_orders(self._conn, new)
         if known:
-            await store.write(self._conn, Projection(orders=known))
+            await store.write_locked(self._conn, self._schema, Projection(orders=known), stored)
 
 
 def _decode(raw: list[Raw]) -> list[tuple[int, ev.OrderEvent]]:

@@ -1,12 +1,15 @@
 """The serving projector: batches from a durable consumer, fold, write, ack.
 
 The consume loop (`shared.consumer.Consumer` in batch mode) hands over everything
-delivered since the last batch. Each batch is one transaction under the projection lock:
-load the batch's orders, fold, write events, orders and the position, commit, and only
-then ack. A crash before the ack redelivers the batch, which the fold skips per order, so
-the read model is exactly-once over an at-least-once log. A batch that fails to write is
-retried as it is (the messages are kept in progress meanwhile) rather than nak'd, so later
-events never overtake it.
+delivered since the last batch. Each batch: load the batch's orders, fold, then write
+events, orders, rejects and the position in one statement (one transaction) under the
+projection lock, and only then ack.
+The write moves an order only from the row its fold started from; an order another
+writer moved in between (a replica, a rebuild, a refold) is loaded and folded again. A
+crash before the ack redelivers the batch, which the fold skips per order, so the read
+model is exactly-once over an at-least-once log. A batch that fails to write is retried as
+it is (the messages are kept in progress meanwhile) rather than nak'd, so later events
+never overtake it.
 
 At start, a read model behind what the consumer has acked (a new or restored database
 under an existing consumer) is rebuilt first: those events would never come again.
@@ -26,7 +29,7 @@ from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 
 from services.projector import store
-from services.projector.fold import Projection, project
+from services.projector.fold import Projection, Reject, project
 from services.projector.rebuild import rebuild
 from shared import events as ev
 from shared import metrics, tracing
@@ -68,20 +71,30 @@ class Projector:
         self.spec = order_spec(topology, "projector", max_ack_pending=max(2048, 2 * batch))
 
     async def apply(self, batch: list[Item]) -> Projection:
-        """Fold `batch` into the read model in one transaction; safe to repeat."""
+        """Fold `batch` into the read model; safe to repeat."""
         with tracing.span("project batch", None, **{"batch.size": len(batch)}):
-            async with self._pool.acquire() as conn, conn.transaction():
-                await store.lock(conn, self._schema)
-                current = await store.load_current(conn, {event.order_id for _, event in batch})
-                projection = project(current, batch)
-                if projection.gaps:
-                    backfill = await self._read_gaps(projection.gaps)
-                    projection = project(current, batch + backfill, final=True)
-                recorded = await store.write(conn, projection)
+            async with self._pool.acquire() as conn:
+                projection, recorded = await self._fold_and_write(conn, batch)
         for reject in recorded:
             log.error("event rejected by the state machine; skipped", extra=msgspec.to_builtins(reject))
         self._observe(len(batch), projection)
         return projection
+
+    async def _fold_and_write(self, conn: asyncpg.Connection, batch: list[Item]) -> tuple[Projection, list[Reject]]:
+        """Load, fold, write; the orders another writer moved in between are loaded and folded again."""
+        current = await store.load_current(conn, {event.order_id for _, event in batch})
+        projection = project(current, batch)
+        if projection.gaps:
+            batch = batch + await self._read_gaps(projection.gaps)
+            projection = project(current, batch, final=True)
+        written = await store.write(conn, self._schema, projection, current)
+        if not written.stale:
+            return projection, written.rejects
+        log.info("orders moved by another writer; folding them again", extra={"orders": len(written.stale)})
+        kept = project(current, [item for item in batch if item[1].order_id not in written.stale], final=True)
+        moved = [item for item in batch if item[1].order_id in written.stale]
+        again, recorded = await self._fold_and_write(conn, moved)
+        return _combined(kept, again), written.rejects + recorded
 
     async def refold(self, order_id: str) -> Projection:
         """Fold one order again from the log into the read model (a resume nudge's answer).
@@ -104,7 +117,7 @@ class Projector:
             projection.max_stream_seq = 0
             if whole:
                 await store.forget(conn, order_id)
-            recorded = await store.write(conn, projection)
+            recorded = await store.write_locked(conn, self._schema, projection, current)
         for reject in recorded:
             log.error("event rejected by the state machine; skipped", extra=msgspec.to_builtins(reject))
         log.info("order folded again from the log", extra={"orderId": order_id, "events": len(items)})
@@ -168,3 +181,17 @@ class Projector:
 def _item(msg: Msg) -> Item:
     """A delivered event with its stream position (the consume loop's decode hook)."""
     return stream_seq_of(msg), ev.decode(msg.data)
+
+
+def _combined(a: Projection, b: Projection) -> Projection:
+    """One projection of two of different orders."""
+    newest = [t for t in (a.newest_occurred_at, b.newest_occurred_at) if t is not None]
+    return Projection(
+        orders=a.orders | b.orders,
+        events=a.events + b.events,
+        rejects=a.rejects + b.rejects,
+        outcomes=a.outcomes + b.outcomes,
+        max_stream_seq=max(a.max_stream_seq, b.max_stream_seq),
+        newest_occurred_at=max(newest) if newest else None,
+    )
+

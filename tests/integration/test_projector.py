@@ -11,6 +11,7 @@ import msgspec
 
 from services.projector import store
 from services.projector.__main__ import serve
+from services.projector.fold import project
 from services.projector.settings import ProjectorSettings
 from shared import events as ev
 from shared.consumer import ensure_consumer
@@ -107,6 +108,57 @@ async def test_a_batch_delivered_ahead_of_an_earlier_one_is_completed_from_the_l
     assert not projection.rejects
     await projector.apply([(s.stream_seq, s.event) for s in stored[2:5]])
     await assert_read_model_is_the_fold_of_the_log(env, {"o-late"})
+
+
+async def test_a_projection_folded_from_a_row_another_writer_has_moved_is_not_written(env: Env) -> None:
+    events = order_story("o-moved", "confirmed")
+    await env.append(events)
+    items = [(s.stream_seq, s.event) for s in await env.log.read("o-moved")]
+    projector = env.projector()
+    await projector.apply(items[:2])
+    async with env.pool.acquire() as conn:
+        loaded = await store.load_current(conn, {"o-moved"})
+        await projector.apply(items[2:4])  # another writer, after the load
+        again = ev.OrderAccepted(
+            order_id="o-moved", seq=len(items) + 1, event_id="again", occurred_at=T0, correlation_id="o-moved",
+            order=events[0].order,
+        )
+        stale = project(loaded, items[2:] + [(len(items) + 1, again)])
+        assert stale.rejects and stale.orders["o-moved"].state.seq == len(items)
+        written = await store.write(conn, env.schema, stale, loaded)
+    assert written.stale == {"o-moved"} and not written.rejects
+    tables = await env.tables()
+    assert [e["seq"] for e in tables["order_events"]] == [1, 2, 3, 4]
+    assert [o["last_seq"] for o in tables["orders"]] == [4]
+    assert tables["rejects"] == []
+
+
+async def test_orders_another_writer_moves_between_a_batchs_load_and_write_are_folded_again(env: Env) -> None:
+    await env.append(order_story("o-race", "retried"))
+    items = [(s.stream_seq, s.event) for s in await env.log.read("o-race")]
+    projector = env.projector()
+    await projector.apply(items[:2])
+    async with env.pool.acquire() as holder, holder.transaction():
+        await store.lock(holder, env.schema)
+        # The batch loads the row at seq 2, then waits for the lock to write.
+        batch = asyncio.create_task(projector.apply(items[2:]))
+        await eventually(lambda: _waits_for_the_projection_lock(env), timeout=PROJECTION_WAIT_S)
+        current = await store.load_current(holder, {"o-race"})
+        await store.write_locked(holder, env.schema, project(current, items[2:5]), current)
+    projection = await batch
+    assert projection.orders["o-race"].state.seq == len(items)
+    assert sum(n for (_, outcome), n in projection.outcomes.items() if outcome == "duplicate") == 3
+    await assert_read_model_is_the_fold_of_the_log(env, {"o-race"})
+
+
+async def _waits_for_the_projection_lock(env: Env) -> bool:
+    async with env.pool.acquire() as conn:
+        return await conn.fetchval(
+            "select exists (select from pg_locks where locktype = 'advisory' and not granted"
+            " and classid = $1::bigint::oid and objid = (hashtext($2)::bigint & 4294967295)::oid)",
+            store.PROJECTION_LOCK,
+            env.schema,
+        )
 
 
 async def test_an_illegal_event_is_recorded_as_a_reject_and_left_out_of_the_history_while_the_rest_is_projected(env: Env) -> None:
