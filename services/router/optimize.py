@@ -36,11 +36,10 @@ from shared import events as ev
 from shared.amounts import format_amount
 from shared.market.pools import Pool, other_token, spot_ratio, venue_of
 from shared.market.quotes import Quote, quote_pool
-from shared.market.routing import NoRoute
 from shared.market.tokens import get_token
 from shared.market.view import MarketView
 
-__all__ = ["INTERMEDIATES", "SPLIT_CAPACITY_PCT", "Routing", "optimize", "rank_quotes"]
+__all__ = ["INTERMEDIATES", "SPLIT_CAPACITY_PCT", "NoRoute", "Routing", "optimize"]
 
 INTERMEDIATES = ("SOL", "USDC", "USDT")
 """Tokens a two-hop path may pass through: the market's deepest hubs."""
@@ -55,6 +54,14 @@ would fail. The margin keeps a split fillable through ordinary price moves.
 
 _BPS = 10_000
 _KIND_ORDER = {"direct": 0, "multihop": 1, "split": 2}
+
+
+class NoRoute(Exception):
+    """Nothing can fill the order; ``reason`` says why, for the order's failure event."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
 
 
 class Routing(msgspec.Struct, frozen=True, kw_only=True):
@@ -115,7 +122,7 @@ class _Template:
         return low
 
 
-def rank_quotes(quotes: Sequence[Quote]) -> tuple[Quote, ...]:
+def _ranked(quotes: Sequence[Quote]) -> tuple[Quote, ...]:
     """Quotes best first: fillable, most output, least impact, then by name so replays agree."""
     return tuple(sorted(quotes, key=lambda q: (not q.fillable, -q.amount_out, q.price_impact_bps, q.venue, q.pool_id)))
 
@@ -140,7 +147,7 @@ def optimize(market: MarketView, token_in: str, token_out: str, amount_in: int, 
         return _Template(tuple(built))
 
     pools = {pool.pool_id: pool for pool in market.pools_for(symbol_in, symbol_out, slot)}
-    quotes = rank_quotes(market.quotes(symbol_in, symbol_out, amount_in, slot))
+    quotes = _ranked(market.quotes(symbol_in, symbol_out, amount_in, slot))
     scored = [_direct(q, pools[q.pool_id]) for q in quotes]
     templates = [template((pools[pool_id], symbol_in)) for pool_id in sorted(pools)]
     failures: list[str] = []

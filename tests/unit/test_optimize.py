@@ -9,13 +9,12 @@ from hypothesis import strategies as st
 from services.executor.settle import settler
 from services.router import split
 from services.router.curves import curve_for
-from services.router.optimize import SPLIT_CAPACITY_PCT, optimize
+from services.router.optimize import SPLIT_CAPACITY_PCT, NoRoute, optimize
 from shared.chain.transaction import SwapIntent, SwapLeg, SwapPath
 from shared.market.config import DEFAULT_CONFIG, MarketConfig, PairSpec
 from shared.market.cpmm import swap_out
 from shared.market.model import Market
 from shared.market.pools import pool_tokens
-from shared.market.routing import NoRoute
 from shared.market.tokens import get_token
 
 MARKET = Market(7)
