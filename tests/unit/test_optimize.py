@@ -59,6 +59,16 @@ def test_a_curve_gives_exactly_what_the_pool_math_gives(slot, pick, digits, mant
     assert curve_for(pool, token_in).out(amount) == (result.amount_out if result.filled else None)
 
 
+def test_a_pool_s_curve_is_built_once_and_another_snapshot_of_it_gets_its_own():
+    pool = MARKET.pool("meteora-dlmm:SOL-USDC", 1_234)
+    curve = curve_for(pool, "SOL")
+    assert curve_for(pool, "SOL") is curve
+    moved = MARKET.pool("meteora-dlmm:SOL-USDC", 1_235)
+    assert curve_for(moved, "SOL") is not curve
+    amount = 10**12
+    assert curve_for(moved, "SOL").out(amount) == moved.swap("SOL", amount).amount_out
+
+
 def test_a_bin_pool_curve_takes_exactly_its_capacity_and_not_one_unit_more():
     pool = MARKET.pool("meteora-dlmm:WIF-SOL", 4_000)
     curve = curve_for(pool, "WIF")
