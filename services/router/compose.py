@@ -1,6 +1,6 @@
 """The router's composition root: its four jobs built from settings and adapters.
 
-- **routing** (`Routing`): the order consumer and the resume nudges feed `Router`, which
+- **routing** (`OrderRouting`): the order consumer and the resume nudges feed `Router`, which
   routes each accepted order and finishes a fired one the trigger engine left;
 - **quote feed** (`QuoteFeed`): every pool's quote for one unit of the base token, each
   interval, beside the quotes each order was routed on;
@@ -42,7 +42,7 @@ from shared.market.schedule import parse_schedule
 from shared.setup import require_streams
 from shared.topology import Topology
 
-__all__ = ["LaunchPublisher", "RouterService", "Routing", "TriggerEngine", "build", "order_consumer", "router"]
+__all__ = ["LaunchPublisher", "OrderRouting", "RouterService", "TriggerEngine", "build", "order_consumer", "router"]
 
 
 def router(settings: RouterSettings, emitter: Emitter, market: Market, feed: QuoteFeed | None = None,
@@ -59,11 +59,10 @@ def order_consumer(js: JetStreamContext, topology: Topology, settings: RouterSet
     return Consumer(js, topology.orders_stream, spec, handler.handle, concurrency=settings.concurrency)
 
 
-class Routing:
+class OrderRouting:
     """Routes every order the consumers deliver: accepted orders, and resume nudges."""
 
-    def __init__(self, handler: Router, consumers: Sequence[Consumer]) -> None:
-        self.handler = handler
+    def __init__(self, consumers: Sequence[Consumer]) -> None:
         self._consumers = tuple(consumers)
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -134,7 +133,7 @@ class LaunchPublisher:
 class RouterService:
     """The four parts of one router, started and run together."""
 
-    def __init__(self, nc: Client, routing: Routing, quotes: QuoteFeed, triggers: TriggerEngine,
+    def __init__(self, nc: Client, routing: OrderRouting, quotes: QuoteFeed, triggers: TriggerEngine,
                  launches: LaunchPublisher, *, quote_interval_ms: int) -> None:
         self.routing = routing
         self.quotes = quotes
@@ -180,7 +179,7 @@ async def build(settings: RouterSettings, nc: Client, clock: Clock) -> RouterSer
 
     quotes = QuoteFeed(nc, topology, market, slots, clock)
     handler = router(settings, emitter, market, quotes)
-    routing = Routing(handler, [
+    routing = OrderRouting([
         order_consumer(js, topology, settings, handler),
         resume.consumer(js, topology, "router", handler.resume),
     ])
