@@ -237,8 +237,10 @@ def _splits(templates: Sequence[_Template], amount_in: int) -> list[_Scored]:
         share = best_split(first.out, second.out, amount_in, first_cap, second_cap)
         if not 0 < share < amount_in:
             continue
-        split = _candidate("split", [(first, share), (second, amount_in - share)])
         alone = max(first.out(amount_in) or 0, second.out(amount_in) or 0)
+        if (first.out(share) or 0) + (second.out(amount_in - share) or 0) <= alone:
+            continue  # by the curves, which give what the pools give, the split gains nothing
+        split = _candidate("split", [(first, share), (second, amount_in - share)])
         if split is not None and split.candidate.amount_out > alone:
             found.append(split)
     return found
