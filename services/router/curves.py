@@ -4,9 +4,10 @@ Splitting an order means evaluating a pool's output for dozens of trial amounts.
 DLMM swap walks up to a hundred and more bins per call; a `Curve` walks them once,
 keeps running totals of what emptying each bin takes and gives, and then answers
 any amount with a bisection plus the program's formula for the one partly filled
-bin. The answers equal `DlmmPool.swap` exactly (the unit tests hold it to that), but
-the router never relies on it: the amounts it publishes come from the pool math
-itself; curves only steer the search.
+bin; a CPMM curve is `cpmm.swap_out` without its checks. The answers equal the pools'
+own swaps exactly (the unit tests hold them to that), but the router never publishes
+them: the amounts it publishes come from the pool math itself; curves only steer the
+search (which share to split at, and which splits are worth pricing).
 """
 
 from __future__ import annotations
