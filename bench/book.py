@@ -22,7 +22,7 @@ import time
 from dataclasses import dataclass
 
 from bench.stats import percentile
-from services.router.book import LimitBook, RestingOrder, evaluate
+from services.router.book import LimitBook, RestingOrder
 
 DECIMALS = {"SOL": 9, "USDC": 6, "BONK": 5, "WIF": 6, "JUP": 6}
 USD_MICRO = {"SOL": 150_000_000, "USDC": 1_000_000, "BONK": 20, "WIF": 2_000_000, "JUP": 800_000}
@@ -126,7 +126,7 @@ class Bench:
             lookup_ns += time.perf_counter_ns() - t0
             touched += len(candidates)
             for order in candidates:
-                if evaluate(order, self.exact_out(order, num, den)):
+                if self.exact_out(order, num, den) >= order.min_out:
                     t0 = time.perf_counter_ns()
                     self.book.remove(order.order_id)
                     remove_ns += time.perf_counter_ns() - t0
@@ -141,7 +141,7 @@ class Bench:
         fired = set()
         for order in self.naive.values():
             num, den = prices[(order.token_in, order.token_out)]
-            if order.min_out * den <= num * order.amount_in and evaluate(order, self.exact_out(order, num, den)):
+            if order.min_out * den <= num * order.amount_in and self.exact_out(order, num, den) >= order.min_out:
                 fired.add(order.order_id)
         return (time.perf_counter_ns() - began) / 1_000, fired
 

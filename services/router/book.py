@@ -20,14 +20,11 @@ from __future__ import annotations
 
 import heapq
 import itertools
-from fractions import Fraction
 from typing import Literal
 
 import msgspec
 
-from services.router.book_rules import TIME_IN_FORCE, IocOutcome, expiry_for, ioc_outcome
 from services.router.book_side import Key, Side, bound_key, price_key
-from shared import events as ev
 
 Kind = Literal["limit", "sniper"]
 Direction = tuple[str, str]
@@ -60,44 +57,10 @@ class RestingOrder(msgspec.Struct, frozen=True, kw_only=True):
         if self.kind not in ("limit", "sniper"):
             raise ValueError(f"order {self.order_id}: kind must be limit or sniper, not {self.kind!r}")
 
-    @property
-    def limit_price(self) -> Fraction:
-        """The least tokenOut base units per tokenIn base unit the order accepts."""
-        return Fraction(self.min_out, self.amount_in)
-
-    @classmethod
-    def from_spec(cls, order_id: str, spec: ev.OrderSpec) -> RestingOrder:
-        """The resting form of an accepted limit or sniper order."""
-        if spec.order_type not in ("limit", "sniper"):
-            raise ValueError(f"order {order_id}: a {spec.order_type} order does not rest")
-        if spec.min_out is None:
-            raise ValueError(f"order {order_id}: a {spec.order_type} order needs min_out")
-        return cls(
-            order_id=order_id,
-            token_in=spec.token_in,
-            token_out=spec.token_out,
-            amount_in=spec.amount_in,
-            min_out=spec.min_out,
-            expires_at=spec.expires_at,
-            kind=spec.order_type,
-        )
-
-
-def evaluate(order: RestingOrder, exact_out: int) -> bool:
-    """Whether an exact quote for the order's full size meets its floor."""
-    return exact_out >= order.min_out
-
 
 def pair_of(token_a: str, token_b: str) -> Pair:
     """The unordered pair, spelt the same way from either direction."""
     return (token_a, token_b) if token_a <= token_b else (token_b, token_a)
-
-
-class BookStats(msgspec.Struct, frozen=True, kw_only=True):
-    resting: int  # every order in the book
-    limit: int  # waiting for a price
-    sniper: int  # waiting for a pool
-    expiry_heap: int  # heap entries, live or left by removed orders (dropped once they outnumber the live)
 
 
 class _Entry(msgspec.Struct, frozen=True):
@@ -195,11 +158,6 @@ class LimitBook:
             return []
         return side.up_to(bound_key(price_num, price_den))
 
-    def next_trigger(self, token_in: str, token_out: str) -> Fraction | None:
-        """The lowest limit resting in this direction: no order fires while the price is below it."""
-        side = self._sides.get((token_in, token_out))
-        return side.first_price() if side is not None else None
-
     def waiting_for_pair(self, token_a: str, token_b: str) -> list[RestingOrder]:
         """Every sniper order on this pair, either direction, in arrival order."""
         bucket = self._snipers.get(pair_of(token_a, token_b))
@@ -230,14 +188,6 @@ class LimitBook:
         found.sort()
         return [self._entries[oid].order for _, _, oid in found]
 
-    def next_expiry(self) -> int | None:
-        """The earliest expiry of a resting order, to know when to call `due` next."""
-        heap = self._expiry
-        while heap and not self._live(heap[0]):
-            heapq.heappop(heap)
-            self._dead_in_heap -= 1
-        return heap[0][0] if heap else None
-
     def sides(self) -> dict[Direction, int]:
         """Resting limit orders per direction (token_in, token_out); empty sides omitted."""
         return {direction: len(side) for direction, side in self._sides.items()}
@@ -245,15 +195,6 @@ class LimitBook:
     def sniper_pairs(self) -> dict[Pair, int]:
         """Waiting sniper orders per unordered pair."""
         return {pair: len(bucket) for pair, bucket in self._snipers.items()}
-
-    def stats(self) -> BookStats:
-        """Counts for metrics."""
-        return BookStats(
-            resting=len(self._entries),
-            limit=sum(len(side) for side in self._sides.values()),
-            sniper=sum(len(bucket) for bucket in self._snipers.values()),
-            expiry_heap=len(self._expiry),
-        )
 
     def _live(self, item: tuple[int, int, str]) -> bool:
         entry = self._entries.get(item[2])
@@ -265,14 +206,4 @@ class LimitBook:
         self._dead_in_heap = 0
 
 
-__all__ = [
-    "BookStats",
-    "TIME_IN_FORCE",
-    "IocOutcome",
-    "LimitBook",
-    "RestingOrder",
-    "evaluate",
-    "expiry_for",
-    "ioc_outcome",
-    "pair_of",
-]
+__all__ = ["LimitBook", "RestingOrder", "pair_of"]

@@ -107,10 +107,6 @@ class Side(Generic[T]):
             found.extend(self._items[whole][: bisect_right(self._keys[whole], bound)])
         return found
 
-    def first_price(self) -> Fraction | None:
-        """The least price on this side, or None when it is empty."""
-        return self._keys[0][0][1] if self._keys else None
-
     def items(self) -> list[T]:
         return [item for items in self._items for item in items]
 

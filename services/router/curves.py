@@ -4,18 +4,20 @@ Splitting an order means evaluating a pool's output for dozens of trial amounts.
 DLMM swap walks up to a hundred and more bins per call; a `Curve` walks them once,
 keeps running totals of what emptying each bin takes and gives, and then answers
 any amount with a bisection plus the program's formula for the one partly filled
-bin. The answers equal `DlmmPool.swap` exactly (the unit tests hold it to that), but
-the router never relies on it: the amounts it publishes come from the pool math
-itself; curves only steer the search.
+bin; a CPMM curve is `cpmm.swap_out` without its checks. The answers equal the pools'
+own swaps exactly (the unit tests hold them to that), but the router never publishes
+them: the amounts it publishes come from the pool math itself; curves only steer the
+search (which share to split at, and which splits are worth pricing).
 """
 
 from __future__ import annotations
 
 from bisect import bisect_left
+from typing import Callable
 
-from shared.market.cpmm import CpmmPool, swap_out
+from shared.market.cpmm import FEE_RATE_DENOMINATOR, CpmmPool
 from shared.market.dlmm import FEE_PRECISION, DlmmPool, input_to_empty
-from shared.market.fixed_point import ceil_div, get_price_from_id, mul_shr, shl_div
+from shared.market.fixed_point import SCALE_OFFSET, ceil_div, get_price_from_id
 from shared.market.pools import Pool
 
 __all__ = ["Curve", "curve_for"]
@@ -25,31 +27,51 @@ class Curve:
     """Output of one pool for one swap direction, as a function of the input.
 
     ``capacity`` is the most input the pool can take whole, or None when it takes
-    any amount (a constant-product pool). `out` returns None above the capacity.
+    any amount (a constant-product pool). ``out(amount_in)`` is the output for
+    ``amount_in`` base units (0 for 0), or None if the pool cannot take it all.
     """
 
-    __slots__ = ("capacity", "_out")
+    __slots__ = ("capacity", "out")
 
-    def __init__(self, out, capacity: int | None) -> None:
-        self._out = out
+    def __init__(self, out: Callable[[int], int | None], capacity: int | None) -> None:
+        self.out = out
         self.capacity = capacity
-
-    def out(self, amount_in: int) -> int | None:
-        """Output for ``amount_in`` base units (0 for 0), or None if the pool cannot take it all."""
-        if amount_in <= 0:
-            return 0
-        if self.capacity is not None and amount_in > self.capacity:
-            return None
-        return self._out(amount_in)
 
 
 def curve_for(pool: Pool, token_in: str) -> Curve:
-    """The curve of ``pool`` for swaps selling ``token_in`` (a canonical symbol)."""
+    """The curve of ``pool`` for swaps selling ``token_in`` (a canonical symbol).
+
+    A pool is a frozen snapshot of one slot, so its curves are kept for the pools
+    asked about most recently: every order routed in a slot walks each pool's bins once.
+    """
+    key = (id(pool), token_in)
+    kept = _kept.get(key)
+    if kept is not None and kept[0] is pool:  # the pool itself is kept too, so its id is not reused meanwhile
+        return kept[1]
     if isinstance(pool, CpmmPool):
         reserve_in, reserve_out = pool.reserves_for(token_in)
-        fee_ppm = pool.fee_ppm
-        return Curve(lambda amount: swap_out(amount, reserve_in, reserve_out, fee_ppm).amount_out, None)
-    return _dlmm_curve(pool, pool.is_swap_for_y(token_in))
+        curve = _cpmm_curve(reserve_in, reserve_out, pool.fee_ppm)
+    else:
+        curve = _dlmm_curve(pool, pool.is_swap_for_y(token_in))
+    _kept[key] = (pool, curve)
+    if len(_kept) > _KEEP:
+        del _kept[next(iter(_kept))]  # the oldest
+    return curve
+
+
+_KEEP = 512  # a slot's pools in both directions, several times over
+_kept: dict[tuple[int, str], tuple[Pool, Curve]] = {}
+
+
+def _cpmm_curve(reserve_in: int, reserve_out: int, fee_ppm: int) -> Curve:
+    def out(amount_in: int) -> int:
+        # `cpmm.swap_out`, inlined: the fee rounded up, then x * y = k on what is left.
+        if amount_in <= 0:
+            return 0
+        net = amount_in + (-amount_in * fee_ppm // FEE_RATE_DENOMINATOR)
+        return net * reserve_out // (reserve_in + net)
+
+    return Curve(out, None)
 
 
 def _dlmm_curve(pool: DlmmPool, swap_for_y: bool) -> Curve:
@@ -72,14 +94,23 @@ def _dlmm_curve(pool: DlmmPool, swap_for_y: bool) -> Curve:
         outs.append(given)
         bins.append((price, rate, reserve_out))
 
-    def out(amount_in: int) -> int:
+    def out(amount_in: int) -> int | None:
         # The swap empties every bin whose running total is strictly below the input,
-        # then converts what is left in the next bin (see `swap_exact_in`).
+        # then converts what is left in the next bin (see `swap_exact_in`; `ceil_div`,
+        # `mul_shr` and `shl_div` inlined).
+        if amount_in <= 0:
+            return 0
+        if amount_in > consumed:
+            return None
         emptied = bisect_left(ends, amount_in)
-        left = amount_in - (ends[emptied - 1] if emptied else 0)
         price, rate, reserve_out = bins[emptied]
-        net = left - ceil_div(left * rate, FEE_PRECISION)
-        converted = mul_shr(price, net) if swap_for_y else shl_div(net, price)
-        return (outs[emptied - 1] if emptied else 0) + min(converted, reserve_out)
+        if emptied:
+            left = amount_in - ends[emptied - 1]
+            before = outs[emptied - 1]
+        else:
+            left, before = amount_in, 0
+        net = left + (-left * rate // FEE_PRECISION)
+        converted = (price * net) >> SCALE_OFFSET if swap_for_y else (net << SCALE_OFFSET) // price
+        return before + (converted if converted < reserve_out else reserve_out)
 
     return Curve(out, consumed)

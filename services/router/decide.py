@@ -2,94 +2,30 @@
 
 from __future__ import annotations
 
-from typing import Sequence
-
-from services.router.optimize import Routing, optimize, rank_quotes
+from services.router.optimize import NoRoute, Routing, optimize
 from shared import events as ev
 from shared.market.quotes import Quote, min_out
-from shared.market.routing import NoRoute
 from shared.market.view import MarketView
 
-__all__ = ["NoRoute", "decide", "decide_from_quotes", "route_from", "snapshot"]
+__all__ = ["NoRoute", "decide"]
 
 _BPS = 10_000
 
 
-def snapshot(quote: Quote) -> ev.QuoteSnapshot:
-    """A quote as the route records it."""
-    return ev.QuoteSnapshot(
-        venue=quote.venue,
-        pool_id=quote.pool_id,
-        amount_in=quote.amount_in,
-        amount_out=quote.amount_out,
-        fee=quote.fee,
-        price_impact_bps=quote.price_impact_bps,
-        fillable=quote.fillable,
-    )
-
-
-def decide(spec: ev.OrderSpec, market: MarketView | Sequence[Quote], slot: int) -> ev.Route:
+def decide(spec: ev.OrderSpec, market: MarketView, slot: int) -> ev.Route:
     """Route the order where it gets the most output: one pool, a split, or two hops.
 
-    ``market`` is a market view (`MarketView`: ``pools_for``, ``pool``, ``quotes``);
-    every candidate route is priced at ``slot``. Raises `NoRoute` with the reason of
-    every route tried when nothing can fill the order.
+    Every candidate route is priced on ``market`` at ``slot`` (`optimize`). Raises
+    `NoRoute` with the reason of every route tried when nothing can fill the order.
 
     The minimum output is the expected output less the order's slippage tolerance,
     raised to the order's own floor (``spec.min_out``, from a limit or sniper price)
     when it has one; the chain refuses the swap if it would pay less.
-
-    A sequence of quotes in place of the market view (the earlier form) still works
-    and considers only those direct quotes.
     """
-    if not isinstance(market, MarketView):
-        return decide_from_quotes(spec, market, slot)
-    routing = optimize(market, spec.token_in, spec.token_out, spec.amount_in, slot)
-    return route_from(spec, routing, slot)
+    return _route(spec, optimize(market, spec.token_in, spec.token_out, spec.amount_in, slot), slot)
 
 
-def decide_from_quotes(spec: ev.OrderSpec, quotes: Sequence[Quote], slot: int) -> ev.Route:
-    """Route among direct quotes only: the fillable one with the most output."""
-    if not quotes:
-        raise NoRoute(f"no venue has a pool for {spec.token_in}/{spec.token_out}")
-    ranked = rank_quotes(quotes)
-    best = ranked[0]
-    if not best.fillable:
-        reasons = "; ".join(f"{q.pool_id}: {q.reason}" for q in ranked)
-        raise NoRoute(f"no venue can fill {spec.token_in} -> {spec.token_out}: {reasons}")
-    path = ev.Path(
-        amount_in=best.amount_in,
-        amount_out=best.amount_out,
-        legs=(
-            ev.Leg(
-                venue=best.venue, pool_id=best.pool_id, token_in=best.token_in, token_out=best.token_out,
-                amount_in=best.amount_in, amount_out=best.amount_out, fee=best.fee,
-                price_impact_bps=best.price_impact_bps,
-            ),
-        ),
-    )
-    candidates = tuple(
-        ev.Candidate(kind="direct", description=q.venue, amount_out=q.amount_out, fillable=q.fillable,
-                     paths=(path,) if q is best else ())
-        for q in ranked
-    )
-    return ev.Route(
-        venue=best.venue,
-        pool_id=best.pool_id,
-        amount_in=best.amount_in,
-        expected_out=best.amount_out,
-        min_out=_floor(spec, best.amount_out),
-        fee=best.fee,
-        price_impact_bps=best.price_impact_bps,
-        slot=slot,
-        quotes=tuple(snapshot(q) for q in ranked),
-        kind="direct",
-        paths=(path,),
-        candidates=candidates,
-    )
-
-
-def route_from(spec: ev.OrderSpec, routing: Routing, slot: int) -> ev.Route:
+def _route(spec: ev.OrderSpec, routing: Routing, slot: int) -> ev.Route:
     """The `Route` event payload for the optimiser's best candidate.
 
     ``venue``/``pool_id`` name the pool of a direct route; otherwise ``venue`` is the
@@ -118,7 +54,7 @@ def route_from(spec: ev.OrderSpec, routing: Routing, slot: int) -> ev.Route:
         fee=sum(path.legs[0].fee for path in best.paths),
         price_impact_bps=routing.price_impact_bps,
         slot=slot,
-        quotes=tuple(snapshot(q) for q in routing.quotes),
+        quotes=tuple(_snapshot(q) for q in routing.quotes),
         kind=best.kind,
         paths=best.paths,
         gain_bps=gain,
@@ -129,3 +65,16 @@ def route_from(spec: ev.OrderSpec, routing: Routing, slot: int) -> ev.Route:
 def _floor(spec: ev.OrderSpec, expected_out: int) -> int:
     floor = min_out(expected_out, spec.slippage_bps)
     return floor if spec.min_out is None else max(floor, spec.min_out)
+
+
+def _snapshot(quote: Quote) -> ev.QuoteSnapshot:
+    """A quote as the route records it."""
+    return ev.QuoteSnapshot(
+        venue=quote.venue,
+        pool_id=quote.pool_id,
+        amount_in=quote.amount_in,
+        amount_out=quote.amount_out,
+        fee=quote.fee,
+        price_impact_bps=quote.price_impact_bps,
+        fillable=quote.fillable,
+    )

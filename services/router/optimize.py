@@ -24,9 +24,8 @@ with that math but answer faster.
 
 from __future__ import annotations
 
-from fractions import Fraction
 from itertools import combinations, product
-from typing import NamedTuple, Sequence
+from typing import Callable, NamedTuple, Sequence
 
 import msgspec
 
@@ -36,11 +35,10 @@ from shared import events as ev
 from shared.amounts import format_amount
 from shared.market.pools import Pool, other_token, spot_ratio, venue_of
 from shared.market.quotes import Quote, quote_pool
-from shared.market.routing import NoRoute
 from shared.market.tokens import get_token
 from shared.market.view import MarketView
 
-__all__ = ["INTERMEDIATES", "SPLIT_CAPACITY_PCT", "Routing", "optimize", "rank_quotes"]
+__all__ = ["INTERMEDIATES", "SPLIT_CAPACITY_PCT", "NoRoute", "Routing", "optimize"]
 
 INTERMEDIATES = ("SOL", "USDC", "USDT")
 """Tokens a two-hop path may pass through: the market's deepest hubs."""
@@ -54,7 +52,16 @@ would fail. The margin keeps a split fillable through ordinary price moves.
 """
 
 _BPS = 10_000
+_ZERO = (0, 1)
 _KIND_ORDER = {"direct": 0, "multihop": 1, "split": 2}
+
+
+class NoRoute(Exception):
+    """Nothing can fill the order; ``reason`` says why, for the order's failure event."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
 
 
 class Routing(msgspec.Struct, frozen=True, kw_only=True):
@@ -75,27 +82,25 @@ class Routing(msgspec.Struct, frozen=True, kw_only=True):
     quotes: tuple[Quote, ...]
 
 
+_Ratio = tuple[int, int]
+"""An exact non-negative rational as (numerator, positive denominator), not reduced: cheaper than `Fraction`."""
+
+
 class _Scored(NamedTuple):
     candidate: ev.Candidate
-    ideal_out: Fraction  # output at spot prices, fees still paid; 0 when unfillable
+    ideal_out: _Ratio  # output at spot prices, fees still paid; 0 when unfillable
 
 
 class _Template:
     """A chain of pools an amount can go through, before any amount is chosen."""
 
-    __slots__ = ("hops", "pool_ids")
+    __slots__ = ("hops", "out", "pool_ids")
 
     def __init__(self, hops: tuple[tuple[Pool, str, Curve], ...]) -> None:
         self.hops = hops  # (pool, token sold into it, its curve)
         self.pool_ids = frozenset(pool.pool_id for pool, _, _ in hops)
-
-    def out(self, amount_in: int) -> int | None:
-        amount: int | None = amount_in
-        for _, _, curve in self.hops:
-            amount = curve.out(amount)
-            if amount is None:
-                return None
-        return amount
+        #: Output for an input through every hop, or None if one cannot take it whole.
+        self.out: Callable[[int], int | None] = _chained([curve.out for _, _, curve in hops])
 
     def safe_limit(self, amount: int) -> int:
         """The most input up to ``amount`` that stays within `SPLIT_CAPACITY_PCT` of what the route can take."""
@@ -115,7 +120,19 @@ class _Template:
         return low
 
 
-def rank_quotes(quotes: Sequence[Quote]) -> tuple[Quote, ...]:
+def _chained(outs: Sequence[Callable[[int], int | None]]) -> Callable[[int], int | None]:
+    if len(outs) == 1:
+        return outs[0]
+    first, second = outs  # two hops at most
+
+    def out(amount_in: int) -> int | None:
+        middle = first(amount_in)
+        return None if middle is None else second(middle)
+
+    return out
+
+
+def _ranked(quotes: Sequence[Quote]) -> tuple[Quote, ...]:
     """Quotes best first: fillable, most output, least impact, then by name so replays agree."""
     return tuple(sorted(quotes, key=lambda q: (not q.fillable, -q.amount_out, q.price_impact_bps, q.venue, q.pool_id)))
 
@@ -140,7 +157,7 @@ def optimize(market: MarketView, token_in: str, token_out: str, amount_in: int, 
         return _Template(tuple(built))
 
     pools = {pool.pool_id: pool for pool in market.pools_for(symbol_in, symbol_out, slot)}
-    quotes = rank_quotes(market.quotes(symbol_in, symbol_out, amount_in, slot))
+    quotes = _ranked(market.quotes(symbol_in, symbol_out, amount_in, slot))
     scored = [_direct(q, pools[q.pool_id]) for q in quotes]
     templates = [template((pools[pool_id], symbol_in)) for pool_id in sorted(pools)]
     failures: list[str] = []
@@ -161,7 +178,7 @@ def optimize(market: MarketView, token_in: str, token_out: str, amount_in: int, 
         partial = max(options, key=lambda t: (t.out(t.limit(amount_in)) or 0, _names(t)))
         failures.append(f"{symbol_in}->{middle}->{symbol_out}: no pair of pools can take it whole")
         unfillable = ev.Candidate(kind="multihop", description=_template_text(partial), amount_out=0, fillable=False)
-        scored.append(_Scored(unfillable, Fraction(0)))
+        scored.append(_Scored(unfillable, _ZERO))
         if partial.safe_limit(amount_in) > 0:
             templates.append(partial)
     scored.extend(_splits(templates, amount_in))
@@ -183,7 +200,7 @@ def _direct(quote: Quote, pool: Pool) -> _Scored:
     if not quote.fillable:
         return _Scored(
             ev.Candidate(kind="direct", description=quote.venue, amount_out=quote.amount_out, fillable=False),
-            Fraction(0),
+            _ZERO,
         )
     leg = _leg(quote)
     path = ev.Path(amount_in=quote.amount_in, amount_out=quote.amount_out, legs=(leg,))
@@ -220,8 +237,10 @@ def _splits(templates: Sequence[_Template], amount_in: int) -> list[_Scored]:
         share = best_split(first.out, second.out, amount_in, first_cap, second_cap)
         if not 0 < share < amount_in:
             continue
-        split = _candidate("split", [(first, share), (second, amount_in - share)])
         alone = max(first.out(amount_in) or 0, second.out(amount_in) or 0)
+        if (first.out(share) or 0) + (second.out(amount_in - share) or 0) <= alone:
+            continue  # by the curves, which give what the pools give, the split gains nothing
+        split = _candidate("split", [(first, share), (second, amount_in - share)])
         if split is not None and split.candidate.amount_out > alone:
             found.append(split)
     return found
@@ -230,7 +249,7 @@ def _splits(templates: Sequence[_Template], amount_in: int) -> list[_Scored]:
 def _candidate(kind: str, shares: Sequence[tuple[_Template, int]]) -> _Scored | None:
     """Swap each share through its template with the pools' own math; None if any leg cannot fill."""
     paths: list[ev.Path] = []
-    ideal = Fraction(0)
+    ideal_num, ideal_den = _ZERO
     for chain, amount in shares:
         legs: list[tuple[Pool, Quote]] = []
         moving = amount
@@ -241,14 +260,15 @@ def _candidate(kind: str, shares: Sequence[tuple[_Template, int]]) -> _Scored | 
             legs.append((pool, quote))
             moving = quote.amount_out
         paths.append(ev.Path(amount_in=amount, amount_out=moving, legs=tuple(_leg(q) for _, q in legs)))
-        ideal += _ideal(legs)
+        num, den = _ideal(legs)
+        ideal_num, ideal_den = ideal_num * den + num * ideal_den, ideal_den * den
     total = sum(path.amount_out for path in paths)
     whole = sum(path.amount_in for path in paths)
     description = " + ".join(f"{_describe(p)} {_percent(p.amount_in, whole)}" for p in paths)
     if len(paths) == 1:
         description = _describe(paths[0])
     candidate = ev.Candidate(kind=kind, description=description, amount_out=total, paths=tuple(paths))
-    return _Scored(candidate, ideal)
+    return _Scored(candidate, (ideal_num, ideal_den))
 
 
 def _leg(quote: Quote) -> ev.Leg:
@@ -264,20 +284,23 @@ def _leg(quote: Quote) -> ev.Leg:
     )
 
 
-def _ideal(legs: Sequence[tuple[Pool, Quote]]) -> Fraction:
+def _ideal(legs: Sequence[tuple[Pool, Quote]]) -> _Ratio:
     """What a path would give if every leg traded at its pool's spot price, fees still paid."""
-    value = Fraction(legs[0][1].amount_in)
+    value_num, value_den = legs[0][1].amount_in, 1
     for pool, quote in legs:
         num, den = spot_ratio(pool, quote.token_in)
         # The share of this leg's input left after its fee, converted at spot.
-        value = value * Fraction((quote.amount_in - quote.fee) * num, quote.amount_in * den)
-    return value
+        value_num *= (quote.amount_in - quote.fee) * num
+        value_den *= quote.amount_in * den
+    return value_num, value_den
 
 
-def _impact_bps(amount_out: int, ideal: Fraction) -> int:
-    if ideal <= 0:
+def _impact_bps(amount_out: int, ideal: _Ratio) -> int:
+    num, den = ideal
+    if num <= 0:
         return _BPS
-    return max(0, int((ideal - amount_out) * _BPS // ideal))
+    # (ideal - out) / ideal, in basis points rounded down
+    return max(0, (num - amount_out * den) * _BPS // num)
 
 
 def _describe(path: ev.Path) -> str:

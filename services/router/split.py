@@ -37,24 +37,26 @@ def best_split(first: Output, second: Output, amount: int, first_cap: int | None
     seen: dict[int, int] = {}
 
     def total(x: int) -> int:
-        if x not in seen:
+        value = seen.get(x)
+        if value is None:
             # Inside [low, high] both routes take their share, so neither answers None.
-            seen[x] = (first(x) or 0) + (second(amount - x) or 0)
-        return seen[x]
+            value = seen[x] = (first(x) or 0) + (second(amount - x) or 0)
+        return value
 
     tolerance = max(2, amount >> _RESOLUTION_BITS)
     a, b = low, high
-    c, d = _probes(a, b)
     while b - a > tolerance and len(seen) < MAX_EVALUATIONS:
-        if total(c) >= total(d):
-            b = d  # the peak of a concave function is not right of d
+        step = (b - a) * _PHI_NUM // _PHI_DEN  # the probes a + step and b - step, as in `_probes`
+        if total(a + step) >= total(b - step):
+            b -= step  # the peak of a concave function is not right of the upper probe
         else:
-            a = c
-        c, d = _probes(a, b)
+            a += step
+    c, d = _probes(a, b)
     for x in (a, c, d, b, low, high):
         total(x)
     # Most output first; ties to the smaller move away from a single route, deterministically.
-    return max(seen, key=lambda x: (seen[x], -min(x, amount - x), -x))
+    most = max(seen.values())
+    return max((x for x, value in seen.items() if value == most), key=lambda x: (-min(x, amount - x), -x))
 
 
 def _probes(a: int, b: int) -> tuple[int, int]:

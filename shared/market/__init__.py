@@ -18,7 +18,6 @@ from shared.market.quotes import (
     min_out,
     quote_pool,
 )
-from shared.market.routing import NoRoute, RouteChoice, choose_route
 from shared.market.swap import SwapResult
 from shared.market.tokens import TOKENS, Token, UnknownToken, get_token
 from shared.market.view import MarketView
@@ -40,18 +39,15 @@ __all__ = [
     "Market",
     "MarketConfig",
     "MarketView",
-    "NoRoute",
     "PairSpec",
     "Pool",
     "PricePath",
     "Quote",
-    "RouteChoice",
     "SwapResult",
     "Token",
     "UnknownPool",
     "UnknownToken",
     "Wave",
-    "choose_route",
     "execute_on_pool",
     "get_price_from_id",
     "get_token",

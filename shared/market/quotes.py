@@ -35,10 +35,9 @@ class Quote(msgspec.Struct, frozen=True, kw_only=True):
 
     ``fee`` is in ``token_in`` base units. ``price_impact_bps`` compares the output
     with what the input after fees would buy at the pool's spot price before the
-    trade, rounded down. Prices are decimal strings of ``token_out`` per
-    ``token_in`` in token units, for display. A quote is ``fillable`` only when the
-    pool takes the whole input and gives a non-zero output; otherwise ``reason``
-    says why not.
+    trade (``spot_num / spot_den`` base units out per base unit in), rounded down.
+    A quote is ``fillable`` only when the pool takes the whole input and gives a
+    non-zero output; otherwise ``reason`` says why not.
     """
 
     venue: str
@@ -49,11 +48,21 @@ class Quote(msgspec.Struct, frozen=True, kw_only=True):
     amount_out: int
     fee: int
     price_impact_bps: int
-    spot_price: str
-    executed_price: str
+    spot_num: int
+    spot_den: int
     fillable: bool
     amount_in_consumed: int
     reason: str | None = None
+
+    @property
+    def spot_price(self) -> str:
+        """``token_out`` per ``token_in`` before the trade, in token units, a decimal string for display."""
+        return _display_price(self.spot_num, self.spot_den, self.token_in, self.token_out)
+
+    @property
+    def executed_price(self) -> str:
+        """``token_out`` per ``token_in`` the swap gives, in token units, a decimal string for display."""
+        return _display_price(self.amount_out, self.amount_in_consumed, self.token_in, self.token_out)
 
 
 class ExecutionResult(msgspec.Struct, frozen=True, kw_only=True):
@@ -103,8 +112,8 @@ def quote_pool(pool: Pool, token_in: str, amount_in: int) -> Quote:
         amount_out=result.amount_out,
         fee=result.fee,
         price_impact_bps=_price_impact_bps(result, num, den),
-        spot_price=_display_price(num, den, symbol_in, symbol_out),
-        executed_price=_display_price(result.amount_out, result.amount_in_consumed, symbol_in, symbol_out),
+        spot_num=num,
+        spot_den=den,
         fillable=reason is None,
         amount_in_consumed=result.amount_in_consumed,
         reason=reason,
@@ -149,8 +158,8 @@ def _check_amount(amount_in: int) -> None:
 
 
 def _unfillable_reason(result: SwapResult, symbol_in: str) -> str | None:
-    decimals = get_token(symbol_in).decimals
     if not result.filled:
+        decimals = get_token(symbol_in).decimals
         took = format_amount(result.amount_in_consumed, decimals)
         wanted = format_amount(result.amount_in, decimals)
         return f"insufficient liquidity: pool can take only {took} of {wanted} {symbol_in}"

@@ -7,9 +7,9 @@ import pytest
 
 from services.gateway.cancel import cancel
 from services.gateway.errors import ApiError
-from services.router.handler import Router
+from services.router import compose
+from services.router.settings import RouterSettings
 from shared import events as ev
-from shared.chain import SlotClock
 from shared.clock import SystemClock
 from shared.emit import Emitter
 from shared.eventlog import EventLog
@@ -37,8 +37,7 @@ async def open_order(emitter: Emitter, order_id: str) -> None:
 
 async def test_cancel_and_trigger_racing_never_both_take_effect(env):
     emitter = env
-    clock = SystemClock()
-    router = Router(emitter, Market(42), SlotClock(genesis_ms=0, slot_ms=400, now_ms=clock.now_ms), None)
+    router = compose.router(RouterSettings(sim_profile="zero", sim_genesis_ms=0), emitter, Market(42))
     outcomes = {"cancelled while resting": 0, "cancelled after firing": 0}
     for n in range(40):
         order_id = f"race{n}"

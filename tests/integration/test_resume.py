@@ -17,10 +17,11 @@ from services.projector import store
 from services.projector.migrations import migrate
 from services.projector.reconcile import Reconciler
 from services.projector.service import Projector
+from services.router import compose
 from services.router.handler import Router
+from services.router.settings import RouterSettings
 from shared import events as ev
 from shared import metrics, resume
-from shared.chain import SlotClock
 from shared.clock import SystemClock
 from shared.consumer import Consumer, Retry, order_spec
 from shared.emit import Emitter
@@ -58,8 +59,8 @@ async def drain(nc, stream: str, durable: str, count: int) -> None:
 
 
 def router_of(log: EventLog, clock, **options) -> Router:
-    slots = SlotClock(genesis_ms=0, slot_ms=400, now_ms=clock.now_ms)
-    return Router(Emitter(log, Ids(clock), clock), Market(42), slots, None, **options)
+    settings = RouterSettings(sim_profile="zero", sim_genesis_ms=0)
+    return compose.router(settings, Emitter(log, Ids(clock), clock), Market(42), **options)
 
 
 def order_consumer(js, topology, service: str, handler) -> Consumer:

@@ -11,10 +11,10 @@ import pytest
 
 from services.gateway.errors import ApiError
 from services.gateway.submit import AcceptTiming, Submitted, submit
-from services.router.handler import Router
+from services.router import compose
+from services.router.settings import RouterSettings
 from shared import events as ev
 from shared.acceptance import ACCEPT_DEADLINE_MISSED, stored_in_time
-from shared.chain import SlotClock
 from shared.clock import FakeClock
 from shared.emit import Emitter
 from shared.eventlog import Appended, ConcurrencyConflict, History, StoredEvent
@@ -82,7 +82,7 @@ def test_an_event_written_before_deadlines_existed_still_decodes():
 async def route(kind: str, stored_at: int) -> MemoryLog:
     log = MemoryLog(stored_at)
     clock = FakeClock(DEADLINE + 10_000)
-    router = Router(Emitter(log, Ids(clock), clock), Market(42), SlotClock(0, 400, clock.now_ms), None)
+    router = compose.router(RouterSettings(sim_profile="zero", sim_genesis_ms=0), Emitter(log, Ids(clock), clock), Market(42))
     await log.append(make(ev.OrderAccepted, order=SPECS[kind], accept_by=DEADLINE), expected_stream_seq=0)
     await router.handle(log.stored[0].event)
     return log
@@ -220,7 +220,7 @@ def delivery(stream_seq: int, stored_at_ms: int) -> SimpleNamespace:
 
 async def deliver_first_event(log: CountingLoads, delivered_at_ms: int) -> None:
     clock = FakeClock(DEADLINE + 10_000)
-    router = Router(Emitter(log, Ids(clock), clock), Market(42), SlotClock(0, 400, clock.now_ms), None)
+    router = compose.router(RouterSettings(sim_profile="zero", sim_genesis_ms=0), Emitter(log, Ids(clock), clock), Market(42))
     if not log.stored:
         await log.append(make(ev.OrderAccepted, accept_by=DEADLINE), expected_stream_seq=0)
     await router.handle(log.stored[0].event, delivery(log.stored[0].stream_seq, delivered_at_ms))

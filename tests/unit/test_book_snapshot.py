@@ -84,8 +84,7 @@ def behaviour(f: BookFold) -> tuple:
     asked = [book.candidates(a, b, p, 1_000) for a, b in TOKENS for p in (899, 1_000, 1_101)]
     due = [book.due(NOW + t) for t in (0, MAX_RESTING_MS, 3 * MAX_RESTING_MS)]
     snipers = [book.waiting_for_pair(a, b) for a, b in TOKENS]
-    stats = book.stats()  # not the expiry heap's size: it holds removed orders until compacted
-    return f.snapshot(CREATED), asked, due, snipers, book.next_expiry(), (stats.resting, stats.limit, stats.sniper)
+    return f.snapshot(CREATED), asked, due, snipers, len(book), book.sides(), book.sniper_pairs()
 
 
 @settings(max_examples=200, deadline=None)

@@ -15,7 +15,6 @@ from shared.market.config import DEFAULT_CONFIG, CpmmSpec, MarketConfig, PairSpe
 from shared.market.fixed_point import ONE
 from shared.market.launches import PoolLaunch, new_launch
 from shared.market.model import InconsistentPrices, Market, UnknownPool
-from shared.market.routing import choose_route
 from shared.market.tokens import get_token
 
 MARKET = Market(seed=42)
@@ -97,7 +96,7 @@ def test_no_cycle_through_the_best_pools_returns_more_than_it_started_with(slot)
     for cycle in CYCLES:
         amount = SMALL[cycle[0]]
         for token_in, token_out in zip(cycle, cycle[1:] + cycle[:1]):
-            amount = choose_route(MARKET.quotes(token_in, token_out, amount, slot)).best.amount_out
+            amount = optimize(MARKET, token_in, token_out, amount, slot).best_direct.amount_out
         # three fees of at least 1 bp each are more than the pools' few bp of disagreement
         assert amount < SMALL[cycle[0]], (cycle, slot)
 

@@ -11,6 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from services.router.optimize import optimize
 from shared.market.config import (
     DEFAULT_CONFIG,
     DEFAULT_TOKENS,
@@ -27,7 +28,6 @@ from shared.market.fixed_point import ONE, get_price_from_id
 from shared.market.model import Market, UnknownPool, pool_id_for
 from shared.market.noise import smooth_noise
 from shared.market.pools import VENUE_CPMM, VENUE_DLMM
-from shared.market.routing import choose_route
 from shared.market.tokens import TOKENS, UnknownToken, get_token
 from shared.market.view import MarketView
 
@@ -210,7 +210,7 @@ def test_the_volatility_reference_rises_only_when_the_price_moved_recently():
 )
 def test_each_venue_of_a_two_venue_pair_wins_some_of_the_time(token_in, token_out, amount_in):
     winners = Counter(
-        choose_route(MARKET.quotes(token_in, token_out, amount_in, slot)).best.venue
+        optimize(MARKET, token_in, token_out, amount_in, slot).best_direct.description
         for slot in range(0, 30_000, 151)
     )
     assert winners[VENUE_CPMM] >= 10 and winners[VENUE_DLMM] >= 10

@@ -9,13 +9,12 @@ from hypothesis import strategies as st
 from services.executor.settle import settler
 from services.router import split
 from services.router.curves import curve_for
-from services.router.optimize import SPLIT_CAPACITY_PCT, optimize
+from services.router.optimize import SPLIT_CAPACITY_PCT, NoRoute, optimize
 from shared.chain.transaction import SwapIntent, SwapLeg, SwapPath
 from shared.market.config import DEFAULT_CONFIG, MarketConfig, PairSpec
 from shared.market.cpmm import swap_out
 from shared.market.model import Market
 from shared.market.pools import pool_tokens
-from shared.market.routing import NoRoute
 from shared.market.tokens import get_token
 
 MARKET = Market(7)
@@ -58,6 +57,16 @@ def test_a_curve_gives_exactly_what_the_pool_math_gives(slot, pick, digits, mant
     amount = mantissa * 10**digits
     result = pool.swap(token_in, amount)
     assert curve_for(pool, token_in).out(amount) == (result.amount_out if result.filled else None)
+
+
+def test_a_pool_s_curve_is_built_once_and_another_snapshot_of_it_gets_its_own():
+    pool = MARKET.pool("meteora-dlmm:SOL-USDC", 1_234)
+    curve = curve_for(pool, "SOL")
+    assert curve_for(pool, "SOL") is curve
+    moved = MARKET.pool("meteora-dlmm:SOL-USDC", 1_235)
+    assert curve_for(moved, "SOL") is not curve
+    amount = 10**12
+    assert curve_for(moved, "SOL").out(amount) == moved.swap("SOL", amount).amount_out
 
 
 def test_a_bin_pool_curve_takes_exactly_its_capacity_and_not_one_unit_more():

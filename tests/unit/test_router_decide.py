@@ -1,13 +1,56 @@
+from __future__ import annotations
+
 import msgspec
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from services.router.decide import NoRoute, decide
 from services.router.optimize import optimize
 from shared import events as ev
+from shared.market.cpmm import CpmmPool
+from shared.market.dlmm import Bin, DlmmPool
 from shared.market.model import Market
+from shared.market.pools import Pool, pool_tokens
+from shared.market.quotes import Quote, execute_on_pool, quote_pool
+from shared.market.tokens import get_token
 from tests.kit import SPEC
 
 MARKET = Market(7)
+
+# 1:1 stable pools with 6 decimals on both sides keep the arithmetic readable.
+FEE_CPMM = CpmmPool(pool_id="cpmm", token_a="USDC", token_b="USDT",
+                    reserve_a=1_000_000_000, reserve_b=1_000_000_000, fee_ppm=2_500)
+STABLE_CPMM = CpmmPool(pool_id="stable", token_a="USDC", token_b="USDT",
+                       reserve_a=1_000_000_000, reserve_b=1_000_000_000, fee_ppm=0)
+TINY_CPMM = CpmmPool(pool_id="tiny", token_a="USDC", token_b="USDT", reserve_a=4_000_000, reserve_b=4_000_000, fee_ppm=0)
+THIN_DLMM = DlmmPool(  # takes about 3 USDC at most
+    pool_id="dlmm", token_x="USDC", token_y="USDT", bin_step=1, active_id=0,
+    bins=(Bin(bin_id=-1, reserve_y=2_000_000), Bin(bin_id=0, reserve_x=1_000_000, reserve_y=1_000_000)),
+    base_factor=10_000, variable_fee_control=0, max_volatility_accumulator=0,
+    volatility_reference=0, index_reference=0,
+)
+
+
+class FixedPools:
+    """A market view whose pools are the same at every slot."""
+
+    def __init__(self, *pools: Pool) -> None:
+        self._pools = pools
+
+    def pools_for(self, token_in: str, token_out: str, slot: int) -> tuple[Pool, ...]:
+        wanted = {get_token(token_in).symbol, get_token(token_out).symbol}
+        return tuple(pool for pool in self._pools if set(pool_tokens(pool)) == wanted)
+
+    def pool(self, pool_id: str, slot: int) -> Pool:
+        return next(pool for pool in self._pools if pool.pool_id == pool_id)
+
+    def quotes(self, token_in: str, token_out: str, amount_in: int, slot: int) -> tuple[Quote, ...]:
+        return tuple(quote_pool(pool, token_in, amount_in) for pool in self.pools_for(token_in, token_out, slot))
+
+
+def usdc(amount_in: int) -> ev.OrderSpec:
+    return order("USDC", "USDT", amount_in)
 
 
 def order(token_in="SOL", token_out="USDC", amount_in=SPEC.amount_in, **fields) -> ev.OrderSpec:
@@ -104,13 +147,66 @@ def test_a_pair_with_no_pool_has_no_route():
     with pytest.raises(NoRoute) as caught:
         decide(order("RAY", "JUP", 10**6), MARKET, 1)
     assert "no pool for RAY/JUP" in caught.value.reason
-    with pytest.raises(NoRoute):
-        decide(SPEC, (), 1)
 
 
-def test_direct_quotes_alone_still_route_to_the_one_with_the_most_output():
-    for slot in range(1000, 1400, 40):
-        quotes = MARKET.quotes("SOL", "USDC", SPEC.amount_in, slot)
-        route = decide(SPEC, quotes, slot)
-        assert route.kind == "direct" and route.expected_out == max(q.amount_out for q in quotes if q.fillable)
-        assert route.paths[0].legs[0].pool_id == route.pool_id
+# --- on pools fixed by hand --------------------------------------------------------------------
+
+
+def test_the_venue_with_more_output_after_fees_wins():
+    # 0.5 USDC: the DLMM's active bin fills it at 1 less its 0.01 % fee; the CPMM charges 0.25 %.
+    route = decide(usdc(500_000), FixedPools(FEE_CPMM, THIN_DLMM), 1)
+    assert (route.kind, route.venue, route.pool_id, route.expected_out) == ("direct", "meteora-dlmm", "dlmm", 499_950)
+    assert [(c.description, c.amount_out) for c in route.candidates] == [("meteora-dlmm", 499_950),
+                                                                           ("raydium-cpmm", 498_501)]
+    assert [q.pool_id for q in route.quotes] == ["dlmm", "cpmm"]
+
+
+def test_a_venue_that_cannot_take_the_whole_order_is_never_routed_to_alone_however_much_it_would_give():
+    route = decide(usdc(10_000_000), FixedPools(TINY_CPMM, THIN_DLMM), 1)
+    by_pool = {q.pool_id: q for q in route.quotes}
+    assert not by_pool["dlmm"].fillable and by_pool["dlmm"].amount_out > by_pool["tiny"].amount_out
+    assert [q.pool_id for q in route.quotes] == ["tiny", "dlmm"]  # fillable first
+    assert route.candidates[-1] == ev.Candidate(kind="direct", description="meteora-dlmm", amount_out=3_000_000,
+                                                fillable=False)
+    # It still carries the part of a split it can take.
+    assert route.kind == "split" and route.expected_out > by_pool["tiny"].amount_out
+    assert route.gain_bps == (route.expected_out - by_pool["tiny"].amount_out) * 10_000 // by_pool["tiny"].amount_out
+
+
+def test_a_split_settles_exactly_as_routed_and_gains_over_the_best_single_venue():
+    pools = FixedPools(STABLE_CPMM, THIN_DLMM)
+    route = decide(usdc(10_000_000), pools, 1)
+    assert route.kind == "split" and sum(p.amount_in for p in route.paths) == 10_000_000
+    best_direct = 9_900_990  # floor(1e7 * 1e9 / (1e9 + 1e7)) from the CPMM alone
+    assert route.gain_bps == (route.expected_out - best_direct) * 10_000 // best_direct > 0
+    settled = [execute_on_pool(pools.pool(p.legs[0].pool_id, 1), "USDC", p.amount_in, 0) for p in route.paths]
+    assert all(r.ok for r in settled) and sum(r.amount_out for r in settled) == route.expected_out
+
+
+def test_nothing_can_fill_says_why_for_every_pool():
+    with pytest.raises(NoRoute) as caught:
+        decide(usdc(10_000_000), FixedPools(THIN_DLMM), 1)
+    assert caught.value.reason == (
+        "no route can fill 10 USDC -> USDT: dlmm: insufficient liquidity: pool can take only 3.000503 of 10 USDC"
+    )
+
+
+def test_no_pool_and_no_two_hop_path_has_no_route():
+    with pytest.raises(NoRoute) as caught:
+        decide(usdc(500_000), FixedPools(), 1)
+    assert caught.value.reason == "no pool for USDC/USDT and no two-hop path through SOL"
+
+
+@given(st.permutations([FEE_CPMM, STABLE_CPMM, TINY_CPMM, THIN_DLMM]), st.sampled_from([500_000, 10_000_000]))
+def test_the_route_does_not_depend_on_the_order_the_pools_are_listed_in(pools, amount):
+    listed = FixedPools(FEE_CPMM, STABLE_CPMM, TINY_CPMM, THIN_DLMM)
+    assert decide(usdc(amount), FixedPools(*pools), 1) == decide(usdc(amount), listed, 1)
+
+
+def test_a_routed_order_settles_at_its_expected_output_while_the_market_has_not_moved():
+    market = Market(seed=11)
+    spec = order(amount_in=2 * 10**9)
+    route = decide(spec, market, 4_321)
+    assert route.kind == "direct"
+    landed = execute_on_pool(market.pool(route.pool_id, 4_321), "SOL", spec.amount_in, route.min_out)
+    assert landed.ok and landed.amount_out == route.expected_out > route.min_out

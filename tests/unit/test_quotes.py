@@ -6,9 +6,7 @@ from hypothesis import strategies as st
 
 from shared.market.cpmm import CpmmPool, swap_out
 from shared.market.dlmm import Bin, DlmmPool
-from shared.market.model import Market
-from shared.market.quotes import FAILURE_LIQUIDITY, FAILURE_SLIPPAGE, Quote, execute_on_pool, min_out, quote_pool
-from shared.market.routing import NoRoute, choose_route
+from shared.market.quotes import FAILURE_LIQUIDITY, FAILURE_SLIPPAGE, execute_on_pool, min_out, quote_pool
 from shared.market.tokens import UnknownToken
 
 # Two 1:1 stable pools with 6 decimals on both sides keep the arithmetic readable.
@@ -20,13 +18,6 @@ THIN_DLMM = DlmmPool(
     base_factor=10_000, variable_fee_control=0, max_volatility_accumulator=0,
     volatility_reference=0, index_reference=0,
 )
-
-
-def make_quote(**fields):
-    values = dict(venue="raydium-cpmm", pool_id="raydium-cpmm:SOL-USDC", token_in="SOL", token_out="USDC",
-                  amount_in=10**9, amount_out=150_000_000, fee=2_500_000, price_impact_bps=1,
-                  spot_price="150", executed_price="150", fillable=True, amount_in_consumed=10**9)
-    return Quote(**(values | fields))
 
 
 # quotes
@@ -147,77 +138,3 @@ def test_execution_that_cannot_fill_fails_with_a_liquidity_reason():
 def test_execution_refuses_a_negative_minimum():
     with pytest.raises(ValueError, match="minimum"):
         execute_on_pool(STABLE_CPMM, "USDC", 1, -1)
-
-
-# routing
-
-
-def test_routing_picks_the_venue_with_more_output():
-    small = make_quote(amount_out=149_000_000)
-    large = make_quote(venue="meteora-dlmm", pool_id="d", amount_out=150_000_000)
-    choice = choose_route([small, large])
-    assert choice.best == large
-    assert choice.considered == (large, small)
-
-
-def test_routing_refuses_an_unfillable_quote_even_with_more_output():
-    partial = make_quote(venue="meteora-dlmm", pool_id="d", amount_out=10**12, fillable=False,
-                         amount_in_consumed=10**8, reason="insufficient liquidity: ...")
-    full = make_quote(amount_out=1)
-    choice = choose_route([partial, full])
-    assert choice.best == full
-    assert choice.considered == (full, partial)
-
-
-def test_routing_breaks_ties_by_price_impact_then_venue_name():
-    a = make_quote(venue="raydium-cpmm", pool_id="a", price_impact_bps=3)
-    b = make_quote(venue="meteora-dlmm", pool_id="b", price_impact_bps=2)
-    c = make_quote(venue="meteora-dlmm", pool_id="c", price_impact_bps=3)
-    assert choose_route([a, b, c]).best == b
-    assert choose_route([a, c]).best == c
-
-
-@given(st.permutations([
-    make_quote(pool_id="a", amount_out=5), make_quote(pool_id="b", amount_out=7),
-    make_quote(pool_id="c", amount_out=7, venue="meteora-dlmm"), make_quote(pool_id="d", amount_out=9, fillable=False),
-]))
-def test_routing_does_not_depend_on_the_order_of_quotes(quotes):
-    choice = choose_route(quotes)
-    assert choice.best.pool_id == "c"
-    assert [q.pool_id for q in choice.considered] == ["c", "b", "a", "d"]
-
-
-def test_no_route_when_nothing_can_fill():
-    partial = make_quote(fillable=False, amount_in_consumed=1, reason="insufficient liquidity: pool can take only 1")
-    with pytest.raises(NoRoute) as caught:
-        choose_route([partial])
-    assert caught.value.reason.startswith("no venue can fill 1 SOL -> USDC: raydium-cpmm:SOL-USDC: insufficient")
-
-
-def test_no_route_when_no_venue_quotes():
-    with pytest.raises(NoRoute, match="no venue has a pool"):
-        choose_route([])
-
-
-def test_routing_refuses_to_compare_quotes_for_different_swaps():
-    with pytest.raises(ValueError, match="different swaps"):
-        choose_route([make_quote(), make_quote(amount_in=2)])
-
-
-def test_routing_a_market_order_takes_the_best_of_the_live_quotes():
-    market = Market(seed=11)
-    quotes = market.quotes("SOL", "USDC", 2 * 10**9, slot=4_321)
-    choice = choose_route(quotes)
-    assert len(quotes) == 2
-    assert choice.best.amount_out == max(q.amount_out for q in quotes)
-    pool = market.pool(choice.best.pool_id, 4_321)
-    landed = execute_on_pool(pool, "SOL", 2 * 10**9, min_out(choice.best.amount_out, 50))
-    assert landed.ok and landed.amount_out == choice.best.amount_out
-
-
-def test_a_huge_order_is_routed_away_from_a_venue_that_cannot_fill_it():
-    market = Market(seed=11)
-    quotes = market.quotes("SOL", "USDC", 100_000 * 10**9, slot=4_321)
-    by_venue = {q.venue: q for q in quotes}
-    assert not by_venue["meteora-dlmm"].fillable
-    assert choose_route(quotes).best.venue == "raydium-cpmm"
