@@ -217,15 +217,33 @@ class Consumer:
         try:
             await self._pull(stop, inbox)
         finally:
-            ended.set()
+            await self._take_in_flight(sub)
             with contextlib.suppress(Exception):
                 await sub.unsubscribe()
+            ended.set()
             if worker is not None:
                 await worker  # finishes the batch in hand, naks what it did not start
             if self._tasks:
                 await asyncio.wait(self._tasks, timeout=self._ack_wait)
             for task in beside:
                 task.cancel()
+
+    async def _take_in_flight(self, sub: Any) -> None:
+        """Take in what the server sent before now, so a stop loses nothing already delivered.
+
+        Pull requests cannot be withdrawn: a message they deliver after the subscription is
+        gone waits out its ack wait. A round trip to the server (answered after everything
+        it sent before) and the subscription's queue drained leave only messages stored
+        after this moment to that fate.
+        """
+        if not self._nc.is_connected:
+            return
+        with contextlib.suppress(Exception):
+            await self._nc.flush(timeout=1)
+            deadline = time.monotonic() + 1.0
+            while sub.pending_msgs and time.monotonic() < deadline:
+                await asyncio.sleep(0.001)
+            await asyncio.sleep(0)  # the callback of the last one taken from the queue
 
     async def _pull(self, stop: asyncio.Event, inbox: str) -> None:
         next_subject = f"$JS.API.CONSUMER.MSG.NEXT.{self._stream}.{self._spec.durable}"
