@@ -30,7 +30,7 @@ from shared.eventlog import EventLog
 from shared.ids import Ids
 from shared.ops import Check, ops_handlers
 from shared.retention import LogRoom, report_usage
-from shared.runtime import close_nats, connect_nats
+from shared.runtime import ConnectionListeners, close_nats, connect_nats
 from shared.setup import require_streams
 from shared.topology import Topology
 
@@ -63,7 +63,8 @@ def create_app(settings: GatewaySettings) -> Litestar:
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
-        nc = await connect_nats(settings, "gateway")
+        listeners = ConnectionListeners()
+        nc = await connect_nats(settings, "gateway", listeners=listeners)
         js = nc.jetstream()
         await require_streams(js, topology.orders_stream, topology.quotes_stream, topology.ratelimit_stream)
         log = EventLog(nc, js, topology)
@@ -88,6 +89,9 @@ def create_app(settings: GatewaySettings) -> Litestar:
         monitor = asyncio.create_task(reads.monitor())
         room = LogRoom(settings.log_intake_reserve)
         stopping = asyncio.Event()
+        hub = LiveHub(nc, log, idle_check_s=settings.stream_idle_check_s, idle_check_max_s=settings.stream_idle_check_max_s)
+        listeners.reconnected.append(hub.recover_all)
+        listeners.errors.append(hub.on_error)
         sampler = asyncio.create_task(report_usage(nc, topology.orders_stream, stopping, interval=5, observe=room.update))
         app.state.update(
             guard=guard,
@@ -95,7 +99,7 @@ def create_app(settings: GatewaySettings) -> Litestar:
             nc=nc,
             log=log,
             reads=reads,
-            hub=LiveHub(nc, log, idle_check_s=settings.stream_idle_check_s),
+            hub=hub,
             quotes=QuoteHub(nc, topology),
             clock=clock,
             ids=ids,
