@@ -48,6 +48,9 @@ log = logging.getLogger(__name__)
 
 #: Orders checked at once after a reconnect: the log answers them all, but not in one burst.
 _RECOVERY_CONCURRENCY = 32
+#: Undelivered bytes a subscription may hold before nats-py drops what comes (a slow
+#: consumer, reported to `on_error`). An order's events are a few KB in all.
+PENDING_BYTES_LIMIT = 1 << 20
 
 
 class _Watcher:
@@ -101,8 +104,17 @@ class _Watch:
 
 
 class LiveHub:
-    def __init__(self, nc: Client, log_: EventLog, *, idle_check_s: float = 3.0, idle_check_max_s: float = 60.0):
+    def __init__(
+        self,
+        nc: Client,
+        log_: EventLog,
+        *,
+        idle_check_s: float = 3.0,
+        idle_check_max_s: float = 60.0,
+        pending_bytes_limit: int = PENDING_BYTES_LIMIT,
+    ):
         self._nc = nc
+        self._pending_bytes_limit = pending_bytes_limit
         self._log = log_
         self._idle_check_s = idle_check_s
         self._idle_check_max_s = max(idle_check_s, idle_check_max_s)
@@ -154,7 +166,9 @@ class LiveHub:
             if first:
                 try:
                     subject = self._log.topology.live_subject(order_id)
-                    watch.subscription = await self._nc.subscribe(subject, cb=self._fan_out(order_id, watch))
+                    watch.subscription = await self._nc.subscribe(
+                        subject, cb=self._fan_out(order_id, watch), pending_bytes_limit=self._pending_bytes_limit
+                    )
                     await self._nc.flush()
                 finally:
                     watch.ready.set_result(None)
