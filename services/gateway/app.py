@@ -10,6 +10,7 @@ from typing import AsyncIterator, Callable
 from litestar import Litestar
 from litestar.openapi import OpenAPIConfig
 from litestar.types import ASGIApp, Receive, Scope, Send
+from prometheus_client import Counter, Histogram
 
 from services.gateway.auth import Guard, KeyCache, Limits, api_guard
 from services.gateway.browser import cors, require_json, security_headers
@@ -36,6 +37,11 @@ from shared.topology import Topology
 
 
 def http_metrics(app: ASGIApp) -> ASGIApp:
+    # Series bound once per (method, route, status): `labels()` on every request costs more
+    # than the count itself.
+    counters: dict[tuple[str, str, int], Counter] = {}
+    durations: dict[str, Histogram] = {}
+
     async def middleware(scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await app(scope, receive, send)
@@ -52,8 +58,13 @@ def http_metrics(app: ASGIApp) -> ASGIApp:
             await app(scope, receive, capture)
         finally:
             route = scope.get("path_template") or "unmatched"
-            metrics.HTTP_REQUESTS.labels(metrics.service(), scope["method"], route, str(status["code"])).inc()
-            metrics.HTTP_DURATION.labels(metrics.service(), route).observe(time.perf_counter() - started)
+            key = (scope["method"], route, status["code"])
+            if (counter := counters.get(key)) is None:
+                counter = counters[key] = metrics.HTTP_REQUESTS.labels(metrics.service(), key[0], route, str(key[2]))
+            if (duration := durations.get(route)) is None:
+                duration = durations[route] = metrics.HTTP_DURATION.labels(metrics.service(), route)
+            counter.inc()
+            duration.observe(time.perf_counter() - started)
 
     return middleware
 

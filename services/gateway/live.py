@@ -5,9 +5,12 @@ where the stream republishes what it stored (so a rejected append is never seen)
 fans each event out in process to every client watching that order. No JetStream
 consumer is created per client.
 
-The seam: subscribe first (and flush, so the server has the interest), then read the
-log. Anything stored after the read arrives on the subscription; anything in both is
-dropped by its per-order `seq`. A live event that skips ahead (a core message lost)
+The seam: subscribe first, then read the log. The subscription and the read's request
+leave on the one connection in that order and the server handles them in that order, so
+its interest is in place before the read is answered, without a round trip to confirm
+it. (In a cluster the interest reaches the other servers a moment later, confirmed or
+not; a message lost in that moment is one for the checks below.) Anything stored after
+the read arrives on the subscription; anything in both is dropped by its per-order `seq`. A live event that skips ahead (a core message lost)
 makes the watcher read the missing events from the log.
 
 Core messages carry no promise, and a lost one that nothing follows (the terminal event
@@ -169,7 +172,6 @@ class LiveHub:
                     watch.subscription = await self._nc.subscribe(
                         subject, cb=self._fan_out(order_id, watch), pending_bytes_limit=self._pending_bytes_limit
                     )
-                    await self._nc.flush()
                 finally:
                     watch.ready.set_result(None)
                 self._rearm(order_id, watch)
