@@ -85,7 +85,9 @@ class _Watcher:
 class _Watch:
     """One watched order: its subscription, its watchers, and what the hub knows of its log."""
 
-    __slots__ = ("subscription", "watchers", "ready", "seq", "position", "quiet_s", "timer", "checking", "again")
+    __slots__ = (
+        "subscription", "watchers", "ready", "seq", "position", "quiet_s", "heard_at", "timer", "checking", "again",
+    )
 
     def __init__(self, ready: asyncio.Future, quiet_s: float) -> None:
         self.subscription: Subscription | None = None
@@ -94,6 +96,7 @@ class _Watch:
         self.seq = 0  # the highest seq of the order known stored (heard, read or replayed)
         self.position = 0  # its stream position
         self.quiet_s = quiet_s  # the wait before the next safety-net check
+        self.heard_at = 0.0  # when the last live event came (loop time)
         self.timer: asyncio.TimerHandle | None = None
         self.checking = False
         self.again = False  # asked to check while a check ran: run once more after it
@@ -208,8 +211,12 @@ class LiveHub:
                 log.exception("undecodable live event on %s", msg.subject)
                 return
             watch.learn(stored)
-            watch.quiet_s = self._idle_check_s  # the order moves: the safety net starts over
-            self._rearm(order_id, watch)
+            # The order moves: the safety net starts over, counted from now (the timer
+            # that runs moves itself on when it comes due, rather than one timer per event).
+            now = asyncio.get_running_loop().time()
+            watch.quiet_s, watch.heard_at = self._idle_check_s, now
+            if watch.timer is not None and watch.timer.when() > now + watch.quiet_s:  # after a long quiet
+                self._rearm(order_id, watch)
             for watcher in tuple(watch.watchers):
                 watcher.put(stored)
 
@@ -218,9 +225,17 @@ class LiveHub:
     def _rearm(self, order_id: str, watch: _Watch) -> None:
         if watch.timer is not None:
             watch.timer.cancel()
-        watch.timer = asyncio.get_running_loop().call_later(
-            watch.quiet_s, lambda: self._spawn(self._check(order_id, quiet=True))
-        )
+        watch.timer = asyncio.get_running_loop().call_later(watch.quiet_s, self._due, order_id, watch)
+
+    def _due(self, order_id: str, watch: _Watch) -> None:
+        loop = asyncio.get_running_loop()
+        if self._watches.get(order_id) is not watch:
+            return
+        if (wait := watch.heard_at + watch.quiet_s - loop.time()) > 0:  # heard something meanwhile
+            watch.timer = loop.call_later(wait, self._due, order_id, watch)
+        else:
+            watch.timer = None
+            self._spawn(self._check(order_id, quiet=True))
 
     def _spawn(self, work) -> None:
         task = asyncio.ensure_future(work)
@@ -267,11 +282,11 @@ class LiveHub:
         try:
             last = after_seq  # the seq of the last event yielded (or skipped as seen before)
             position = 0  # the stream position of the last event read or heard
+            known = watch.seq  # stored before this read began (what is stored after, the subscription hears)
             replay = await self._log.read(order_id)
-            if watch.seq > (replay[-1].event.seq if replay else 0):
-                # The hub knows a later event than this read saw (a replica behind the
-                # leader answered): read until the log shows it.
-                replay = list((await self._log.load(order_id, through_seq=watch.seq)).events)
+            if known > (replay[-1].event.seq if replay else 0):
+                # A replica behind the leader answered: read until the log shows what it holds.
+                replay = list((await self._log.load(order_id, through_seq=known)).events)
             for stored in replay:
                 watch.learn(stored)
                 position = stored.stream_seq
