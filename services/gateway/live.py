@@ -49,8 +49,9 @@ from shared.eventlog import EventLog, StoredEvent, stream_seq_of
 
 log = logging.getLogger(__name__)
 
-#: Orders checked at once after a reconnect: the log answers them all, but not in one burst.
-_RECOVERY_CONCURRENCY = 32
+#: Checks of orders against the log in flight at once: after a reconnect, or when many
+#: quiet orders come due together, they queue rather than crowd out the streams' replays.
+_CHECKS_AT_ONCE = 32
 #: Undelivered bytes a subscription may hold before nats-py drops what comes (a slow
 #: consumer, reported to `on_error`). An order's events are a few KB in all.
 PENDING_BYTES_LIMIT = 1 << 20
@@ -126,6 +127,7 @@ class LiveHub:
         self._idle_check_max_s = max(idle_check_s, idle_check_max_s)
         self._watches: dict[str, _Watch] = {}
         self._checks: set[asyncio.Task] = set()
+        self._gate = asyncio.Semaphore(_CHECKS_AT_ONCE)
         self._gauge = metrics.LIVE_SUBSCRIPTIONS.labels(metrics.service(), "orders")
         self._recovered = metrics.LIVE_EVENTS_RECOVERED.labels(metrics.service())
 
@@ -141,13 +143,8 @@ class LiveHub:
         if not orders:
             return
         log.info("reconnected: checking %d watched orders against the log", len(orders))
-        gate = asyncio.Semaphore(_RECOVERY_CONCURRENCY)
-
-        async def one(order_id: str) -> None:
-            async with gate:
-                await self._check(order_id)
-
-        self._spawn(asyncio.gather(*(one(order_id) for order_id in orders)))
+        for order_id in orders:
+            self._spawn(self._check(order_id))
 
     async def on_error(self, exc: Exception) -> None:
         """A slow-consumer error drops messages of one subscription: check that order."""
@@ -255,7 +252,8 @@ class LiveHub:
             while True:
                 watch.again = False
                 try:
-                    stored = await self._log.read(order_id, from_stream_seq=watch.position + 1)
+                    async with self._gate:
+                        stored = await self._log.read(order_id, from_stream_seq=watch.position + 1)
                 except Exception as exc:  # NATS away: the reconnect or the next check tries again
                     log.debug("order %s not checked: %r", order_id, exc)
                     stored = []
