@@ -100,7 +100,9 @@ def create_app(settings: GatewaySettings) -> Litestar:
         monitor = asyncio.create_task(reads.monitor())
         room = LogRoom(settings.log_intake_reserve)
         stopping = asyncio.Event()
-        hub = LiveHub(nc, log, idle_check_s=settings.stream_idle_check_s, idle_check_max_s=settings.stream_idle_check_max_s)
+        hub = LiveHub(
+            nc, log, idle_check_s=settings.stream_idle_check_s, idle_check_max_s=settings.stream_idle_check_max_s
+        )
         listeners.reconnected.append(hub.recover_all)
         listeners.errors.append(hub.on_error)
         sampler = asyncio.create_task(report_usage(nc, topology.orders_stream, stopping, interval=5, observe=room.update))

@@ -10,8 +10,10 @@ leave on the one connection in that order and the server handles them in that or
 its interest is in place before the read is answered, without a round trip to confirm
 it. (In a cluster the interest reaches the other servers a moment later, confirmed or
 not; a message lost in that moment is one for the checks below.) Anything stored after
-the read arrives on the subscription; anything in both is dropped by its per-order `seq`. A live event that skips ahead (a core message lost)
-makes the watcher read the missing events from the log.
+the read arrives on the subscription; anything in both is dropped by its per-order `seq`.
+A live event that skips ahead (a core message lost) makes the watcher read the missing
+events from the log, and a replay that misses an event the hub knew stored before it
+began (a replica behind the leader answered) is read again until the log shows it.
 
 Core messages carry no promise, and a lost one that nothing follows (the terminal event
 above all) would leave a stream waiting forever. Between a connected client and server
@@ -23,7 +25,8 @@ hub checks an order against the log (one read per order, fanned out to its watch
 - and, as a safety net for what neither reports, each order after `idle_check_s` of
   silence, then after twice as long each quiet check, up to `idle_check_max_s`; any event
   heard starts the backoff over. A lost live message costs at most that long, and a
-  quiet order one direct get per period, however many clients watch it.
+  quiet order one direct get per period, however many clients watch it. Checks queue
+  for a gate of `_CHECKS_AT_ONCE`, so thousands due together never crowd out replays.
 
 An idle watcher does no periodic work: it waits for the hub to hand it something.
 

@@ -1,4 +1,7 @@
-"""Order streams' live hub against a real nats-server: lost live messages, reconnects, slow consumers, released watches."""
+"""Order streams' live hub against a real nats-server.
+
+Lost live messages, reconnects, slow consumers, the safety net's period, released watches.
+"""
 
 from __future__ import annotations
 
