@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 import signal
+from dataclasses import dataclass, field
 from typing import Awaitable, Callable
 
 import nats
@@ -42,22 +43,47 @@ async def _main(service: str, main: Callable[[asyncio.Event], Awaitable[None]]) 
     log.info("stopped", extra={"service": service})
 
 
-async def connect_nats(common: Common, name: str, *, fail_fast: bool = False) -> Client:
+@dataclass
+class ConnectionListeners:
+    """What else a connection's asynchronous errors and reconnects are reported to.
+
+    Filled after connecting (what listens usually needs the connection itself); each
+    listener is awaited in turn, and one that fails does not stop the others.
+    """
+
+    errors: list[Callable[[Exception], Awaitable[None]]] = field(default_factory=list)
+    reconnected: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
+
+
+async def connect_nats(
+    common: Common, name: str, *, fail_fast: bool = False, listeners: ConnectionListeners | None = None
+) -> Client:
     """Connect as the service's user with unlimited reconnects: a broker failover must not stop it.
 
     With a user (`NATS_USER`), replies come to that user's own inbox prefix, the only
     inboxes its permissions let it subscribe to (`shared.natsauth`). `fail_fast` is for
     one-off commands: one attempt of a few seconds, and no reconnecting.
     """
+    listeners = listeners or ConnectionListeners()
 
     async def on_error(exc: Exception) -> None:
         log.warning("nats error: %s", exc)
+        for listener in listeners.errors:
+            try:
+                await listener(exc)
+            except Exception:
+                log.exception("nats error listener failed")
 
     async def on_disconnect() -> None:
         log.warning("nats disconnected")
 
     async def on_reconnect() -> None:
         log.info("nats reconnected")
+        for listener in listeners.reconnected:
+            try:
+                await listener()
+            except Exception:
+                log.exception("nats reconnect listener failed")
 
     options: dict = {}
     if common.nats_user:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import logging
+import resource
 
 from services.gateway.app import create_app, readiness
 from services.gateway.settings import GatewaySettings
@@ -10,9 +12,28 @@ from services.gateway.transport import TransportLimits, guarded_protocol
 from shared import ops, runtime
 from shared.settings import load
 
+log = logging.getLogger(__name__)
+
+
+def raise_open_files_limit() -> int:
+    """Lift the soft limit on open files to the hard one: each stream holds a socket.
+
+    A soft limit of 1024 (a common default) would refuse connections long before memory
+    runs out; the hard limit is what the operator (ulimit, the container runtime) allows.
+    """
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != soft:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+            soft = hard
+        except (ValueError, OSError) as exc:
+            log.warning("open files limit stays at %d: %s", soft, exc)
+    return soft
+
 
 def main() -> None:
     settings = load(GatewaySettings)
+    raise_open_files_limit()
 
     async def serve(stop: asyncio.Event) -> None:
         app = create_app(settings)
@@ -26,6 +47,9 @@ def main() -> None:
             ops.serve(
                 app, settings.gateway_host, settings.gateway_port, stop,
                 http=guarded_protocol(limits), ws="websockets-sansio", ws_max_size=settings.ws_max_message_bytes,
+                # Stream messages are small JSON: compressing them saves little, and each
+                # connection's deflate state would cost about 40 KB of memory.
+                ws_per_message_deflate=False,
             ),
             ops.serve(ops.ops_app("gateway", *readiness(app)), settings.ops_host, settings.ops_port, stop),
         )

@@ -10,6 +10,7 @@ from typing import AsyncIterator, Callable
 from litestar import Litestar
 from litestar.openapi import OpenAPIConfig
 from litestar.types import ASGIApp, Receive, Scope, Send
+from prometheus_client import Counter, Histogram
 
 from services.gateway.auth import Guard, KeyCache, Limits, api_guard
 from services.gateway.browser import cors, require_json, security_headers
@@ -30,12 +31,17 @@ from shared.eventlog import EventLog
 from shared.ids import Ids
 from shared.ops import Check, ops_handlers
 from shared.retention import LogRoom, report_usage
-from shared.runtime import close_nats, connect_nats
+from shared.runtime import ConnectionListeners, close_nats, connect_nats
 from shared.setup import require_streams
 from shared.topology import Topology
 
 
 def http_metrics(app: ASGIApp) -> ASGIApp:
+    # Series bound once per (method, route, status): `labels()` on every request costs more
+    # than the count itself.
+    counters: dict[tuple[str, str, int], Counter] = {}
+    durations: dict[str, Histogram] = {}
+
     async def middleware(scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await app(scope, receive, send)
@@ -52,8 +58,13 @@ def http_metrics(app: ASGIApp) -> ASGIApp:
             await app(scope, receive, capture)
         finally:
             route = scope.get("path_template") or "unmatched"
-            metrics.HTTP_REQUESTS.labels(metrics.service(), scope["method"], route, str(status["code"])).inc()
-            metrics.HTTP_DURATION.labels(metrics.service(), route).observe(time.perf_counter() - started)
+            key = (scope["method"], route, status["code"])
+            if (counter := counters.get(key)) is None:
+                counter = counters[key] = metrics.HTTP_REQUESTS.labels(metrics.service(), key[0], route, str(key[2]))
+            if (duration := durations.get(route)) is None:
+                duration = durations[route] = metrics.HTTP_DURATION.labels(metrics.service(), route)
+            counter.inc()
+            duration.observe(time.perf_counter() - started)
 
     return middleware
 
@@ -63,7 +74,8 @@ def create_app(settings: GatewaySettings) -> Litestar:
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
-        nc = await connect_nats(settings, "gateway")
+        listeners = ConnectionListeners()
+        nc = await connect_nats(settings, "gateway", listeners=listeners)
         js = nc.jetstream()
         await require_streams(js, topology.orders_stream, topology.quotes_stream, topology.ratelimit_stream)
         log = EventLog(nc, js, topology)
@@ -88,6 +100,11 @@ def create_app(settings: GatewaySettings) -> Litestar:
         monitor = asyncio.create_task(reads.monitor())
         room = LogRoom(settings.log_intake_reserve)
         stopping = asyncio.Event()
+        hub = LiveHub(
+            nc, log, idle_check_s=settings.stream_idle_check_s, idle_check_max_s=settings.stream_idle_check_max_s
+        )
+        listeners.reconnected.append(hub.recover_all)
+        listeners.errors.append(hub.on_error)
         sampler = asyncio.create_task(report_usage(nc, topology.orders_stream, stopping, interval=5, observe=room.update))
         app.state.update(
             guard=guard,
@@ -95,7 +112,7 @@ def create_app(settings: GatewaySettings) -> Litestar:
             nc=nc,
             log=log,
             reads=reads,
-            hub=LiveHub(nc, log, idle_check_s=settings.stream_idle_check_s),
+            hub=hub,
             quotes=QuoteHub(nc, topology),
             clock=clock,
             ids=ids,

@@ -32,8 +32,6 @@ from shared.orders import STATUSES, IllegalTransition, OrderState, apply
 
 log = logging.getLogger(__name__)
 
-log = logging.getLogger(__name__)
-
 #: The `{orderId}` of a path, as the contract names it.
 OrderId = Annotated[str, PathParameter(name="orderId", description="The order's id, as the submission answered it")]
 
@@ -271,44 +269,48 @@ async def _stream(socket: WebSocket, state: State, order_id: str, after: int, se
         for message in replayed:
             await socket.send_json(message)
             sent.inc()
+        replayed = []  # sent: nothing of it to hold while the stream stays open
         if current is not None and current.terminal:
             await socket.close(code=1000, reason=current.status)
             return
+
+        async def follow() -> None:
+            """Send each live event until the terminal one; a TimeoutError while the order is unknown."""
+            nonlocal current, hidden
+            limit = None if current is not None else deadline
+            async with asyncio.timeout_at(limit) as waiting:
+                async for event in events:
+                    if hidden or (state_after := shown(current, event)) is None:
+                        continue
+                    if not owned(state_after, account):
+                        hidden = True
+                        continue
+                    if current is None:
+                        waiting.reschedule(None)  # the order exists: follow it as long as it takes
+                    current = state_after
+                    if event.seq > after:
+                        await socket.send_json(views.stream_message(event, current))
+                        sent.inc()
+                    if current.terminal:
+                        await socket.close(code=1000, reason=current.status)
+                        return
+
+        # Two tasks for the whole stream, none per event: one follows the order, one
+        # waits for the client to leave (or misbehave); whichever ends first stops the other.
         gone = asyncio.ensure_future(client_gone(socket))
-        following: asyncio.Future | None = None
+        following = asyncio.ensure_future(follow())
         try:
-            while True:
-                wait = None if current is not None else max(0.0, deadline - asyncio.get_running_loop().time())
-                following = asyncio.ensure_future(anext(events))
-                done, _ = await asyncio.wait({following, gone}, timeout=wait, return_when=asyncio.FIRST_COMPLETED)
-                if following not in done:
-                    following.cancel()
-                    await asyncio.wait({following})  # the generator can only be closed once it stopped
-                    if gone not in done:
-                        await socket.close(code=4404, reason="unknown order")
-                    else:
-                        await close_for(socket, gone.result())
-                    return  # the client left or misbehaved: stop following the order
-                event = following.result()
-                if hidden:
-                    continue
-                state_after = shown(current, event)
-                if state_after is None:
-                    continue
-                if not owned(state_after, account):
-                    hidden = True
-                    continue
-                current = state_after
-                if event.seq > after:
-                    await socket.send_json(views.stream_message(event, current))
-                    sent.inc()
-                if current.terminal:
-                    await socket.close(code=1000, reason=current.status)
-                    return
+            await asyncio.wait({following, gone}, return_when=asyncio.FIRST_COMPLETED)
+            if following.done() and not isinstance(following.exception(), TimeoutError):
+                following.result()  # the terminal event sent, or what went wrong
+            elif gone.done():
+                await close_for(socket, gone.result())  # the client left or misbehaved: stop following
+            else:
+                await socket.close(code=4404, reason="unknown order")
         finally:
             gone.cancel()
-            if following is not None and not following.done():  # the route itself was cancelled
+            if not following.done():
                 following.cancel()
-                await asyncio.wait({following})
+                await asyncio.wait({following})  # the generator can only be closed once it stopped
     finally:
         await events.aclose()

@@ -36,8 +36,11 @@ class GatewaySettings(Common, frozen=True, kw_only=True):
     log_intake_reserve: float = 0.05
     #: How long a stream for an order with no events waits before closing with 4404.
     unknown_order_wait_s: float = 10.0
-    #: How long a stream hears nothing before it checks the log for a lost live message.
+    #: A watched order the gateway hears nothing of is checked against the log (for a live
+    #: message lost without a reconnect or slow-consumer error to tell) after this, then
+    #: after twice as long each quiet check, up to the maximum (`services.gateway.live`).
     stream_idle_check_s: float = 3.0
+    stream_idle_check_max_s: float = 60.0
     #: Requests per key per window, counted across every replica (a key's record may override).
     submit_rate_limit: int = 20  # POST and DELETE
     read_rate_limit: int = 100  # GET and stream upgrades
