@@ -27,12 +27,12 @@ HOSTILE_KEY, HOSTILE_RECORD = accounts.new_key(
 
 
 async def stored_orders(stack: Stack) -> int:
-    """Orders in the event log: one subject each."""
+    """Orders in the event log (each event has a subject of its own, named after its order)."""
     nc = await stack.admin_nats()
     try:
-        stream = Topology(namespace=stack.env["ENGINE_NAMESPACE"]).orders_stream
-        info = await nc.jetstream().stream_info(stream, subjects_filter=">")
-        return len(info.state.subjects or {})
+        topology = Topology(namespace=stack.env["ENGINE_NAMESPACE"])
+        info = await nc.jetstream().stream_info(topology.orders_stream, subjects_filter=">")
+        return len({topology.parse_order_subject(subject)[0] for subject in info.state.subjects or {}})
     finally:
         await nc.close()
 

@@ -44,7 +44,8 @@ async def status_of(client: httpx.AsyncClient, order_id: str) -> str:
 
 
 async def test_a_limit_order_rests_until_the_price_crosses_then_fires_and_confirms(stack):
-    crossing = await next_crossing(Market(42), slot_clock(SLOT_MS), quiet_slots=30, within_slots=300)
+    # The price must hold from the trigger to the landing: two seconds, room for a loaded machine.
+    crossing = await next_crossing(Market(42), slot_clock(SLOT_MS), quiet_slots=30, within_slots=300, hold_slots=40)
     async with stack.client(timeout=30) as client:
         order = await submit(client, limit_body(crossing))
         assert order["floorOut"] is not None
@@ -57,7 +58,7 @@ async def test_a_limit_order_rests_until_the_price_crosses_then_fires_and_confir
     assert kinds.count("OrderTriggered") == 1
     triggered = events[kinds.index("OrderTriggered")]
     assert triggered["data"]["slot"] >= crossing.first_slot
-    assert events[-1]["status"] == "confirmed" and code == 1000
+    assert events[-1]["status"] == "confirmed" and code == 1000, (events[-1], triggered, crossing)
     assert view["limitPrice"] == crossing.limit_price and view["timeInForce"] == "GTC"
 
 
