@@ -163,6 +163,8 @@ class Consumer:
     second while nothing flows) tell a request lost some other way from a quiet stream.
 
     `batch` set: batch mode, `handler(items, msgs)`; else `handler(item, msg)` per message.
+    `linger` (seconds, batch mode): how long a batch may gather after its first message
+    before it is handed over, unless it fills first.
     """
 
     def __init__(
@@ -174,6 +176,7 @@ class Consumer:
         *,
         concurrency: int = 64,
         batch: int | None = None,
+        linger: float = 0.0,
         expires: float = 30.0,
         heartbeat: float = 1.0,
         decode: Decode = decode_message,
@@ -185,6 +188,7 @@ class Consumer:
         self._handler = handler
         self._decode = decode
         self._batch = batch
+        self._linger = linger
         self._capacity = 2 * batch if batch else concurrency
         self._expires = expires
         self._heartbeat = heartbeat
@@ -386,6 +390,10 @@ class Consumer:
                     waiter.cancel()
                 if stop.is_set():
                     break
+                if self._linger and len(self._msgs) < self._batch:
+                    await asyncio.wait({stopping}, timeout=self._linger)
+                    if stop.is_set():
+                        break
                 items, msgs = self._items[: self._batch], self._msgs[: self._batch]
                 del self._items[: self._batch], self._msgs[: self._batch]
                 if not await self._apply(items, msgs, stop):

@@ -9,11 +9,11 @@ import signal
 from dataclasses import dataclass, field
 from typing import Awaitable, Callable
 
-import nats
 from nats.aio.client import Client
 
 from shared import logs, metrics, tracing
 from shared.natsauth import inbox_prefix
+from shared.natsclient import GatheringClient
 from shared.settings import Common
 
 log = logging.getLogger(__name__)
@@ -96,7 +96,8 @@ async def connect_nats(
         options.update(allow_reconnect=False, max_reconnect_attempts=0, connect_timeout=3)
     else:
         options.update(max_reconnect_attempts=-1, reconnect_time_wait=0.5)
-    return await nats.connect(
+    nc = GatheringClient(flush_delay_ms=common.nats_flush_delay_ms)
+    await nc.connect(
         nats_servers(common.nats_url),
         name=name,
         **options,
@@ -104,6 +105,7 @@ async def connect_nats(
         disconnected_cb=on_disconnect,
         reconnected_cb=on_reconnect,
     )
+    return nc
 
 
 def nats_servers(url: str) -> list[str]:

@@ -35,6 +35,9 @@ class Common(msgspec.Struct, frozen=True, kw_only=True):
     #: variable for the ratio sampler); a continued trace follows its sender.
     otel_traces_sampler_arg: float = 1.0
     ops_host: str = "127.0.0.1"
+    #: How long messages to NATS gather before they are written (`shared.natsclient`): one
+    #: socket write carries everything a burst of work sent. 0: one loop round only.
+    nats_flush_delay_ms: float = 1.0
 
 
 #: The read model's default URL; the gateway's names a read-only role, the projector's the

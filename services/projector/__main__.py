@@ -60,6 +60,7 @@ async def serve(settings: ProjectorSettings, stop: asyncio.Event) -> None:
             topology,
             settings.database_schema,
             batch=settings.projector_batch,
+            linger_ms=settings.projector_linger_ms,
             rebuild_batch=settings.rebuild_batch,
         )
 

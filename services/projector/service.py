@@ -56,6 +56,7 @@ class Projector:
         schema: str,
         *,
         batch: int = 500,
+        linger_ms: int = 0,
         rebuild_batch: int = 2000,
         clock: Callable[[], float] = time.time,
     ):
@@ -66,6 +67,7 @@ class Projector:
         self._schema = schema
         self._rebuild_batch = rebuild_batch
         self._batch = batch
+        self._linger_s = linger_ms / 1000
         self._clock = clock
         self._log = EventLog(nc, js, topology)
         self.spec = order_spec(topology, "projector", max_ack_pending=max(2048, 2 * batch))
@@ -131,7 +133,7 @@ class Projector:
         """Consume until `stop` is set; the batch in hand is finished first."""
         await require_consumer(self._js, self._topology.orders_stream, self.spec.durable)
         await self._rebuild_if_behind()
-        consumer = Consumer(self._js, self._topology.orders_stream, self.spec, self._handle, batch=self._batch,
+        consumer = Consumer(self._js, self._topology.orders_stream, self.spec, self._handle, batch=self._batch, linger=self._linger_s,
                             decode=_item)
         await consumer.run(stop)
 
