@@ -332,3 +332,29 @@ async def test_a_batch_is_acked_only_once_its_handler_returns_retried_as_it_is_a
         stop.set()
         await task
     assert failing[0] == 1 and again == [2]
+
+
+async def test_a_batch_with_a_linger_gathers_what_arrives_meanwhile_into_one_call(jetstream):
+    nc, js, topology = jetstream
+    log = EventLog(nc, js, topology)
+    spec = order_spec(topology, "projector")
+    calls: list[list[str]] = []
+
+    async def handle(items, msgs) -> None:
+        calls.append([e.order_id for e in items])
+
+    stop = asyncio.Event()
+    task = asyncio.create_task(Consumer(js, topology.orders_stream, spec, handle, batch=100, linger=2.0).run(stop))
+    try:
+        await log.append(make(ev.OrderAccepted, "l0"), expected_stream_seq=0)
+
+        async def lingering() -> bool:  # delivered, held, not handed over
+            return (await js.consumer_info(topology.orders_stream, spec.durable)).num_ack_pending == 1 and not calls
+        await eventually(lingering, message="the first event held while the batch lingers")
+        for n in range(1, 5):
+            await log.append(make(ev.OrderAccepted, f"l{n}"), expected_stream_seq=0)
+        await eventually(lambda: calls, timeout=5, message="the lingering batch handed over")
+    finally:
+        stop.set()
+        await task
+    assert calls == [[f"l{n}" for n in range(5)]]
