@@ -3,7 +3,7 @@
 - **routing** (`OrderRouting`): the order consumer and the resume nudges feed `Router`, which
   routes each accepted order and finishes a fired one the trigger engine left;
 - **quote feed** (`QuoteFeed`): every pool's quote for one unit of the base token, each
-  interval, beside the quotes each order was routed on;
+  interval, when it moved (the quotes an order was routed on are in its `OrderRouted`);
 - **trigger engine** (`TriggerEngine`): the resting book followed from the log, and the
   slot loop that fires and expires what rests in it;
 - **launch publisher** (`LaunchPublisher`): the configured launch schedule published when
@@ -45,11 +45,10 @@ from shared.topology import Topology
 __all__ = ["LaunchPublisher", "OrderRouting", "RouterService", "TriggerEngine", "build", "order_consumer", "router"]
 
 
-def router(settings: RouterSettings, emitter: Emitter, market: Market, feed: QuoteFeed | None = None,
-           **options) -> Router:
+def router(settings: RouterSettings, emitter: Emitter, market: Market, **options) -> Router:
     """The routing handler: quotes with the settings' latency, on the settings' slot clock."""
-    return Router(emitter, market, settings.slot_clock(emitter.clock), feed,
-                  quote_delay_ms=settings.quote_delay_ms(), **options)
+    return Router(emitter, market, settings.slot_clock(emitter.clock), quote_delay_ms=settings.quote_delay_ms(),
+                  **options)
 
 
 def order_consumer(js: JetStreamContext, topology: Topology, settings: RouterSettings, handler: Router) -> Consumer:
@@ -177,7 +176,7 @@ async def build(settings: RouterSettings, nc: Client, clock: Clock) -> RouterSer
     emitter = Emitter(EventLog(nc, js, topology), Ids(clock), clock)
 
     quotes = QuoteFeed(nc, topology, market, slots, clock)
-    handler = router(settings, emitter, market, quotes)
+    handler = router(settings, emitter, market)
     routing = OrderRouting([
         order_consumer(js, topology, settings, handler),
         resume.consumer(js, topology, "router", handler.resume),

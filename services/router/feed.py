@@ -14,7 +14,6 @@ from typing import Sequence
 import msgspec
 from nats.aio.client import Client
 
-from shared import events as ev
 from shared.amounts import format_amount
 from shared.chain import SlotClock
 from shared.clock import Clock
@@ -75,31 +74,6 @@ class QuoteFeed:
             await self._nc.publish(subject, _encode(body))
             published += 1
         return published
-
-    async def publish_route(self, route: ev.Route, spec: ev.OrderSpec, slot: int) -> None:
-        """The direct per-venue quotes an order was routed on, sized as the order."""
-        dec_in, dec_out = get_token(spec.token_in).decimals, get_token(spec.token_out).decimals
-        pair = self._pair(spec.token_in, spec.token_out)
-        if pair is None:
-            return
-        for q in route.quotes:
-            body = {
-                "pair": pair,
-                "venue": q.venue,
-                "poolId": q.pool_id,
-                "slot": slot,
-                "timestamp": self._clock.now_ms(),
-                "tokenIn": spec.token_in,
-                "tokenOut": spec.token_out,
-                "amountIn": format_amount(q.amount_in, dec_in),
-                "amountOut": format_amount(q.amount_out, dec_out),
-                "fee": format_amount(q.fee, dec_in),
-                "priceImpactBps": q.price_impact_bps,
-                "fillable": q.fillable,
-            }
-            subject = self._topology.quote_subject(pair, q.venue)
-            self._last.pop(subject, None)  # the subject's latest is now this order's size
-            await self._nc.publish(subject, _encode(body))
 
     async def run(self, interval_ms: int, stop: asyncio.Event) -> None:
         """Quote one unit of each pair's base token on every venue, every interval; publish what changed."""

@@ -22,7 +22,6 @@ import time
 from typing import Awaitable, Callable
 
 from services.router.decide import NoRoute, decide
-from services.router.feed import QuoteFeed
 from shared import events as ev
 from shared import metrics
 from shared.acceptance import refuse_if_late
@@ -43,7 +42,6 @@ class Router:
         emitter: Emitter,
         market: Market,
         slots: SlotClock,
-        feed: QuoteFeed | None,
         *,
         quote_delay_ms: tuple[int, int] = (0, 0),
         sleep: Callable[[float], Awaitable[object]] = asyncio.sleep,
@@ -53,7 +51,6 @@ class Router:
         self._emit = emitter
         self._market = market
         self._slots = slots
-        self._feed = feed
         self._delay = quote_delay_ms
         self._sleep = sleep
         self._rng = rng or random.Random()
@@ -155,8 +152,6 @@ class Router:
             return True
         finally:
             metrics.bound(metrics.QUOTE_DURATION).observe(time.perf_counter() - started)
-        if self._feed is not None:
-            await self._feed.publish_route(route, spec, slot)
         floor = spec.min_out or 0
         # A fired order resumed after its trigger is routed whatever the price now: it was
         # triggered, and its route's minimum output holds the limit on chain.

@@ -9,7 +9,7 @@ from shared.chain import SlotClock
 from shared.clock import FakeClock
 from shared.market.model import Market
 from shared.topology import Topology
-from tests.kit import ROUTE, SPEC
+
 
 SLOT = 5_000
 
@@ -48,11 +48,3 @@ async def test_a_quote_that_moved_is_published_and_only_it() -> None:
     moved = (msgspec.structs.replace(quotes[0], amount_out=quotes[0].amount_out + 1), *quotes[1:])
     assert await quotes_feed.publish_quotes(moved, SLOT + 1) == 1
     assert nc.subjects[-1] == Topology().quote_subject("SOL-USDC", quotes[0].venue)
-
-
-async def test_after_an_order_sized_quote_the_unit_quote_is_published_again() -> None:
-    quotes_feed, nc, market = feed()
-    quotes = unit_quotes(market, SLOT)
-    await quotes_feed.publish_quotes(quotes, SLOT)
-    await quotes_feed.publish_route(ROUTE, SPEC, SLOT)
-    assert await quotes_feed.publish_quotes(quotes, SLOT + 1) == len(ROUTE.quotes)
