@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+from collections import OrderedDict
 from typing import Awaitable, Callable
 
 import msgspec
@@ -41,6 +42,9 @@ class SimulatedChain:
         rng: random.Random | None = None,
     ) -> None:
         self._store = store
+        #: Records this process stored or read: a record never changes once stored, so a
+        #: transaction's sender waits for it without reading it back (bounded, oldest out).
+        self._known: OrderedDict[str, TxRecord] = OrderedDict()
         self._clock = clock
         self._config = config
         self._settle = settle
@@ -112,6 +116,7 @@ class SimulatedChain:
             dropped=failure == "dropped" or landing_slot > last_valid_slot,
         )
         if await self._store.create(_key(tx.signature), _encode(record)):
+            self._remember(record)
             return _receipt(record, already_processed=False)
         existing = await self._record(tx.signature)
         if existing is None:
@@ -181,13 +186,29 @@ class SimulatedChain:
         return blockhash.slot + self._config.blockhash_ttl_slots
 
     async def _record(self, signature: str) -> TxRecord | None:
+        known = self._known.get(signature)
+        if known is not None:
+            return known
         raw = await self._store.get(_key(signature))
-        return None if raw is None else _decode(raw)
+        if raw is None:
+            return None
+        record = _decode(raw)
+        self._remember(record)
+        return record
+
+    def _remember(self, record: TxRecord) -> None:
+        self._known[record.transaction.signature] = record
+        if len(self._known) > _KNOWN_RECORDS:
+            self._known.popitem(last=False)
 
     async def _rpc_latency(self) -> None:
         lo, hi = self._config.rpc_latency_ms
         if hi > 0:
             await self._sleep(self._rng.randint(lo, hi) / 1000)
+
+
+#: Records kept in memory per process: well over the transactions in flight at once.
+_KNOWN_RECORDS = 20_000
 
 
 def _key(signature: str) -> str:

@@ -126,7 +126,7 @@ class CountingStore(InMemoryChainStore):
         return await super().get(key)
 
 
-async def test_awaiting_a_landing_transaction_reads_once_and_sleeps_until_it_lands() -> None:
+async def test_its_sender_awaits_a_landing_transaction_without_reading_it_back_and_sleeps_until_it_lands() -> None:
     store = CountingStore()
     chain, time, _ = make_chain(store=store, confirm_delay_ms=(2500, 2500))
     tx = await fresh_tx(chain)
@@ -135,7 +135,7 @@ async def test_awaiting_a_landing_transaction_reads_once_and_sleeps_until_it_lan
     assert status is not None and status.state == "confirmed"
     assert status == await chain.signature_status(tx.signature)
     assert time.ms == receipt.submitted_ms + 2500
-    assert store.reads == 2, "one read to wait, one for the comparison above"
+    assert store.reads == 0, "the sender holds the record it stored; a stored record never changes"
 
 
 async def test_awaiting_a_transaction_that_already_landed_returns_at_once() -> None:
@@ -235,3 +235,14 @@ async def test_a_blockhash_this_chain_never_produced_is_a_permanent_error() -> N
     slot = await chain.current_slot()
     with pytest.raises(PermanentChainError):
         await chain.submit(signed(make_message(blockhash_at("another-chain", slot, 25)), SIGNER))
+
+
+async def test_another_replica_awaiting_the_transaction_reads_it_once() -> None:
+    store = CountingStore()
+    chain, time, _ = make_chain(store=store, confirm_delay_ms=(2500, 2500))
+    replica, _, _ = make_chain(time=time, store=store, confirm_delay_ms=(2500, 2500))
+    tx = await fresh_tx(chain)
+    await chain.submit(tx)
+    status = await replica.await_status(tx.signature, tx.message.blockhash)
+    assert status is not None and status.state == "confirmed"
+    assert store.reads == 1
