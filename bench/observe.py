@@ -60,7 +60,14 @@ class Probe:
                 poller.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await poller
-                await self._poll_lag(seen, every=None)  # one at the end too: a window may be short
+                # One at the end too; a window shorter than the projector's first batch (it
+                # gathers for PROJECTOR_LINGER_MS) waits for that batch, a few seconds at most.
+                deadline = time.monotonic() + 5.0
+                while True:
+                    await self._poll_lag(seen, every=None)
+                    if seen.lag_s or time.monotonic() > deadline:
+                        break
+                    await asyncio.sleep(0.1)
 
     async def _poll_lag(self, seen: Observation, every: float | None) -> None:
         """Sample the lag every `every` seconds until cancelled, or once."""
