@@ -5,7 +5,8 @@ left the stream: the read model is their only record, and they are kept as they 
 message up to the last one stored when the lock was taken, and folded and written batch
 by batch; the position is set to the last message applied. TRUNCATE locks the tables
 exclusively, so readers wait for the commit and then see the new read model, never a
-partial one. A projector serving meanwhile waits on the projection lock, then carries
+partial one. The tables are held against writes before the projection lock is taken
+(`store.hold_tables`): a projector serving meanwhile waits for the commit, then carries
 on: what it holds for sequences the rebuild applied is skipped per order.
 
 Memory does not grow with the log. Orders are folded in a cache of at most `chunk`
@@ -69,6 +70,7 @@ async def rebuild(
     started = time.perf_counter()
     events = rejects = undecodable = applied_seq = 0
     async with pool.acquire() as conn, conn.transaction():
+        await store.hold_tables(conn)
         await store.lock(conn, schema)
         # Read after taking the lock: every batch committed before is within this range.
         info = await js.stream_info(topology.orders_stream)

@@ -153,6 +153,18 @@ async def _keep_session(conn: asyncpg.Connection) -> None:
     """
 
 
+async def hold_tables(conn: asyncpg.Connection) -> None:
+    """Keep every projector write out until the transaction ends (readers stay in).
+
+    Whoever empties the tables takes this before the projection lock: a serving projector's
+    write locks the tables as its statement starts and the projection lock inside it, so
+    TRUNCATE under the projection lock, waiting for that write's table locks, would deadlock.
+    """
+    await conn.execute(
+        "lock table orders, order_events, projector_rejects, projector_positions in exclusive mode"
+    )
+
+
 async def lock(conn: asyncpg.Connection, schema: str) -> None:
     """Take the projection lock of `schema` until the transaction ends."""
     await conn.execute("select pg_advisory_xact_lock($1, hashtext($2))", PROJECTION_LOCK, schema)

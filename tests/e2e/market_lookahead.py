@@ -11,6 +11,8 @@ import time
 from dataclasses import dataclass
 from fractions import Fraction
 
+from services.executor.build import _single_pool, _swap_intent
+from services.executor.settle import settler
 from services.router.decide import NoRoute, decide
 from shared import events as ev
 from shared.chain import SlotClock
@@ -34,13 +36,38 @@ def slot_clock(slot_ms: int) -> SlotClock:
     return SlotClock(genesis_ms=SimSettings().sim_genesis_ms, slot_ms=slot_ms, now_ms=lambda: time.time_ns() // 10**6)
 
 
-def best_out(market: Market, token_in: str, token_out: str, amount_in: int, slot: int) -> int:
-    spec = ev.OrderSpec(order_type="market", token_in=token_in, token_out=token_out, amount_in=amount_in,
+def _spec(token_in: str, token_out: str, amount_in: int) -> ev.OrderSpec:
+    return ev.OrderSpec(order_type="market", token_in=token_in, token_out=token_out, amount_in=amount_in,
                         slippage_bps=0, request_hash="")
+
+
+def best_out(market: Market, token_in: str, token_out: str, amount_in: int, slot: int) -> int:
     try:
-        return decide(spec, market, slot).expected_out
+        return decide(_spec(token_in, token_out, amount_in), market, slot).expected_out
     except NoRoute:
         return 0
+
+
+def holds(market: Market, token_in: str, token_out: str, amount_in: int, min_out: int, fire: range,
+          landing_slots: int) -> bool:
+    """Whether the route chosen at any slot of `fire` pays `min_out` on every slot of its landing.
+
+    The chain settles the route the router chose when the order fired, not the best one at
+    landing: a split or a venue that was best then may pay a little less a few slots on.
+    """
+    spec = _spec(token_in, token_out, amount_in)
+    settle = settler(market)
+    for slot in fire:
+        try:
+            route = decide(spec, market, slot)
+        except NoRoute:
+            return False
+        intent = _swap_intent(route, _single_pool(route), spec)
+        for landing in range(slot, slot + landing_slots):
+            outcome = settle(intent, landing)
+            if not outcome.ok or outcome.amount_out < min_out:
+                return False
+    return True
 
 
 # Pairs whose prices move apart from each other, so one of them usually rises for a while.
@@ -49,7 +76,8 @@ DIRECTIONS = (("SOL", "USDC", "1"), ("USDC", "SOL", "100"), ("BONK", "SOL", "100
 
 def find_crossing(market: Market, slots: SlotClock, *, quiet_slots: int, within_slots: int, hold_slots: int = 24,
                   directions=DIRECTIONS) -> Crossing | None:
-    """A limit above the best output of the next `quiet_slots`, then met for `hold_slots` in a row.
+    """A limit above the best output of the next `quiet_slots`, then met for `hold_slots` in a row,
+    where the route chosen at any slot of the first half still pays it for half as many slots.
 
     The quiet slots count from when the search ends (looking ahead takes a few seconds), so
     the order rests when the test places it. The run matters: quoting, building and confirming take time (more on a loaded machine),
@@ -74,7 +102,10 @@ def find_crossing(market: Market, slots: SlotClock, *, quiet_slots: int, within_
         for floor in (f for f in floors if f > near):
             min_out = near + max(1, (floor - near) // 2)
             first = next(i for i, out in enumerate(outs) if out >= min_out)
-            if first + hold_slots <= within_slots and min(outs[first:first + hold_slots]) >= min_out:
+            if first + hold_slots <= within_slots and min(outs[first:first + hold_slots]) >= min_out and holds(
+                market, token_in, token_out, amount_in, min_out, range(now + first, now + first + hold_slots // 2),
+                hold_slots // 2,
+            ):
                 limit = Fraction(min_out * 10**dec_in, amount_in * 10 ** get_token(token_out).decimals)
                 return Crossing(token_in, token_out, amount, _decimal(limit), min_out, now + first)
     return None
