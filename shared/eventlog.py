@@ -21,7 +21,6 @@ import calendar
 import itertools
 import json
 import logging
-import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -372,7 +371,10 @@ class EventLog:
 def stamp_ms(text: str) -> int:
     """A `Nats-Time-Stamp` (RFC 3339 in UTC, up to nanoseconds) in ms since epoch, rounded down."""
     whole, _, fraction = text.removesuffix("Z").partition(".")
-    seconds = calendar.timegm(time.strptime(whole, "%Y-%m-%dT%H:%M:%S"))
+    if len(whole) != 19 or whole[4] != "-" or whole[7] != "-" or whole[10] != "T" or whole[13] != ":" or whole[16] != ":":
+        raise ValueError(f"not an RFC 3339 UTC time: {text!r}")
+    fields = (int(whole[0:4]), int(whole[5:7]), int(whole[8:10]), int(whole[11:13]), int(whole[14:16]), int(whole[17:19]))
+    seconds = calendar.timegm(fields + (0, 0, 0))
     return seconds * 1000 + int((fraction + "000")[:3])
 
 

@@ -11,6 +11,7 @@ multi-hop route is one swap instruction per leg and carries its paths in the
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from dataclasses import dataclass
 
@@ -174,5 +175,6 @@ def priority_fee_lamports(tx: Transaction) -> int:
     return m.compute_unit_limit * m.compute_unit_price_micro_lamports // 1_000_000
 
 
+@functools.lru_cache(maxsize=4096)  # a pure function of a few owners and purposes
 def _address(owner: str, purpose: str) -> str:
     return base58.b58encode(hashlib.sha256(f"{owner}:{purpose}".encode()).digest()).decode()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 
 import base58
@@ -16,6 +17,7 @@ class Blockhash(msgspec.Struct, frozen=True, kw_only=True):
     last_valid_slot: int
 
 
+@functools.lru_cache(maxsize=1024)  # every step of an order asks about the same few slots
 def blockhash_value(seed: str, slot: int) -> str:
     """The base58 blockhash the chain seeded with ``seed`` produced at ``slot``."""
     digest = hashlib.sha256(f"blockhash\x1f{seed}\x1f{slot}".encode()).digest()

@@ -7,6 +7,8 @@ That is what makes "the same signature lands at most once" a guard against doubl
 
 from __future__ import annotations
 
+import functools
+
 import hashlib
 
 import base58
@@ -157,8 +159,13 @@ def _check_paths(swap: SwapIntent) -> None:
 
 def _require_base58(value: str, length: int, what: str) -> None:
     try:
-        raw = base58.b58decode(value)
+        decoded = _decoded_length(value)
     except ValueError:
         raise PermanentChainError(f"{what} is not base58: {value!r}") from None
-    if len(raw) != length:
-        raise PermanentChainError(f"{what} must encode {length} bytes, got {len(raw)}")
+    if decoded != length:
+        raise PermanentChainError(f"{what} must encode {length} bytes, got {decoded}")
+
+
+@functools.lru_cache(maxsize=4096)  # the same wallets, programs and blockhashes come again and again
+def _decoded_length(value: str) -> int:
+    return len(base58.b58decode(value))
