@@ -17,6 +17,15 @@ from tests.helpers import eventually, republish_paused
 from tests.unit.test_projector_fold import order_story
 
 
+
+async def follow(hub: LiveHub, order_id: str, last_seq: int, seen: list[int]) -> None:
+    """Watch `order_id`, noting each event's seq in `seen`, until the one with `last_seq`."""
+    async for event in hub.watch(order_id):
+        if event is not None:
+            seen.append(event.seq)
+            if event.seq == last_seq:
+                return
+
 async def test_a_watcher_sees_every_event_once_and_in_order_when_live_messages_are_lost(jetstream) -> None:
     nc, js, topology = jetstream
     log = EventLog(nc, js, topology)
@@ -24,15 +33,7 @@ async def test_a_watcher_sees_every_event_once_and_in_order_when_live_messages_a
     story = order_story("o-lost", "retried")
     position = (await log.append(story[0], expected_stream_seq=0)).stream_seq
     seen: list[int] = []
-
-    async def follow() -> None:
-        async for event in hub.watch("o-lost"):
-            if event is not None:
-                seen.append(event.seq)
-                if event.seq == story[-1].seq:
-                    return
-
-    following = asyncio.create_task(follow())
+    following = asyncio.create_task(follow(hub, "o-lost", story[-1].seq, seen))
     await eventually(lambda: seen == [1])
     # Lost alone (found by the silence), lost before one that comes (a jump in seq), heard.
     lost = {2, 4, 5, len(story)}
@@ -132,15 +133,7 @@ async def test_a_reconnect_recovers_the_events_published_while_away_the_terminal
             hub = LiveHub(gateway_nc, EventLog(gateway_nc, gateway_nc.jetstream(), topology), idle_check_s=600)
             listeners.reconnected.append(hub.recover_all)
             seen: list[int] = []
-
-            async def follow() -> None:
-                async for event in hub.watch("o-away"):
-                    if event is not None:
-                        seen.append(event.seq)
-                        if event.seq == story[-1].seq:
-                            return
-
-            following = asyncio.create_task(follow())
+            following = asyncio.create_task(follow(hub, "o-away", story[-1].seq, seen))
             await eventually(lambda: seen == [1])
             relay.open = False
             relay.cut()
@@ -174,15 +167,7 @@ async def test_events_dropped_by_a_slow_consumer_subscription_are_read_from_the_
         story = order_story("o-slow", "retried")
         position = (await writer.append(story[0], expected_stream_seq=0)).stream_seq
         seen: list[int] = []
-
-        async def follow() -> None:
-            async for event in hub.watch("o-slow"):
-                if event is not None:
-                    seen.append(event.seq)
-                    if event.seq == story[-1].seq:
-                        return
-
-        following = asyncio.create_task(follow())
+        following = asyncio.create_task(follow(hub, "o-slow", story[-1].seq, seen))
         await eventually(lambda: seen == [1])
         for event in story[1:]:
             position = (await writer.append(event, expected_stream_seq=position)).stream_seq
