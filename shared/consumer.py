@@ -26,24 +26,21 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import json
 import logging
 import time
-from dataclasses import dataclass
 from typing import Any, Awaitable, Callable
 
 import msgspec
 import nats.errors
-import nats.js.api as api
 import nats.js.errors
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 
 from shared import metrics, tracing
 from shared.eventlog import EVENT_TYPE_HEADER, StaleRead, decode_message
-from shared.setup import DURABLE_EVENTS, SETUP_STEP, require_consumer
-from shared.topology import Topology
+from shared.durables import ConsumerSpec
+from shared.setup import SETUP_STEP, require_consumer
 
 log = logging.getLogger(__name__)
 
@@ -68,75 +65,6 @@ class Retry(Exception):
     def __init__(self, reason: str, delay: float = 1.0):
         super().__init__(reason)
         self.delay = delay
-
-
-#: Seconds a delivered message waits for its ack before it is delivered again: a process
-#: killed mid-handling costs about this much. Long handlers send in-progress acks.
-ACK_WAIT = 3.0
-#: Deliveries of one message before it is parked in the dead-letter stream.
-MAX_DELIVER = 10
-
-
-@dataclass(frozen=True)
-class ConsumerSpec:
-    durable: str
-    #: Subjects the server delivers (any of them); everything else never reaches the service.
-    filter_subjects: tuple[str, ...]
-    ack_wait: float = ACK_WAIT
-    max_deliver: int = MAX_DELIVER
-    max_ack_pending: int = 2048
-
-
-def order_spec(topology: Topology, service: str, **tunable: Any) -> ConsumerSpec:
-    """The durable consumer of the order stream of `service`, filtered to the events it acts on."""
-    subjects = topology.event_filter(*DURABLE_EVENTS[service])
-    return ConsumerSpec(durable=topology.consumer(service), filter_subjects=tuple(subjects), **tunable)
-
-
-def _filters(config: api.ConsumerConfig) -> set[str]:
-    return set(config.filter_subjects or ([config.filter_subject] if config.filter_subject else []))
-
-
-async def ensure_consumer(js: JetStreamContext, stream: str, spec: ConsumerSpec) -> None:
-    """Create the durable consumer, or bring an existing one's filters and tunable settings to `spec`.
-
-    Idempotent; the admin set-up step's job. An existing consumer keeps its position (the
-    point of it) and what cannot change in place (deliver policy); its filter subjects,
-    ack wait, maximum deliveries and maximum of pending acks are updated, so a deployment
-    made with older settings gets the new ones from the next set-up run.
-    """
-    config = api.ConsumerConfig(
-        durable_name=spec.durable,
-        filter_subjects=list(spec.filter_subjects),
-        ack_policy=api.AckPolicy.EXPLICIT,
-        deliver_policy=api.DeliverPolicy.ALL,
-        ack_wait=spec.ack_wait,
-        max_deliver=spec.max_deliver,
-        max_ack_pending=spec.max_ack_pending,
-    )
-    for _ in range(3):
-        try:
-            info = await js.consumer_info(stream, spec.durable)
-        except nats.js.errors.NotFoundError:
-            try:
-                await js.add_consumer(stream, config)
-                return
-            except nats.js.errors.APIError:
-                continue  # another replica created it meanwhile: look again
-        existing = info.config
-        tunable: dict[str, Any] = {
-            "ack_wait": spec.ack_wait, "max_deliver": spec.max_deliver, "max_ack_pending": spec.max_ack_pending,
-        }
-        changed = {name: value for name, value in tunable.items() if getattr(existing, name) != value}
-        if _filters(existing) != set(spec.filter_subjects):
-            # nats-server 2.10+ changes a durable's filters in place; its position is kept.
-            changed.update(filter_subject=None, filter_subjects=list(spec.filter_subjects))
-        if changed:
-            # The same durable name with a changed config is an update (nats-server 2.9+).
-            await js.add_consumer(stream, dataclasses.replace(existing, **changed))
-            log.info("consumer %s updated: %s", spec.durable, changed)
-        return
-    raise RuntimeError(f"could not create or find consumer {spec.durable} on {stream}")
 
 
 class _Kind:

@@ -17,7 +17,8 @@ from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 
 from shared import tracing
-from shared.consumer import Consumer, ConsumerSpec, Handler
+from shared.consumer import Consumer, Handler
+from shared.durables import ConsumerSpec
 from shared.eventlog import EVENT_TYPE_HEADER
 from shared.ids import is_order_id
 from shared.topology import Topology

@@ -26,7 +26,7 @@ from nats.js import JetStreamContext
 
 from shared import retention
 from shared.chain.jetstream_store import ensure_bucket
-from shared.consumer import ACK_WAIT, MAX_DELIVER, ensure_consumer, order_spec
+from shared.durables import ACK_WAIT, MAX_DELIVER, ensure_consumer, order_spec
 from shared.eventlog import ensure_streams
 from shared.runtime import nats_servers
 from shared.settings import Common, SettingsError, load

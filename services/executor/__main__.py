@@ -11,7 +11,8 @@ from services.executor.settle import settler
 from shared import ops, resume, runtime
 from shared.chain import JetStreamChainStore, SimulatedChain
 from shared.clock import SystemClock
-from shared.consumer import Consumer, order_spec
+from shared.consumer import Consumer
+from shared.durables import order_spec
 from shared.emit import Emitter
 from shared.eventlog import EventLog
 from shared.ids import Ids

@@ -33,7 +33,8 @@ from services.projector.fold import Projection, Reject, project
 from services.projector.rebuild import rebuild
 from shared import events as ev
 from shared import metrics, tracing
-from shared.consumer import Consumer, order_spec
+from shared.consumer import Consumer
+from shared.durables import order_spec
 from shared.setup import require_consumer
 from shared.eventlog import EventLog, stream_seq_of
 from shared.resume import Resume

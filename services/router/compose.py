@@ -31,7 +31,8 @@ from services.router.triggers import Triggers
 from shared import ops, resume
 from shared.chain import SlotClock
 from shared.clock import Clock
-from shared.consumer import Consumer, order_spec
+from shared.consumer import Consumer
+from shared.durables import order_spec
 from shared.emit import Emitter
 from shared.eventlog import EventLog
 from shared.ids import Ids

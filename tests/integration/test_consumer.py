@@ -17,7 +17,8 @@ from prometheus_client import REGISTRY
 
 from shared import events as ev
 from shared import metrics, runtime
-from shared.consumer import Consumer, ConsumerSpec, ensure_consumer, order_spec
+from shared.consumer import Consumer
+from shared.durables import ConsumerSpec, ensure_consumer, order_spec
 from shared.eventlog import EventLog
 from shared.settings import Common
 from shared.topology import Topology
@@ -77,7 +78,8 @@ async def accept(log: EventLog, order_id: str) -> None:
 HOLDER = """
 import asyncio, sys, time
 import nats
-from shared.consumer import Consumer, ConsumerSpec
+from shared.consumer import Consumer
+from shared.durables import ConsumerSpec
 
 async def main(url, stream, durable, ack_wait):
     nc = await nats.connect(url)

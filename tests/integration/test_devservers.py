@@ -393,11 +393,3 @@ async def test_nats_monitoring_listens_on_the_loopback_only(scratch: Path) -> No
         ports = json.loads(next((scratch / "nats").glob(f"*_{server.pid}.ports")).read_text())
         assert ports["monitoring"] == [f"http://127.0.0.1:{port}"]  # bound to all, it would list every address
         assert _accepts_connections(port)
-
-
-def test_free_ports_are_distinct_bindable_and_outside_the_range_of_outgoing_connections() -> None:
-    from tools.devservers.ports import _ephemeral_low, port_is_free
-
-    ports = [free_port() for _ in range(50)]
-    assert len(set(ports)) == 50
-    assert all(port < _ephemeral_low() and port_is_free(port) for port in ports)

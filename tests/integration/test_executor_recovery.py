@@ -9,7 +9,8 @@ from services.executor.driver import Executor
 from shared import events as ev
 from shared.chain import ChainConfig, JetStreamChainStore, SettleOutcome, SimulatedChain, SlotClock
 from shared.clock import SystemClock
-from shared.consumer import Consumer, order_spec
+from shared.consumer import Consumer
+from shared.durables import order_spec
 from shared.emit import Emitter
 from shared.eventlog import EventLog
 from shared.ids import Ids

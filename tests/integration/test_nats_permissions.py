@@ -31,7 +31,8 @@ from shared import events as ev
 from services.projector.replay import replay
 from shared.chain import JetStreamChainStore
 from shared.clock import SystemClock
-from shared.consumer import Consumer, order_spec
+from shared.consumer import Consumer
+from shared.durables import order_spec
 from shared.eventlog import EVENT_TYPE_HEADER, EventLog
 from shared.launchlog import LaunchRegistry
 from shared import resume

@@ -14,7 +14,7 @@ from services.projector.__main__ import serve
 from services.projector.fold import project
 from services.projector.settings import ProjectorSettings
 from shared import events as ev
-from shared.consumer import ensure_consumer
+from shared.durables import ensure_consumer
 from shared.orders import OrderState
 from shared.settings import load
 from tests.unit.test_projector_fold import T0, interleaved_log, order_story

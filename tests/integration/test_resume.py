@@ -23,7 +23,8 @@ from services.router.settings import RouterSettings
 from shared import events as ev
 from shared import metrics, resume
 from shared.clock import SystemClock
-from shared.consumer import Consumer, Retry, order_spec
+from shared.consumer import Consumer, Retry
+from shared.durables import order_spec
 from shared.emit import Emitter
 from shared.eventlog import ConcurrencyConflict, EventLog
 from shared.ids import Ids
