@@ -67,19 +67,6 @@ class Retry(Exception):
         self.delay = delay
 
 
-class _Kind:
-    """The metric series of one event type, bound once."""
-
-    __slots__ = ("ok", "retry", "error", "duration")
-
-    def __init__(self, kind: str):
-        service = metrics.service()
-        self.ok = metrics.EVENTS_HANDLED.labels(service, kind, "ok")
-        self.retry = metrics.EVENTS_HANDLED.labels(service, kind, "retry")
-        self.error = metrics.EVENTS_HANDLED.labels(service, kind, "error")
-        self.duration = metrics.EVENT_DURATION.labels(service, kind)
-
-
 class Consumer:
     """Pulls from one durable consumer and hands what it delivers to `handler`.
 
@@ -126,7 +113,6 @@ class Consumer:
         self._outstanding = 0  # requested and not yet delivered or expired
         self._wake = asyncio.Event()
         self._last_seen = 0.0
-        self._kinds: dict[str, _Kind] = {}
         # Batch mode: decoded and waiting for the handler.
         self._items: list[Any] = []
         self._msgs: list[Msg] = []
@@ -233,7 +219,7 @@ class Consumer:
         except (msgspec.DecodeError, msgspec.ValidationError) as exc:
             kind = (headers or {}).get(EVENT_TYPE_HEADER, "unknown")
             log.error("undecodable message parked", extra={"subject": msg.subject, "error": str(exc)})
-            self._kind(kind).error.inc()
+            metrics.bound(metrics.EVENTS_HANDLED, kind, "error").inc()
             await self._park(msg, "undecodable")
             return
         self._held[id(msg)] = (msg, self._last_seen)
@@ -251,18 +237,11 @@ class Consumer:
         self._held.pop(id(msg), None)
         self._wake.set()
 
-    def _kind(self, kind: str) -> _Kind:
-        bound = self._kinds.get(kind)
-        if bound is None:
-            bound = self._kinds[kind] = _Kind(kind)
-        return bound
-
     async def _handle(self, event: Any, msg: Msg) -> None:
         headers = msg.headers or {}
         kind = headers.get(EVENT_TYPE_HEADER, "unknown")
-        series = self._kind(kind)
         started = time.perf_counter()
-        outcome = series.ok
+        outcome = "ok"
         delivered = msg.metadata.num_delivered if msg.metadata else 1
         last = 0 < self._max_deliver <= delivered
         try:
@@ -283,7 +262,7 @@ class Consumer:
             await self._connected()
             await msg.ack()  # a buffered publish: nothing waits for the server
         except (Retry, StaleRead) as exc:
-            outcome = series.retry
+            outcome = "retry"
             await self._connected()
             if last:
                 log.error("event parked: still not done on its last delivery",
@@ -293,7 +272,7 @@ class Consumer:
                 log.info("event will be redelivered", extra={"orderId": event.order_id, "reason": str(exc)})
                 await msg.nak(delay=exc.delay)
         except Exception as exc:
-            outcome = series.error
+            outcome = "error"
             log.exception("handler failed", extra={"orderId": event.order_id, "event": kind, "delivery": delivered})
             await self._connected()
             if last:
@@ -302,8 +281,8 @@ class Consumer:
                 await msg.nak(delay=min(30.0, 0.5 * 2 ** min(delivered, 6)))
         finally:
             self._release(msg)
-            outcome.inc()
-            series.duration.observe(time.perf_counter() - started)
+            metrics.bound(metrics.EVENTS_HANDLED, kind, outcome).inc()
+            metrics.bound(metrics.EVENT_DURATION, kind).observe(time.perf_counter() - started)
 
     async def _batches(self, stop: asyncio.Event) -> None:
         """Batch mode: hand over what was collected, one batch at a time, until `stop`."""
@@ -319,7 +298,12 @@ class Consumer:
                 if stop.is_set():
                     break
                 if self._linger and len(self._msgs) < self._batch:
-                    await asyncio.wait({stopping}, timeout=self._linger)
+                    # Counted from the first message's arrival: one that came while the last
+                    # batch was written has gathered for that long already.
+                    _, first_came = self._held.get(id(self._msgs[0]), (None, time.monotonic()))
+                    left = self._linger - (time.monotonic() - first_came)
+                    if left > 0:
+                        await asyncio.wait({stopping}, timeout=left)
                     if stop.is_set():
                         break
                 items, msgs = self._items[: self._batch], self._msgs[: self._batch]
@@ -370,7 +354,7 @@ class Consumer:
 
     async def _park(self, msg: Msg, reason: str) -> None:
         """Terminate `msg`: the server's advisory, with `reason`, lands in the dead-letter stream."""
-        metrics.EVENTS_DEAD_LETTERED.labels(metrics.service(), self._spec.durable).inc()
+        metrics.bound(metrics.EVENTS_DEAD_LETTERED, self._spec.durable).inc()
         await self._nc.publish(msg.reply, b"+TERM " + reason.replace("\n", " ")[:200].encode())
         self._release(msg)
 
@@ -387,7 +371,7 @@ class Consumer:
 
     async def _report_pending(self, stop: asyncio.Event) -> None:
         """The backlog every few seconds; a consumer deleted meanwhile is reported (only set-up creates it)."""
-        gauge = metrics.CONSUMER_PENDING.labels(metrics.service(), self._spec.durable)
+        gauge = metrics.bound(metrics.CONSUMER_PENDING, self._spec.durable)
         while not stop.is_set():
             try:
                 info = await self._js.consumer_info(self._stream, self._spec.durable)

@@ -371,10 +371,10 @@ class EventLog:
 def stamp_ms(text: str) -> int:
     """A `Nats-Time-Stamp` (RFC 3339 in UTC, up to nanoseconds) in ms since epoch, rounded down."""
     whole, _, fraction = text.removesuffix("Z").partition(".")
-    if len(whole) != 19 or whole[4] != "-" or whole[7] != "-" or whole[10] != "T" or whole[13] != ":" or whole[16] != ":":
+    if len(whole) != 19 or whole[4] + whole[7] + whole[10] + whole[13] + whole[16] != "--T::":
         raise ValueError(f"not an RFC 3339 UTC time: {text!r}")
-    fields = (int(whole[0:4]), int(whole[5:7]), int(whole[8:10]), int(whole[11:13]), int(whole[14:16]), int(whole[17:19]))
-    seconds = calendar.timegm(fields + (0, 0, 0))
+    date_time = (whole[0:4], whole[5:7], whole[8:10], whole[11:13], whole[14:16], whole[17:19])
+    seconds = calendar.timegm(tuple(int(part) for part in date_time) + (0, 0, 0))
     return seconds * 1000 + int((fraction + "000")[:3])
 
 
