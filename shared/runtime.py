@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import signal
 from dataclasses import dataclass, field
@@ -18,6 +19,11 @@ from shared.settings import Common
 
 log = logging.getLogger(__name__)
 
+# A service allocates many short-lived objects per message; the interpreter's default
+# (a young-generation collection every 700 net allocations) spent about 8% of a saturated
+# stack's CPU collecting them. The older generations keep their default ratios.
+GC_YOUNG_THRESHOLD = 50_000
+
 
 def run(service: str, common: Common, main: Callable[[asyncio.Event], Awaitable[None]]) -> None:
     """Run `main(stop)` until SIGINT/SIGTERM sets `stop`; the service then drains and exits."""
@@ -30,6 +36,9 @@ def run(service: str, common: Common, main: Callable[[asyncio.Event], Awaitable[
         uvloop.install()
     except ImportError:  # pragma: no cover - optional speed-up
         pass
+    # What start-up built lives as long as the process: out of every later collection.
+    gc.freeze()
+    gc.set_threshold(GC_YOUNG_THRESHOLD, *gc.get_threshold()[1:])
     asyncio.run(_main(service, main))
 
 
