@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test test-unit test-integration test-e2e test-faults bench rebuild-read-model lint clean
+.PHONY: run test test-ops test-unit test-integration test-e2e test-faults bench rebuild-read-model lint clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -16,6 +16,15 @@ run: $(STAMP)  ## Start NATS, PostgreSQL and the four services; gateway on http:
 
 test: $(STAMP)  ## Unit, integration and end-to-end tests against real nats-server and PostgreSQL
 	$(PY) -m pytest
+
+OPS_STAMP := $(VENV)/.installed-ops
+
+$(OPS_STAMP): $(STAMP) pyproject.toml
+	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[dev,ops]'
+	touch $(OPS_STAMP)
+
+test-ops: $(OPS_STAMP)  ## Browser (Chromium) and Prometheus tests; needs Debian's chromium and prometheus packages
+	$(PY) -m pytest tests/ops
 
 test-unit: $(STAMP)
 	$(PY) -m pytest tests/unit

@@ -42,6 +42,17 @@ def _serve(prefix: str, start: Callable[[Path], ServerProcess]) -> Iterator[str]
         shutil.rmtree(base, ignore_errors=True)
 
 
+_OPS = Path(__file__).parent / "ops"
+
+
+def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool | None:
+    """`tests/ops` runs only when named (`make test-ops`): it needs Chromium and Prometheus."""
+    if collection_path == _OPS:
+        named = (Path(arg.split("::")[0]).resolve() for arg in config.args)
+        return not any(path == _OPS or _OPS in path.parents for path in named)
+    return None
+
+
 @pytest.fixture(scope="session")
 def nats_url() -> Iterator[str]:
     """URL of a JetStream-enabled nats-server shared by the session."""
