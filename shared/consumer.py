@@ -13,7 +13,9 @@ collected since its last call (up to `batch`), one call at a time, and the batch
 when it returns; a batch that fails is retried as it is, its messages kept in progress,
 so later events never overtake it. Either way one loop sends in-progress acks for every
 message held longer than a third of the ack wait, and metrics and trace spans are
-recorded here, once, for every service.
+recorded here, once, for every service. Per message, the span continues the trace the
+message's headers carry, and every line logged while it is handled names its order
+(`shared.logs.about`) and trace.
 
 The ack wait is short (seconds), so a message held by a process that died is handed to
 another within it. Deliveries are bounded (`max_deliver`): a handler failing on the last

@@ -7,6 +7,7 @@ with a short batch delay so spans arrive within a fraction of a second.
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import AsyncIterator
 
 import pytest
@@ -154,6 +155,26 @@ async def test_a_cancelled_resting_order_has_its_cancel_in_its_own_trace(stack, 
     assert {s.trace_id for s in spans} == {submitted.trace_id}
     assert cancel.parent_id == submitted.span_id and removed.parent_id == cancel.span_id
     assert not cancel.error and cancel.attributes["order.type"] == "limit"
+
+
+async def test_a_resting_order_that_expires_has_its_expiry_in_its_own_trace(stack, receiver):
+    body = {"orderType": "limit", "tokenIn": "SOL", "tokenOut": "USDC", "amount": "1", "limitPrice": "100000",
+            "timeInForce": "GTD", "expiresAt": int(time.time() * 1000) + 1500}
+    async with stack.client(timeout=30) as client:
+        order = await submit(client, body)
+        assert (await wait_terminal(client, order["orderId"]))["status"] == "expired"
+    order_id = order["orderId"]
+
+    def expiry_traced() -> list[ReceivedSpan]:
+        spans = trace_of(receiver, order_id, ("gateway", "submit order"), ("router", "expire resting order"))
+        expiry = one(spans, "router", "expire resting order")
+        assert any(s.service == "projector" and s.parent_id == expiry.span_id for s in spans)
+        return spans
+
+    spans = await eventually(expiry_traced, timeout=20, message="the expiry's spans exported")
+    submitted = one(spans, "gateway", "submit order")
+    assert {s.trace_id for s in spans} == {submitted.trace_id}
+    assert one(spans, "router", "expire resting order").parent_id == submitted.span_id
 
 
 async def test_a_refused_request_is_logged_with_status_code_field_and_path_and_never_the_key(stack):
