@@ -263,8 +263,6 @@ class EventLog:
         }
         if isinstance(event, ev.OrderAccepted):
             order_type = event.order.order_type
-        elif isinstance(event, ev.OrderFailed):
-            tracing.failed(f"{event.code}: {event.reason}")
         tracing.inject(headers, order_type)
         try:
             ack = await self._js.publish(
@@ -286,6 +284,8 @@ class EventLog:
             raise ConcurrencyConflict(f"order {event.order_id}: {exc.description}") from exc
         if not ack.duplicate:
             metrics.bound(metrics.EVENTS_APPENDED, kind).inc()
+        if isinstance(event, ev.OrderFailed):
+            tracing.failed(f"{event.code}: {event.reason}")
         return Appended(stream_seq=ack.seq, duplicate=bool(ack.duplicate))
 
     async def load(self, order_id: str, *, through_seq: int = 0) -> History:

@@ -174,14 +174,15 @@ class BookFeed:
             log.error("undecodable event left out of the book", extra={"streamSeq": seq, "error": str(exc)})
             self._fold.skip(seq)
         else:
-            if isinstance(event, ev.OrderCancelled) and self._caught_up.is_set() and event.order_id in self.book:
-                # A cancel taking a resting order out: a span of the order's trace, child of the cancel.
-                kind = self.book.get(event.order_id).kind  # type: ignore[union-attr]
-                with tracing.span("remove resting order", msg.headers, **{"order.id": event.order_id,
-                                                                           "order.type": kind}):
+            cancelled = self.book.get(event.order_id) if isinstance(event, ev.OrderCancelled) else None
+            if cancelled is not None and self._caught_up.is_set():
+                # A cancel taking a resting order out (not one replayed at start): a span of the
+                # order's trace, child of the cancel.
+                with tracing.span("remove resting order", msg.headers,
+                                  **{"order.id": cancelled.order_id, "order.type": cancelled.kind}):
                     self._fold.apply(event, seq)
-                return
-            self._fold.apply(event, seq, tracing.carried(msg.headers))
+            else:
+                self._fold.apply(event, seq, tracing.carried(msg.headers))
 
     def _armed(self, seq: int) -> None:
         if self._caught_up.is_set():
