@@ -43,6 +43,7 @@ from shared.topology import Topology
 log = logging.getLogger(__name__)
 
 Item = tuple[int, ev.OrderEvent]
+Headers = Mapping[str, str] | None  # a message's
 
 
 class Projector:
@@ -73,7 +74,7 @@ class Projector:
         self._log = EventLog(nc, js, topology)
         self.spec = order_spec(topology, "projector", max_ack_pending=max(2048, 2 * batch))
 
-    async def apply(self, batch: list[Item], carriers: Mapping[str, Mapping[str, str] | None] | None = None) -> Projection:
+    async def apply(self, batch: list[Item], carriers: Mapping[str, Headers] | None = None) -> Projection:
         """Fold `batch` into the read model; safe to repeat.
 
         `carriers` (order id -> the headers of its last event in the batch) put the write
