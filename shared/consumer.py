@@ -13,7 +13,9 @@ collected since its last call (up to `batch`), one call at a time, and the batch
 when it returns; a batch that fails is retried as it is, its messages kept in progress,
 so later events never overtake it. Either way one loop sends in-progress acks for every
 message held longer than a third of the ack wait, and metrics and trace spans are
-recorded here, once, for every service.
+recorded here, once, for every service. Per message, the span continues the trace the
+message's headers carry, and every line logged while it is handled names its order
+(`shared.logs.about`) and trace.
 
 The ack wait is short (seconds), so a message held by a process that died is handed to
 another within it. Deliveries are bounded (`max_deliver`): a handler failing on the last
@@ -37,7 +39,7 @@ import nats.js.errors
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 
-from shared import metrics, tracing
+from shared import logs, metrics, tracing
 from shared.eventlog import EVENT_TYPE_HEADER, StaleRead, decode_message
 from shared.durables import ConsumerSpec
 from shared.setup import SETUP_STEP, require_consumer
@@ -244,45 +246,52 @@ class Consumer:
         outcome = "ok"
         delivered = msg.metadata.num_delivered if msg.metadata else 1
         last = 0 < self._max_deliver <= delivered
-        try:
-            for attempt in range(1, _BROKER_RETRIES + 1):
-                try:
-                    with tracing.span(f"handle {kind}", headers, **{"order.id": event.order_id, "event.seq": event.seq}):
+        # One span per delivery, around the nak or park too, so every line logged about
+        # this message names the order and its trace.
+        with logs.about(event.order_id), \
+                tracing.span(f"handle {kind}", headers, **{"order.id": event.order_id, "event.seq": event.seq}) as span:
+            try:
+                for attempt in range(1, _BROKER_RETRIES + 1):
+                    try:
                         await self._handler(event, msg)
-                    break
-                except Exception as exc:
-                    if attempt == _BROKER_RETRIES or not self._broker_lost(exc):
-                        raise
-                    # The broker went away mid-step: a nak could not reach it either, and the
-                    # message would wait out its ack wait once the broker is back. Steps are
-                    # idempotent, so this one is taken up again here as soon as it is back.
-                    log.info("broker lost mid-step; resuming once reconnected",
-                             extra={"orderId": event.order_id, "event": kind, "error": repr(exc)})
-                    await self._connected()
-            await self._connected()
-            await msg.ack()  # a buffered publish: nothing waits for the server
-        except (Retry, StaleRead) as exc:
-            outcome = "retry"
-            await self._connected()
-            if last:
-                log.error("event parked: still not done on its last delivery",
-                          extra={"orderId": event.order_id, "event": kind, "delivery": delivered, "reason": str(exc)})
-                await self._park(msg, f"retried {delivered} times: {exc}")
-            else:
-                log.info("event will be redelivered", extra={"orderId": event.order_id, "reason": str(exc)})
-                await msg.nak(delay=exc.delay)
-        except Exception as exc:
-            outcome = "error"
-            log.exception("handler failed", extra={"orderId": event.order_id, "event": kind, "delivery": delivered})
-            await self._connected()
-            if last:
-                await self._park(msg, f"failed {delivered} times: {exc!r}")
-            else:
-                await msg.nak(delay=min(30.0, 0.5 * 2 ** min(delivered, 6)))
-        finally:
-            self._release(msg)
-            metrics.bound(metrics.EVENTS_HANDLED, kind, outcome).inc()
-            metrics.bound(metrics.EVENT_DURATION, kind).observe(time.perf_counter() - started)
+                        break
+                    except Exception as exc:
+                        if attempt == _BROKER_RETRIES or not self._broker_lost(exc):
+                            raise
+                        # The broker went away mid-step: a nak could not reach it either, and the
+                        # message would wait out its ack wait once the broker is back. Steps are
+                        # idempotent, so this one is taken up again here as soon as it is back.
+                        log.info("broker lost mid-step; resuming once reconnected",
+                                 extra={"event": kind, "error": repr(exc)})
+                        await self._connected()
+                await self._connected()
+                await msg.ack()  # a buffered publish: nothing waits for the server
+            except (Retry, StaleRead) as exc:
+                outcome = "retry"
+                span.set_attribute("retry.reason", str(exc))
+                await self._connected()
+                if last:
+                    tracing.failed(f"parked after {delivered} deliveries: {exc}", span)
+                    log.error("event parked: still not done on its last delivery",
+                              extra={"event": kind, "delivery": delivered, "reason": str(exc)})
+                    await self._park(msg, f"retried {delivered} times: {exc}")
+                else:
+                    log.info("event will be redelivered", extra={"reason": str(exc)})
+                    await msg.nak(delay=exc.delay)
+            except Exception as exc:
+                outcome = "error"
+                span.record_exception(exc)
+                tracing.failed(f"{type(exc).__name__}: {exc}", span)
+                log.exception("handler failed", extra={"event": kind, "delivery": delivered})
+                await self._connected()
+                if last:
+                    await self._park(msg, f"failed {delivered} times: {exc!r}")
+                else:
+                    await msg.nak(delay=min(30.0, 0.5 * 2 ** min(delivered, 6)))
+            finally:
+                self._release(msg)
+                metrics.bound(metrics.EVENTS_HANDLED, kind, outcome).inc()
+                metrics.bound(metrics.EVENT_DURATION, kind).observe(time.perf_counter() - started)
 
     async def _batches(self, stop: asyncio.Event) -> None:
         """Batch mode: hand over what was collected, one batch at a time, until `stop`."""

@@ -40,7 +40,9 @@ class Emitter:
         """
         event = self.next_event(history, cls, **fields)
         state = apply(history.state, event)
-        appended = await self.log.append(event, expected_stream_seq=history.last_stream_seq)
+        appended = await self.log.append(
+            event, expected_stream_seq=history.last_stream_seq, order_type=state.spec.order_type
+        )
         if appended.duplicate:
             return await self.log.load(state.order_id)
         stored = StoredEvent(stream_seq=appended.stream_seq, event=event)

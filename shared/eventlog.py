@@ -70,6 +70,8 @@ class StoredEvent:
     #: When the log stored it (ms since epoch, the server's clock); None for an event this
     #: process just appended, whose acknowledgement carries no time.
     stored_at: int | None = None
+    #: The trace context it was appended in (`traceparent`); "" when tracing is off or it had none.
+    trace: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -243,12 +245,14 @@ class EventLog:
         self._ids = itertools.count()
 
     async def append(
-        self, event: ev.OrderEvent, *, expected_stream_seq: int, timeout: float | None = None
+        self, event: ev.OrderEvent, *, expected_stream_seq: int, timeout: float | None = None, order_type: str = ""
     ) -> Appended:
         """Append `event` if the order's last stored event is at `expected_stream_seq`.
 
         `timeout` (seconds, default the log's) bounds the wait for the acknowledgement; a
         publish that times out may still be stored, now or when the connection is back.
+        The event carries the current trace context and `order_type` (for its handlers'
+        spans); an `OrderFailed` ends the current span in error.
         """
         kind = type(event).__name__
         headers = {
@@ -257,7 +261,9 @@ class EventLog:
             "Nats-Expected-Last-Subject-Sequence-Subject": self.topology.order_wildcard(event.order_id),
             EVENT_TYPE_HEADER: kind,
         }
-        tracing.inject(headers)
+        if isinstance(event, ev.OrderAccepted):
+            order_type = event.order.order_type
+        tracing.inject(headers, order_type)
         try:
             ack = await self._js.publish(
                 self.topology.order_subject(event.order_id, event.seq, kind),
@@ -278,6 +284,8 @@ class EventLog:
             raise ConcurrencyConflict(f"order {event.order_id}: {exc.description}") from exc
         if not ack.duplicate:
             metrics.bound(metrics.EVENTS_APPENDED, kind).inc()
+        if isinstance(event, ev.OrderFailed):
+            tracing.failed(f"{event.code}: {event.reason}")
         return Appended(stream_seq=ack.seq, duplicate=bool(ack.duplicate))
 
     async def load(self, order_id: str, *, through_seq: int = 0) -> History:
@@ -304,9 +312,9 @@ class EventLog:
     async def read(self, order_id: str, *, from_stream_seq: int = 1) -> list[StoredEvent]:
         """The order's stored events from a stream position on, in stream order."""
         out: list[StoredEvent] = []
-        for seq, data, stored_at in await self._raw(order_id):
+        for seq, data, stored_at, trace in await self._raw(order_id):
             if seq >= from_stream_seq:
-                out.append(StoredEvent(stream_seq=seq, event=ev.decode(data), stored_at=stored_at))
+                out.append(StoredEvent(stream_seq=seq, event=ev.decode(data), stored_at=stored_at, trace=trace))
         return out
 
     async def held_by_leader(self, order_id: str) -> int:
@@ -318,7 +326,7 @@ class EventLog:
                                           subjects_filter=self.topology.order_wildcard(order_id))
         return sum((info.state.subjects or {}).values())
 
-    async def _raw(self, order_id: str) -> list[tuple[int, bytes, int | None]]:
+    async def _raw(self, order_id: str) -> list[tuple[int, bytes, int | None, str]]:
         wildcard = self.topology.order_wildcard(order_id)
         raw, more = await self._direct_batch({"multi_last": [wildcard], "batch": _BATCH}, wildcard)
         while more and raw:
@@ -329,7 +337,7 @@ class EventLog:
         raw.sort(key=lambda item: item[0])  # stream order, whatever order the answer came in
         return raw
 
-    async def _direct_batch(self, request: dict, subject: str) -> tuple[list[tuple[int, bytes, int | None]], bool]:
+    async def _direct_batch(self, request: dict, subject: str) -> tuple[list[tuple[int, bytes, int | None, str]], bool]:
         inbox = await self._reply_inbox()
         queue: asyncio.Queue[Msg] = asyncio.Queue()
         self._replies[inbox] = queue
@@ -337,7 +345,7 @@ class EventLog:
             await self._nc.publish(
                 f"$JS.API.DIRECT.GET.{self.topology.orders_stream}", json.dumps(request).encode(), reply=inbox
             )
-            out: list[tuple[int, bytes, int | None]] = []
+            out: list[tuple[int, bytes, int | None, str]] = []
             while True:
                 msg = await asyncio.wait_for(queue.get(), self._timeout)
                 headers = msg.headers or {}
@@ -351,7 +359,8 @@ class EventLog:
                 if status is not None:
                     raise RuntimeError(f"direct get on {subject} failed: {status} {headers.get('Description')}")
                 stamp = headers.get("Nats-Time-Stamp")
-                out.append((int(headers["Nats-Sequence"]), msg.data, stamp_ms(stamp) if stamp else None))
+                out.append((int(headers["Nats-Sequence"]), msg.data, stamp_ms(stamp) if stamp else None,
+                            tracing.carried(headers)))
         finally:
             del self._replies[inbox]
 

@@ -66,7 +66,16 @@ def _body(error: str, detail: str, field: str | None = None, extra: dict | None 
     return msgspec.convert({"error": error, "detail": detail, **optional, **(extra or {})}, ErrorBody)
 
 
-def on_api_error(_: Request, exc: ApiError) -> Response:
+def refused(request: Request, status: int, code: str, field: str | None = None, order_id: str | None = None) -> None:
+    """One info line per refused request: what was refused and why, never what authenticates it."""
+    extra = {"status": status, "code": code, "field": field, "path": request.url.path}
+    if order_id is not None:
+        extra["orderId"] = order_id
+    log.info("request refused", extra=extra)
+
+
+def on_api_error(request: Request, exc: ApiError) -> Response:
+    refused(request, exc.status, exc.error, exc.field, exc.extra.get("orderId"))
     return Response(
         _body(exc.error, exc.detail, exc.field, exc.extra),
         status_code=exc.status,
@@ -95,8 +104,10 @@ def on_http_exception(request: Request, exc: HTTPException) -> Response:
         # The client stopped sending its body (or the transport cut off a slow one): its
         # fault, and nobody is left to read the answer.
         status, detail = 408, "the request body did not arrive"
-    elif status >= 500:
+    if status >= 500:
         log.error("server error: %s", detail, extra={"path": request.url.path})
+    else:
+        refused(request, status, _HTTP_NAMES.get(status, "error"))
     return Response(_body(_HTTP_NAMES.get(status, "error"), detail), status_code=status, media_type=MediaType.JSON)
 
 

@@ -25,7 +25,7 @@ from services.gateway.params import bounded_int, error_message
 from services.gateway.reads import BadCursor, ReadModelUnavailable
 from services.gateway.sockets import client_gone, close_for
 from services.gateway.submit import submit
-from shared import metrics, tracing
+from shared import logs, metrics, tracing
 from shared.events import OrderAccepted
 from shared.ids import is_order_id
 from shared.orders import STATUSES, IllegalTransition, OrderState, apply
@@ -121,6 +121,10 @@ class OrderController(Controller):
         with tracing.span("submit order", **{"order.type": spec.order_type}) as span:
             result = await submit(spec, emitter=state.emitter, timing=state.accept_timing)
             span.set_attribute("order.id", result.state.order_id)
+            if result.created:
+                log.info("order accepted", extra={"orderId": result.state.order_id, "account": spec.account,
+                                                  "orderType": spec.order_type,
+                                                  "pair": f"{spec.token_in}-{spec.token_out}"})
         body = views.extend(
             views.order_view(result.state),
             Submitted,
@@ -182,7 +186,8 @@ class OrderController(Controller):
         """
         if not is_order_id(order_id):
             raise _not_found(order_id)
-        current, changed = await cancel(order_id, request.user, state.emitter)
+        with logs.about(order_id):
+            current, changed = await cancel(order_id, request.user, state.emitter)
         return views.extend(views.order_view(current), Cancelled, cancelled=changed)
 
     @get("/{orderId:str}/events", operation_class=ApiOperation, responses=errors(404, 503, *API_ERRORS))

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 from services.gateway.errors import UNAVAILABLE, ApiError, log_full
 from shared import events as ev
-from shared import metrics
+from shared import logs, metrics
 from shared.acceptance import refuse_if_late, stored_in_time
 from shared.emit import Emitter
 from shared.eventlog import ConcurrencyConflict, History
@@ -53,11 +53,17 @@ async def submit(spec: ev.OrderSpec, *, emitter: Emitter, timing: AcceptTiming) 
     server's secret), so every gateway replica computes the same one and the log's
     optimistic concurrency (expected last sequence 0) lets exactly one submission create it.
     """
-    log_, ids, clock = emitter.log, emitter.ids, emitter.clock
     if spec.client_order_id:
-        order_id = ids.keyed_order_id(spec.account, spec.client_order_id)
+        order_id = emitter.ids.keyed_order_id(spec.account, spec.client_order_id)
     else:
-        order_id = ids.order_id()
+        order_id = emitter.ids.order_id()
+    with logs.about(order_id):
+        return await _accept(spec, order_id, emitter=emitter, timing=timing)
+
+
+async def _accept(spec: ev.OrderSpec, order_id: str, *, emitter: Emitter, timing: AcceptTiming) -> Submitted:
+    """The submission of `order_id`, once its id is known."""
+    log_, ids, clock = emitter.log, emitter.ids, emitter.clock
     now = clock.now_ms()
     event = ev.OrderAccepted(
         order_id=order_id,

@@ -20,7 +20,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from typing import Callable
+from typing import Callable, Mapping
 
 import asyncpg
 import msgspec
@@ -43,6 +43,7 @@ from shared.topology import Topology
 log = logging.getLogger(__name__)
 
 Item = tuple[int, ev.OrderEvent]
+Headers = Mapping[str, str] | None  # a message's
 
 
 class Projector:
@@ -73,13 +74,24 @@ class Projector:
         self._log = EventLog(nc, js, topology)
         self.spec = order_spec(topology, "projector", max_ack_pending=max(2048, 2 * batch))
 
-    async def apply(self, batch: list[Item]) -> Projection:
-        """Fold `batch` into the read model; safe to repeat."""
-        with tracing.span("project batch", None, **{"batch.size": len(batch)}):
+    async def apply(self, batch: list[Item], carriers: Mapping[str, Headers] | None = None) -> Projection:
+        """Fold `batch` into the read model; safe to repeat.
+
+        `carriers` (order id -> the headers of its last event in the batch) put the write
+        into each order's own trace: a span per order, child of the span that appended
+        that event, covering the whole batch's write. One batch span linked to every order
+        would cost less (about 6 µs an order against 22 µs, measured with every order
+        traced), but a link leaves the write out of the order's trace, where an operator
+        following one order looks; with sampling, the spans of unsampled orders are not
+        recorded at all.
+        """
+        with tracing.each("project order", carriers or {}, "order.id", **{"batch.size": len(batch)}) as spans:
             async with self._pool.acquire() as conn:
                 projection, recorded = await self._fold_and_write(conn, batch)
-        for reject in recorded:
-            log.error("event rejected by the state machine; skipped", extra=msgspec.to_builtins(reject))
+            for reject in recorded:
+                log.error("event rejected by the state machine; skipped", extra=msgspec.to_builtins(reject))
+                if (refused := spans.get(reject.order_id)) is not None:
+                    tracing.failed(f"{reject.event_type} refused: {reject.reason}", refused)
         self._observe(len(batch), projection)
         return projection
 
@@ -156,7 +168,10 @@ class Projector:
             log.info(str(summary))
 
     async def _handle(self, items: list[Item], msgs: list[Msg]) -> None:
-        await self.apply(items)
+        if not tracing.enabled():  # no header is looked at
+            await self.apply(items)
+            return
+        await self.apply(items, {event.order_id: msg.headers for (_, event), msg in zip(items, msgs)})
 
     async def _read_gaps(self, gaps: dict[str, int]) -> list[Item]:
         """The events of each gapped order after the position the read model holds."""

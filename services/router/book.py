@@ -46,6 +46,9 @@ class RestingOrder(msgspec.Struct, frozen=True, kw_only=True):
     expires_at: int | None  # ms since epoch; None rests until cancelled
     kind: Kind = "limit"
     accepted_at: int = 0  # ms since epoch
+    #: The trace context its acceptance was appended in (`traceparent`; "" untraced): its
+    #: firing or expiry continues the order's trace.
+    trace: str = ""
 
     def __post_init__(self) -> None:
         if self.token_in == self.token_out:

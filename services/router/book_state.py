@@ -4,7 +4,8 @@
 state after a stream position can be saved and folding can go on from there: a snapshot
 at sequence S plus the events after S gives the same book as folding everything. A
 snapshot records the resting orders in arrival order (ties at one limit price fire in
-that order) and the accepted orders not yet open.
+that order) and the accepted orders not yet open, each with the trace context of its
+acceptance (a firing after a restart continues the order's trace).
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ class Pending(msgspec.Struct, frozen=True, kw_only=True):
     order_id: str
     spec: ev.OrderSpec
     accepted_at: int
+    trace: str = ""  # the acceptance's trace context, as `RestingOrder.trace`
 
 
 class BookSnapshot(msgspec.Struct, frozen=True, kw_only=True):
@@ -40,7 +42,7 @@ class BookSnapshot(msgspec.Struct, frozen=True, kw_only=True):
     pending: list[Pending]  # acceptance order
 
 
-def resting_order(spec: ev.OrderSpec, order_id: str, accepted_at: int) -> RestingOrder:
+def resting_order(spec: ev.OrderSpec, order_id: str, accepted_at: int, trace: str = "") -> RestingOrder:
     """The book's form of an order, expiring at the latest when it has rested as long as any may."""
     return RestingOrder(
         order_id=order_id,
@@ -51,6 +53,7 @@ def resting_order(spec: ev.OrderSpec, order_id: str, accepted_at: int) -> Restin
         expires_at=resting_deadline(accepted_at, spec.expires_at),
         kind="sniper" if spec.order_type == "sniper" else "limit",
         accepted_at=accepted_at,
+        trace=trace,
     )
 
 
@@ -69,15 +72,16 @@ class BookFold:
         self.pending: dict[str, Pending] = {}
         self.stream_seq = 0
 
-    def apply(self, event: ev.OrderEvent, stream_seq: int) -> None:
-        """Fold one event stored at `stream_seq`."""
+    def apply(self, event: ev.OrderEvent, stream_seq: int, trace: str = "") -> None:
+        """Fold one event stored at `stream_seq`, appended in trace context `trace`."""
         match event:
             case ev.OrderAccepted(order=spec) if spec.order_type in ("limit", "sniper"):
-                self.pending[event.order_id] = Pending(order_id=event.order_id, spec=spec, accepted_at=event.occurred_at)
+                self.pending[event.order_id] = Pending(order_id=event.order_id, spec=spec,
+                                                       accepted_at=event.occurred_at, trace=trace)
             case ev.OrderOpened():
                 accepted = self.pending.pop(event.order_id, None)
                 if accepted is not None:
-                    self.book.add(resting_order(accepted.spec, event.order_id, accepted.accepted_at))
+                    self.book.add(resting_order(accepted.spec, event.order_id, accepted.accepted_at, accepted.trace))
             case _ if type(event).__name__ in LEAVES:
                 self.pending.pop(event.order_id, None)
                 self.book.remove(event.order_id)

@@ -7,7 +7,8 @@ history, a replica saves the fold (`book_state`) to the object store `BOOK` now 
 then, and at start folds on from the latest snapshot, reading only the events stored
 after it; it replays from the first message when there is none, or none it may use
 (`book_state.usable`). The server sends only the event types that change the book
-(`book_state.WATCHED`).
+(`book_state.WATCHED`). Each order keeps the trace context of its acceptance, so its
+firing continues its trace; a cancel that takes an order out is a span of that trace.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from services.router import book_state
 from services.router.book import LimitBook
 from services.router.book_state import BookFold
 from shared import events as ev
-from shared import metrics
+from shared import metrics, tracing
 from shared.clock import Clock
 from shared.follow import Follower
 from shared.setup import SetupMissing
@@ -173,7 +174,15 @@ class BookFeed:
             log.error("undecodable event left out of the book", extra={"streamSeq": seq, "error": str(exc)})
             self._fold.skip(seq)
         else:
-            self._fold.apply(event, seq)
+            cancelled = self.book.get(event.order_id) if isinstance(event, ev.OrderCancelled) else None
+            if cancelled is not None and self._caught_up.is_set():
+                # A cancel taking a resting order out (not one replayed at start): a span of the
+                # order's trace, child of the cancel.
+                with tracing.span("remove resting order", msg.headers,
+                                  **{"order.id": cancelled.order_id, "order.type": cancelled.kind}):
+                    self._fold.apply(event, seq)
+            else:
+                self._fold.apply(event, seq, tracing.carried(msg.headers))
 
     def _armed(self, seq: int) -> None:
         if self._caught_up.is_set():

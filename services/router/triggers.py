@@ -5,7 +5,9 @@ what any size can get (output is concave in input), so only the orders whose lim
 at or below that bound (a slice of the sorted book) get an exact quote for their own
 size. Sniper orders are checked against the pools that exist now; expiries come from a
 heap. A firing is an append against the order's last position, so two replicas (or a
-cancel) racing for one order produce exactly one outcome.
+cancel) racing for one order produce exactly one outcome. Each firing or expiry is a span
+of the order's trace, continued from its acceptance's context kept in the book, so an
+order that fires is one trace from acceptance to its end.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from services.router.book_state import expiry_reason
 from services.router.decide import NoRoute, decide
 from services.router.handler import Router
 from shared import events as ev
-from shared import metrics
+from shared import logs, metrics, tracing
 from shared.chain import SlotClock
 from shared.clock import Clock
 from shared.market.model import Market
@@ -76,7 +78,8 @@ class Triggers:
         if slot % 100 == 0:  # forget held orders that left the book
             self._held = {k: v for k, v in self._held.items() if k in self._book}
         for order in self._book.due(self._clock.now_ms()):
-            touched += self._spawn(order.order_id, self._router.expire(order.order_id, expiry_reason(order)))
+            touched += self._spawn(order, "expire resting order",
+                                   self._router.expire(order.order_id, expiry_reason(order)))
         for token_in, token_out in self._book.sides():
             bound = self._bound(token_in, token_out, slot)
             if bound is None:
@@ -85,12 +88,12 @@ class Triggers:
                 held = self._held.get(order.order_id)
                 if held is not None and bound[0] * held[1] <= held[0] * bound[1]:
                     continue  # its own size missed at a price at least this good: wait for better
-                touched += self._spawn(order.order_id, self._fire_limit(order, slot))
+                touched += self._spawn(order, "fire resting order", self._fire_limit(order, slot))
         for token_a, token_b in self._book.sniper_pairs():
             if self._market.pools_for(token_a, token_b, slot):
                 for order in self._book.waiting_for_pair(token_a, token_b):
                     touched += self._spawn(
-                        order.order_id, self._router.fire(order.order_id, f"pool open in slot {slot}")
+                        order, "fire resting order", self._router.fire(order.order_id, f"pool open in slot {slot}")
                     )
         self.last_tick_ms = (time.perf_counter() - started) * 1000
         self.last_touched = touched
@@ -157,7 +160,9 @@ class Triggers:
         except NoRoute:
             return None
 
-    def _spawn(self, order_id: str, work) -> int:
+    def _spawn(self, order: RestingOrder, name: str, work) -> int:
+        """Run `work` for `order` unless a step of it runs already; the step is span `name` of the order's trace."""
+        order_id = order.order_id
         if order_id in self._busy:
             work.close()
             return 0
@@ -165,12 +170,16 @@ class Triggers:
 
         async def guarded() -> None:
             async with self._slots_free:
-                try:
-                    await work
-                except Exception:
-                    log.exception("resting order step failed", extra={"orderId": order_id})
-                finally:
-                    self._busy.discard(order_id)
+                with logs.about(order_id), tracing.span(name, {tracing.TRACEPARENT: order.trace},
+                                                        **{"order.id": order_id, "order.type": order.kind}) as span:
+                    try:
+                        await work
+                    except Exception as exc:
+                        span.record_exception(exc)
+                        tracing.failed(f"{type(exc).__name__}: {exc}", span)
+                        log.exception("resting order step failed")
+                    finally:
+                        self._busy.discard(order_id)
 
         task = asyncio.create_task(guarded())
         self._tasks.add(task)

@@ -40,7 +40,8 @@ class MemoryLog:
         self.stored: list[StoredEvent] = []
         self.stored_at = stored_at
 
-    async def append(self, event: ev.OrderEvent, *, expected_stream_seq: int, timeout: float | None = None) -> Appended:
+    async def append(self, event: ev.OrderEvent, *, expected_stream_seq: int, timeout: float | None = None,
+                     order_type: str = "") -> Appended:
         mine = [s for s in self.stored if s.event.order_id == event.order_id]
         if (mine[-1].stream_seq if mine else 0) != expected_stream_seq:
             raise ConcurrencyConflict(event.order_id)
@@ -127,7 +128,7 @@ class UnacknowledgedLog(MemoryLog):
         self.stores = stores
         self.replica_lags = replica_lags
 
-    async def append(self, event, *, expected_stream_seq, timeout=None):
+    async def append(self, event, *, expected_stream_seq, timeout=None, order_type=""):
         if event.seq == 1:
             if self.stores:
                 await super().append(event, expected_stream_seq=expected_stream_seq)
@@ -178,7 +179,7 @@ class LosesFirstPublish(MemoryLog):
         self.first_stored = first_stored
         self.publishes = 0
 
-    async def append(self, event, *, expected_stream_seq, timeout=None):
+    async def append(self, event, *, expected_stream_seq, timeout=None, order_type=""):
         if event.seq != 1:
             return await super().append(event, expected_stream_seq=expected_stream_seq)
         self.publishes += 1

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import msgspec
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -141,3 +142,24 @@ def test_a_snapshot_of_another_version_or_unreadable_is_refused() -> None:
     for bad in (data, b"\x00junk"):
         with pytest.raises(ValueError):
             book_state.decode(bad)
+
+
+TRACE = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+
+
+def test_each_order_keeps_its_acceptances_trace_context_through_a_snapshot_pending_or_resting() -> None:
+    f = BookFold(LimitBook())
+    f.apply(ev.OrderAccepted(**meta("rests", 1, NOW), order=spec("limit", "GTC", None, 900, 0)), 1, TRACE)
+    f.apply(ev.OrderOpened(**meta("rests", 2, NOW + 1), trigger="x", pair=""), 2, "00-other-context")
+    f.apply(ev.OrderAccepted(**meta("pending", 1, NOW), order=spec("sniper", None, None, 0, 0)), 3, TRACE)
+    restored = BookFold(LimitBook())
+    restored.restore(book_state.decode(book_state.encode(f.snapshot(CREATED))))
+    restored.apply(ev.OrderOpened(**meta("pending", 2, NOW + 1), trigger="x", pair=""), 4)
+    assert {o.order_id: o.trace for o in restored.book.orders()} == {"rests": TRACE, "pending": TRACE}
+
+
+def test_a_snapshot_written_before_orders_kept_a_trace_context_is_read_with_none() -> None:
+    resting = book_state.resting_order(spec("limit", "GTC", None, 900, 0), "o1", NOW)
+    older = {"version": 1, "stream_created": CREATED, "stream_seq": 1, "pending": [],
+             "resting": [{k: v for k, v in msgspec.structs.asdict(resting).items() if k != "trace"}]}
+    assert book_state.decode(msgspec.msgpack.encode(older)).resting == [resting]

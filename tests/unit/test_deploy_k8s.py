@@ -8,6 +8,7 @@ import functools
 import re
 import subprocess
 import sysconfig
+import urllib.parse
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -224,6 +225,8 @@ def test_engine_pods_get_every_setting_and_their_own_credentials_only_from_secre
         assert missing == set(), name
         assert env["SERVICE_NAME"] == name and env["STREAM_REPLICAS"] == "3"
         assert env["OTEL_TRACES_EXPORTER"] in {"none", "console", "otlp"}
+        # The services' exporter speaks OTLP over HTTP: the collector's port for that, not gRPC's 4317.
+        assert urllib.parse.urlsplit(env["OTEL_EXPORTER_OTLP_ENDPOINT"]).port == 4318
         assert env["SIM_PROFILE"] in {"demo", "zero"}
         assert deployment["spec"]["template"]["spec"]["enableServiceLinks"] is False
 
