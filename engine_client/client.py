@@ -110,7 +110,8 @@ class EngineClient:
         """Every event of the order after `after_seq`, in order, until the terminal one.
 
         A connection that drops (or a gateway that goes away) is reopened with `afterSeq`
-        at the last event yielded, `retries` times in a row at most.
+        at the last event yielded, `retries` times in a row at most. To stop early, iterate
+        inside `contextlib.aclosing(client.watch(...))`, which closes the stream at once.
         """
         last, failures = after_seq, 0
         while True:
