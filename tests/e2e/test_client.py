@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from engine_client import ApiError, EngineClient, LimitOrder, MarketOrder, SniperOrder
+from tests.e2e.client import engine_of
 from tests.e2e.conftest import own_stack
 from tests.e2e.foresight import IMMUNE_SLIPPAGE_BPS
 from tests.helpers import CuttableRelay
@@ -26,7 +27,7 @@ ENGINE = shutil.which("engine", path=str(Path(sys.executable).parent))
 
 @pytest.fixture
 async def engine(stack):
-    async with EngineClient(stack.base_url, stack.api_key) as client:
+    async with engine_of(stack) as client:
         yield client
 
 
