@@ -43,8 +43,8 @@ T = TypeVar("T")
 #: Answers worth another attempt: nothing was stored (429), or the server or a proxy in
 #: front of it could not answer now (5xx other than 500, which is a bug, not a moment).
 RETRYABLE_STATUS = frozenset({429, 502, 503, 504})
-#: Stream close codes that are an answer, not a dropped connection.
-_STREAM_REFUSALS = {4401: (401, "unauthorized"), 4404: (404, "order_not_found"), 4429: (429, "too_many_streams")}
+#: Stream close codes that answer as an HTTP status would: 4000 + the status.
+_STREAM_REFUSALS = {4401: "unauthorized", 4404: "order_not_found", 4429: "rate_limited", 4503: "unavailable"}
 
 
 class EngineClient:
@@ -117,6 +117,7 @@ class EngineClient:
         while True:
             try:
                 async with self._connect(f"/api/orders/{order_id}/stream?afterSeq={last}") as ws:
+                    # Ends quietly on a close with 1000 or 1001; raises on any other code.
                     async for raw in ws:
                         kind = msgspec.json.decode(raw, type=StreamNotice)
                         if kind.type == "connection":
@@ -134,14 +135,20 @@ class EngineClient:
                             return
                 if ws.close_code == 1000:
                     return
-                if ws.close_code in _STREAM_REFUSALS:
-                    status, code = _STREAM_REFUSALS[ws.close_code]
-                    raise ApiError(status, code, ws.close_reason or code, "orderId" if status == 404 else None)
-            except (OSError, TimeoutError, websockets.ConnectionClosedError, websockets.InvalidHandshake) as exc:
-                failures += 1
-                if failures > self.retries or not _transient(exc):
+                lost: Exception = ConnectionError(f"stream closed with {ws.close_code} {ws.close_reason}")
+            except websockets.ConnectionClosedError as closed:
+                refused = _closed_with(closed.rcvd)
+                if refused is not None and refused.status not in RETRYABLE_STATUS:
+                    raise refused from None
+                lost = refused or closed
+            except (OSError, TimeoutError, websockets.InvalidHandshake) as exc:
+                if not _transient(exc):
                     raise
-                await asyncio.sleep(self._wait(failures, None))
+                lost = exc
+            failures += 1
+            if failures > self.retries:
+                raise lost
+            await asyncio.sleep(self._wait(failures, None))
 
     async def follow_quotes(self, pair: str) -> AsyncIterator[VenueQuote]:
         """The latest quote of each venue for `pair`, then every new one, for as long as the caller reads."""
@@ -199,6 +206,15 @@ def _error(response: httpx.Response) -> ApiError:
 
 def _refusal(notice: StreamNotice) -> ApiError:
     return ApiError(400, notice.error or "invalid_field", notice.detail or "", notice.field)
+
+
+def _closed_with(frame: websockets.frames.Close | None) -> ApiError | None:
+    """The refusal a stream's close code stands for, if it is one (4000 + an HTTP status)."""
+    if frame is None or frame.code not in _STREAM_REFUSALS:
+        return None
+    status = frame.code - 4000
+    return ApiError(status, _STREAM_REFUSALS[frame.code], frame.reason or _STREAM_REFUSALS[frame.code],
+                    "orderId" if status == 404 else None)
 
 
 def _transient(exc: Exception) -> bool:

@@ -87,6 +87,12 @@ async def test_a_refused_order_raises_with_the_status_code_and_field(engine):
     assert (refused.value.status, refused.value.code, refused.value.field) == (400, "invalid_field", "amount")
 
 
+async def test_watching_an_order_that_does_not_exist_raises_not_found(engine):
+    with pytest.raises(ApiError) as refused:
+        [event async for event in engine.watch("no-such-order")]
+    assert (refused.value.status, refused.value.code, refused.value.field) == (404, "order_not_found", "orderId")
+
+
 async def test_a_resting_limit_order_is_cancelled(engine):
     order = await engine.submit(resting_limit())
     async with contextlib.aclosing(engine.watch(order.order_id)) as events:
