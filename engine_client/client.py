@@ -80,7 +80,12 @@ class EngineClient:
     # --- Orders -----------------------------------------------------------------------------
 
     async def submit(self, order: Order) -> Submitted:
-        """Submit an order; safe to call again with the same `order` (it keeps its clientOrderId)."""
+        """Submit an order; safe to call again with the same `order` (it keeps its clientOrderId).
+
+        An order an earlier attempt created comes back with `created` False. One the log
+        stored too late comes back `failed` with `failure_code` "accept_deadline_missed": it
+        never executed, and a new order (a new clientOrderId) is the way to try again.
+        """
         # Set on the caller's order itself, so that calling again with it is the same order.
         if order.client_order_id is None:
             order.client_order_id = str(uuid.uuid4())

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
 import shutil
 import sys
 import uuid
@@ -104,13 +105,16 @@ async def test_a_resting_limit_order_is_cancelled(engine):
         True, "cancelled", "cancelled")
 
 
-async def cli(stack, *args: str) -> tuple[int, str, str]:
+async def run_engine(*args: str, env: dict[str, str] | None = None) -> tuple[int, str, str]:
     assert ENGINE, f"no `engine` script beside {sys.executable}: pip install -e . installs it"
     proc = await asyncio.create_subprocess_exec(
-        ENGINE, *args, "--url", stack.base_url, "--key", stack.api_key, "--json",
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+        ENGINE, *args, env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
     out, err = await asyncio.wait_for(proc.communicate(), timeout=60)
     return proc.returncode, out.decode(), err.decode()
+
+
+async def cli(stack, *args: str) -> tuple[int, str, str]:
+    return await run_engine(*args, "--url", stack.base_url, "--key", stack.api_key, "--json")
 
 
 async def test_the_cli_submits_a_market_order_and_watches_it_to_confirmed_as_json(stack):
@@ -126,3 +130,11 @@ async def test_the_cli_submits_a_market_order_and_watches_it_to_confirmed_as_jso
 async def test_the_cli_reports_a_refusal_with_its_field_and_exit_status_3(stack):
     code, out, err = await cli(stack, "submit", "market", "SOL", "SOL", "1")
     assert (code, out, json.loads(err)["field"], json.loads(err)["status"]) == (3, "", "tokenOut", 400)
+
+
+async def test_the_cli_lists_keys_with_the_key_tooling(stack):
+    env = {**os.environ, **stack.admin_env, "NATS_URL": stack.env["NATS_URL"],
+           "ENGINE_NAMESPACE": stack.env["ENGINE_NAMESPACE"]}
+    code, out, err = await run_engine("keys", "list", "--json", env=env)
+    assert code == 0, err
+    assert "e2e" in [record["account"] for record in json.loads(out)]
