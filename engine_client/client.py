@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from urllib.parse import quote
 from collections.abc import AsyncIterator
 from typing import Any, TypeVar
 
@@ -23,6 +24,7 @@ import msgspec
 import websockets
 
 from engine_client.types import (
+    TERMINAL,
     ApiError,
     Cancelled,
     ErrorBody,
@@ -32,7 +34,6 @@ from engine_client.types import (
     OrderPage,
     OrderView,
     PairQuotes,
-    TERMINAL,
     StreamNotice,
     Submitted,
     VenueQuote,
@@ -92,7 +93,7 @@ class EngineClient:
         return await self._call("POST", "/api/orders", Submitted, content=msgspec.json.encode(order))
 
     async def get(self, order_id: str) -> OrderView:
-        return await self._call("GET", f"/api/orders/{order_id}", OrderView)
+        return await self._call("GET", _order_path(order_id), OrderView)
 
     async def list(self, *, status: str | None = None, limit: int | None = None, cursor: str | None = None) -> OrderPage:
         """One page of the caller's orders, newest first; pass `page.next_cursor` as `cursor` for the next."""
@@ -100,11 +101,11 @@ class EngineClient:
         return await self._call("GET", "/api/orders", OrderPage, params=params)
 
     async def events(self, order_id: str) -> list[Event]:
-        return (await self._call("GET", f"/api/orders/{order_id}/events", EventHistory)).events
+        return (await self._call("GET", _order_path(order_id) + "/events", EventHistory)).events
 
     async def cancel(self, order_id: str) -> Cancelled:
         """Cancel an order with no transaction on its way; ApiError 409 (with `order_status`) after that."""
-        return await self._call("DELETE", f"/api/orders/{order_id}", Cancelled)
+        return await self._call("DELETE", _order_path(order_id), Cancelled)
 
     async def quotes(self, pair: str) -> PairQuotes:
         return await self._call("GET", "/api/quotes", PairQuotes, params={"pair": pair})
@@ -121,7 +122,7 @@ class EngineClient:
         last, failures = after_seq, 0
         while True:
             try:
-                async with self._connect(f"/api/orders/{order_id}/stream?afterSeq={last}") as ws:
+                async with self._connect(_order_path(order_id) + f"/stream?afterSeq={last}") as ws:
                     # Ends quietly on a close with 1000 or 1001; raises on any other code.
                     async for raw in ws:
                         kind = msgspec.json.decode(raw, type=StreamNotice)
@@ -200,6 +201,11 @@ class EngineClient:
         if retry_after is not None and retry_after.isdigit():
             return min(float(retry_after), self.max_wait)
         return min(self.backoff * 2 ** (attempt - 1), self.max_wait)
+
+
+def _order_path(order_id: str) -> str:
+    """The order's path: the id is one segment whatever it holds, so no `/`, `?` or `..` in it reaches another route."""
+    return "/api/orders/" + quote(order_id, safe="").replace(".", "%2E")
 
 
 def _error(response: httpx.Response) -> ApiError:

@@ -104,6 +104,14 @@ async def test_a_refusal_is_not_retried_and_raises_with_the_field():
     assert (len(seen), raised.value.status, raised.value.code, raised.value.field) == (1, 400, "invalid_field", "amount")
 
 
+async def test_an_order_id_stays_one_path_segment_whatever_it_holds():
+    seen: list[httpx.Request] = []
+    gone = httpx.Response(404, json={"error": "order_not_found", "detail": "no order", "field": "orderId"})
+    with pytest.raises(ApiError):
+        await client_of([gone], seen).cancel("../quotes?pair=SOL-USDC")
+    assert seen[0].url.raw_path == b"/api/orders/%2E%2E%2Fquotes%3Fpair%3DSOL-USDC"
+
+
 # --- CLI -------------------------------------------------------------------------------------
 
 
