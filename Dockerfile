@@ -14,6 +14,7 @@ COPY shared ./shared
 COPY services ./services
 COPY tools ./tools
 COPY bench ./bench
+COPY engine_client ./engine_client
 # Runtime dependencies only (pinned in pyproject.toml); the dev extra stays out.
 RUN pip install --no-cache-dir . \
     && python -m compileall -q /opt/venv

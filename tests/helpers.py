@@ -1,4 +1,5 @@
-"""Test utilities: wait for a condition instead of sleeping, free ports, process checks, lost live messages."""
+"""Test utilities: wait for a condition instead of sleeping, free ports, process checks, lost live messages,
+a TCP relay whose connections a test cuts."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from typing import Any, TypeVar
 
 from tools.devservers import free_port
 
-__all__ = ["eventually", "free_port", "process_gone", "republish_paused"]
+__all__ = ["CuttableRelay", "eventually", "free_port", "process_gone", "republish_paused"]
 
 T = TypeVar("T")
 
@@ -105,3 +106,52 @@ async def ack_unhandled(js: Any, stream: str, durable: str, done: Callable[[int]
     finally:
         await sub.unsubscribe()
     return acked
+
+
+class CuttableRelay:
+    """A TCP relay to `upstream` ("host:port") whose connections a test can cut, and refuse while `open` is False.
+
+    Cutting aborts both sides at once, as a dropped network path does: no close handshake.
+    """
+
+    def __init__(self, upstream: str) -> None:
+        self._host, _, port = upstream.rpartition(":")
+        self._port = int(port)
+        self._pipes: set[asyncio.StreamWriter] = set()
+        self.open = True
+        self.address = ""  # "127.0.0.1:PORT" once entered
+        self.connections = 0  # relayed so far
+
+    async def __aenter__(self) -> "CuttableRelay":
+        self._server = await asyncio.start_server(self._relay, "127.0.0.1", 0)
+        self.address = "127.0.0.1:%d" % self._server.sockets[0].getsockname()[1]
+        return self
+
+    async def __aexit__(self, *_) -> None:
+        self.cut()
+        self._server.close()
+
+    def cut(self) -> None:
+        for writer in self._pipes:
+            writer.transport.abort()
+        self._pipes.clear()
+
+    async def _relay(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if not self.open:
+            writer.transport.abort()
+            return
+        up_reader, up_writer = await asyncio.open_connection(self._host, self._port)
+        self._pipes.update((writer, up_writer))
+        self.connections += 1
+
+        async def pump(source: asyncio.StreamReader, sink: asyncio.StreamWriter) -> None:
+            try:
+                while data := await source.read(65536):
+                    sink.write(data)
+                    await sink.drain()
+            except (ConnectionError, OSError):
+                pass
+            finally:
+                sink.transport.abort()
+
+        await asyncio.gather(pump(reader, up_writer), pump(up_reader, writer))

@@ -1,4 +1,10 @@
-"""A small client of the public API, as a trading bot would write it."""
+"""Clients of the public API for the end-to-end tests.
+
+`engine_of(stack)` is the typed client a trading bot uses (`engine_client`); `wait_terminal`
+reads through it. `submit` and `stream` stay at the wire: they send a body exactly as
+given (unkeyed orders, odd fields) and hand back the raw messages and the close code,
+which the protocol tests inspect.
+"""
 
 from __future__ import annotations
 
@@ -9,9 +15,13 @@ from typing import Any
 import httpx
 import websockets
 
+from engine_client import TERMINAL, EngineClient, OrderView
 from tests.helpers import eventually
 
-TERMINAL = {"confirmed", "failed", "cancelled", "expired"}
+
+def engine_of(stack: Any, *, key: str | None = None, **options: Any) -> EngineClient:
+    """The typed client of the stack's gateway, sending `key` (default: the stack's own)."""
+    return EngineClient(stack.base_url, key if key is not None else stack.api_key, **options)
 
 
 def market(amount: str = "0.5", token_in: str = "SOL", token_out: str = "USDC", **extra: Any) -> dict[str, Any]:
@@ -48,9 +58,12 @@ async def stream(stack: Any, order_id: str, *, after_seq: int | None = None, pat
             return messages, ws.close_code
 
 
-async def wait_terminal(client: httpx.AsyncClient, order_id: str, timeout: float = 30) -> dict[str, Any]:
-    async def finished() -> dict[str, Any] | None:
-        view = (await client.get(f"/api/orders/{order_id}")).json()
-        return view if view["status"] in TERMINAL else None
+async def wait_terminal(client: httpx.AsyncClient | EngineClient, order_id: str, timeout: float = 30) -> OrderView:
+    """The order once the read model shows it finished."""
+    typed = client if isinstance(client, EngineClient) else EngineClient(http=client)
+
+    async def finished() -> OrderView | None:
+        view = await typed.get(order_id)
+        return view if view.status in TERMINAL else None
 
     return await eventually(finished, timeout=timeout, interval=0.05, message=f"order {order_id} finished")

@@ -91,7 +91,7 @@ async def test_an_order_stored_after_the_gateway_gave_up_is_answered_503_and_ref
     assert again.status_code == 200 and again.json()["orderId"] == order_id
     assert again.json()["status"] == "failed" and again.json()["failureCode"] == "accept_deadline_missed"
     fresh = await submit(client, market(clientOrderId="late-2"))
-    assert (await wait_terminal(client, fresh["orderId"]))["status"] == "confirmed"
+    assert (await wait_terminal(client, fresh["orderId"])).status == "confirmed"
 
 
 def assert_unaccepted(response, error: str, order_id: str) -> None:

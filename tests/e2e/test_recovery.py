@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 
+from decimal import Decimal
+
 import asyncpg
 import httpx
 import msgspec
@@ -10,7 +12,8 @@ import msgspec
 from shared import events as ev
 from shared.eventlog import EventLog
 from shared.topology import Topology
-from tests.e2e.client import market, stream, submit, wait_terminal
+from engine_client import MarketOrder
+from tests.e2e.client import engine_of, wait_terminal
 from tests.e2e.conftest import own_stack, Stack
 from tests.helpers import ack_unhandled, eventually
 from tests.kit import SPEC, make
@@ -21,6 +24,10 @@ RECONCILE_FAST = {"RECONCILE_INTERVAL_S": "0.2", "RECONCILE_STALL_S": "1", "CHAI
 
 
 stack = own_stack(RECONCILE_FAST)
+
+
+def market(amount: str) -> MarketOrder:
+    return MarketOrder(token_in="SOL", token_out="USDC", amount=Decimal(amount))
 
 
 def topology_of(stack: Stack) -> Topology:
@@ -54,23 +61,22 @@ async def nudges_sent(stack: Stack, role: str) -> float:
 
 async def test_an_accepted_order_whose_router_acked_it_and_died_is_nudged_and_confirmed(stack):
     assert stack.stop("router") == 0
-    async with stack.client(timeout=30) as client:
-        order = await submit(client, market("0.25"))
+    async with engine_of(stack, timeout=30) as engine:
+        order = await engine.submit(market("0.25"))
         await ack_everything(stack, "router")  # the acceptance was taken, and then the router died
         stack.start("router")
         await stack.wait_ready("router")
-        view = await wait_terminal(client, order["orderId"], timeout=45)
-    assert view["status"] == "confirmed"
+        view = await wait_terminal(engine, order.order_id, timeout=45)
+    assert view.status == "confirmed"
     assert await nudges_sent(stack, "router") >= 1
 
 
 async def test_a_refused_event_in_the_log_is_kept_out_of_the_history_and_every_read_answers(stack):
-    async with stack.client(timeout=30) as client:
-        order = await submit(client, market("0.1"))
-        order_id = order["orderId"]
-        view = await wait_terminal(client, order_id)
-        assert view["status"] == "confirmed"
-        last_seq = view["lastSeq"]
+    async with engine_of(stack, timeout=30) as engine:
+        order_id = (await engine.submit(market("0.1"))).order_id
+        view = await wait_terminal(engine, order_id)
+        assert view.status == "confirmed"
+        last_seq = view.last_seq
         nc = await stack.admin_nats()
         try:
             log = EventLog(nc, nc.jetstream(), topology_of(stack))
@@ -92,15 +98,14 @@ async def test_a_refused_event_in_the_log_is_kept_out_of_the_history_and_every_r
         finally:
             await conn.close()
         assert stored == last_seq
-        one = await client.get(f"/api/orders/{order_id}")
-        events = await client.get(f"/api/orders/{order_id}/events")
-        listing = await client.get("/api/orders", params={"limit": 100})
-    assert one.status_code == 200 and one.json()["status"] == "confirmed" and one.json()["lastSeq"] == last_seq
-    assert events.status_code == 200
-    assert [e["seq"] for e in events.json()["events"]] == list(range(1, last_seq + 1))
-    assert listing.status_code == 200 and order_id in [o["orderId"] for o in listing.json()["orders"]]
-    messages, code = await stream(stack, order_id)
-    assert [m["seq"] for m in messages[1:]] == list(range(1, last_seq + 1)) and code == 1000
+        one = await engine.get(order_id)
+        events = await engine.events(order_id)
+        listing = await engine.list(limit=100)
+        watched = [event async for event in engine.watch(order_id)]
+    assert (one.status, one.last_seq) == ("confirmed", last_seq)
+    assert [e.seq for e in events] == list(range(1, last_seq + 1))
+    assert order_id in [o.order_id for o in listing.orders]
+    assert [e.seq for e in watched] == list(range(1, last_seq + 1))
 
 
 async def test_an_order_only_the_log_holds_reads_without_its_refused_event(stack):
@@ -119,12 +124,11 @@ async def test_an_order_only_the_log_holds_reads_without_its_refused_event(stack
                 last = (await log.append(event, expected_stream_seq=last)).stream_seq
         finally:
             await nc.close()
-        async with stack.client(timeout=30) as client:
-            one = await client.get(f"/api/orders/{order_id}")
-            events = await client.get(f"/api/orders/{order_id}/events")
-        assert one.status_code == 200 and (one.json()["status"], one.json()["lastSeq"]) == ("routing", 2)
-        assert events.status_code == 200 and [e["event"] for e in events.json()["events"]] == [
-            "OrderAccepted", "RoutingStarted"]
+        async with engine_of(stack, timeout=30) as engine:
+            one = await engine.get(order_id)
+            events = await engine.events(order_id)
+        assert (one.status, one.last_seq) == ("routing", 2)
+        assert [e.event for e in events] == ["OrderAccepted", "RoutingStarted"]
     finally:
         stack.start("projector")
         stack.start("router")

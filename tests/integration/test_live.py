@@ -13,7 +13,7 @@ from services.gateway.live import LiveHub
 from shared.eventlog import EventLog
 from shared.runtime import ConnectionListeners, connect_nats
 from shared.settings import Common
-from tests.helpers import eventually, republish_paused
+from tests.helpers import CuttableRelay, eventually, republish_paused
 from tests.unit.test_projector_fold import order_story
 
 
@@ -74,50 +74,6 @@ async def test_watches_of_orders_that_do_not_exist_are_released_however_they_end
     assert nc._subs and all("o-none" not in sub.subject for sub in nc._subs.values())
 
 
-class _Cuttable:
-    """A TCP relay to nats-server whose connections can be cut and refused, then allowed again."""
-
-    def __init__(self, upstream: str) -> None:
-        self._host, _, port = upstream.removeprefix("nats://").rpartition(":")
-        self._port = int(port)
-        self._pipes: set[asyncio.StreamWriter] = set()
-        self.open = True
-        self.url = ""
-
-    async def __aenter__(self) -> "_Cuttable":
-        self._server = await asyncio.start_server(self._relay, "127.0.0.1", 0)
-        self.url = "nats://127.0.0.1:%d" % self._server.sockets[0].getsockname()[1]
-        return self
-
-    async def __aexit__(self, *_) -> None:
-        self.cut()
-        self._server.close()
-
-    def cut(self) -> None:
-        for writer in self._pipes:
-            writer.transport.abort()
-        self._pipes.clear()
-
-    async def _relay(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        if not self.open:
-            writer.transport.abort()
-            return
-        up_reader, up_writer = await asyncio.open_connection(self._host, self._port)
-        self._pipes.update((writer, up_writer))
-
-        async def pump(source: asyncio.StreamReader, sink: asyncio.StreamWriter) -> None:
-            try:
-                while data := await source.read(65536):
-                    sink.write(data)
-                    await sink.drain()
-            except (ConnectionError, OSError):
-                pass
-            finally:
-                sink.transport.abort()
-
-        await asyncio.gather(pump(reader, up_writer), pump(up_reader, writer))
-
-
 async def test_a_reconnect_recovers_the_events_published_while_away_the_terminal_one_included(
     jetstream, nats_url
 ) -> None:
@@ -125,9 +81,9 @@ async def test_a_reconnect_recovers_the_events_published_while_away_the_terminal
     writer = EventLog(nc, js, topology)
     story = order_story("o-away", "retried")
     position = (await writer.append(story[0], expected_stream_seq=0)).stream_seq
-    async with _Cuttable(nats_url) as relay:
+    async with CuttableRelay(nats_url.removeprefix("nats://")) as relay:
         listeners = ConnectionListeners()
-        gateway_nc = await connect_nats(Common(nats_url=relay.url), "gateway-test", listeners=listeners)
+        gateway_nc = await connect_nats(Common(nats_url=f"nats://{relay.address}"), "gateway-test", listeners=listeners)
         try:
             # No safety net within the test: only the reconnect can bring the events back.
             hub = LiveHub(gateway_nc, EventLog(gateway_nc, gateway_nc.jetstream(), topology), idle_check_s=600)
