@@ -30,6 +30,11 @@ export function s(tag, attrs, ...children) {
   return fill(document.createElementNS(SVG_NS, tag), attrs, children);
 }
 
+/** Append `children` (nested arrays flattened, null skipped) to `node`. */
+export function add(node, ...children) {
+  return fill(node, {}, children);
+}
+
 /** Replace everything inside `node`. */
 export function put(node, ...children) {
   node.replaceChildren();

@@ -137,7 +137,7 @@ export function orderPage(main, orderId) {
     events.push(message);
     status = message.status;
     progress.value = message.progress;
-    timeline.append(h("li", { class: `event status-${message.status}`, "data-event": message.event, "data-status": message.status },
+    timeline.append(h("li", { class: `step step-${message.status}`, "data-event": message.event, "data-status": message.status },
       h("span", { class: "seq" }, `#${message.seq}`),
       h("time", { datetime: message.timestamp }, time(message.timestamp)),
       statusBadge(message.status),

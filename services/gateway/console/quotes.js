@@ -2,7 +2,7 @@
 // of each venue's spot price over time and a table of the latest quotes.
 
 import { ApiFailure, call, follow } from "./api.js";
-import { h, put, s, time } from "./dom.js";
+import { add, h, put, s, time } from "./dom.js";
 
 const PAIRS = ["SOL-USDC", "SOL-USDT", "BONK-SOL", "BONK-USDC", "WIF-SOL", "USDC-USDT", "JUP-USDC", "RAY-SOL"];
 const COLOURS = ["#1f6feb", "#d9480f", "#2b8a3e", "#862e9c"];
@@ -16,7 +16,7 @@ function chart(series) {
   const all = [...series.values()].flat();
   const svg = s("svg", { viewBox: `0 0 ${WIDTH} ${HEIGHT}`, class: "chart", id: "quote-chart", role: "img", "aria-label": "spot price by venue" });
   if (!all.length) {
-    svg.append(s("text", { x: WIDTH / 2, y: HEIGHT / 2, "text-anchor": "middle", class: "axis" }, "waiting for quotes…"));
+    add(svg, s("text", { x: WIDTH / 2, y: HEIGHT / 2, "text-anchor": "middle", class: "axis" }, "waiting for quotes…"));
     return svg;
   }
   const t0 = Math.min(...all.map((p) => p.t));
@@ -28,7 +28,7 @@ function chart(series) {
   high += margin;
   const x = (t) => PAD.left + (t1 === t0 ? 0.5 : (t - t0) / (t1 - t0)) * (WIDTH - PAD.left - PAD.right);
   const y = (price) => PAD.top + (1 - (price - low) / (high - low)) * (HEIGHT - PAD.top - PAD.bottom);
-  svg.append(
+  add(svg,
     s("line", { x1: PAD.left, y1: PAD.top, x2: PAD.left, y2: HEIGHT - PAD.bottom, class: "axis-line" }),
     s("line", { x1: PAD.left, y1: HEIGHT - PAD.bottom, x2: WIDTH - PAD.right, y2: HEIGHT - PAD.bottom, class: "axis-line" }),
     [high - margin, low + margin].map((price) =>
@@ -40,7 +40,7 @@ function chart(series) {
     // A price holds until the next quote: steps, carried on to now.
     const steps = points.flatMap((p, i) => (i ? [[x(p.t), y(points[i - 1].price)], [x(p.t), y(p.price)]] : [[x(p.t), y(p.price)]]));
     steps.push([x(t1), y(points.at(-1).price)]);
-    svg.append(
+    add(svg,
       s("polyline", { points: steps.map(([px, py]) => `${px.toFixed(1)},${py.toFixed(1)}`).join(" "), stroke: colour, fill: "none", "stroke-width": 2, class: "series", "data-venue": venue, "data-points": points.length }),
       points.map((p) => s("circle", { cx: x(p.t).toFixed(1), cy: y(p.price).toFixed(1), r: 2.5, fill: colour })),
       s("text", { x: PAD.left + 8, y: PAD.top + 14 + 16 * index, fill: colour, class: "legend" }, `${venue} ${points.at(-1).text}`));
