@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from playwright.async_api import Browser, Page, async_playwright, expect
 
-from tests.e2e.client import market, submit
+from tests.e2e.client import market, submit, wait_terminal
 from tests.e2e.conftest import ROOT, Stack, own_stack
 from tests.helpers import eventually
 from tests.ops.conftest import require
@@ -147,9 +147,14 @@ async def test_the_order_page_cancels_a_resting_order_and_shows_it_on_the_timeli
     await expect(page.locator("#cancel")).to_be_hidden()
 
 
-async def test_the_quote_chart_draws_a_line_for_each_venue_of_the_pair(console):
+async def test_the_quote_chart_draws_each_venue_and_moves_with_live_quotes(console):
     page = console.page
     await console.open("#/quotes/SOL-USDC")
     await expect(page.locator("#quote-chart polyline.series")).to_have_count(2, timeout=WAIT_MS)
     await expect(page.locator("#latest-quotes tbody tr")).to_have_count(2)
+    async with console.stack.client(key=console.key) as client:
+        await wait_terminal(client, (await submit(client, market("5")))["orderId"])  # moves the pool it swaps in
+    await page.wait_for_function(
+        "() => [...document.querySelectorAll('#quote-chart polyline.series')].some(line => line.dataset.points >= 2)"
+    )
     await console.shot("quotes")

@@ -9,7 +9,7 @@ const COLOURS = ["#1f6feb", "#d9480f", "#2b8a3e", "#862e9c"];
 const POINTS = 300; // per venue: the chart shows the most recent
 const WIDTH = 760;
 const HEIGHT = 300;
-const PAD = { left: 90, right: 20, top: 16, bottom: 34 };
+const PAD = { left: 90, right: 20, top: 40, bottom: 34 };
 
 /** The chart as an SVG: one line per venue. Prices are numbers here only to place pixels. */
 function chart(series) {
@@ -43,7 +43,7 @@ function chart(series) {
     add(svg,
       s("polyline", { points: steps.map(([px, py]) => `${px.toFixed(1)},${py.toFixed(1)}`).join(" "), stroke: colour, fill: "none", "stroke-width": 2, class: "series", "data-venue": venue, "data-points": points.length }),
       points.map((p) => s("circle", { cx: x(p.t).toFixed(1), cy: y(p.price).toFixed(1), r: 2.5, fill: colour })),
-      s("text", { x: PAD.left + 8, y: PAD.top + 14 + 16 * index, fill: colour, class: "legend" }, `${venue} ${points.at(-1).text}`));
+      s("text", { x: PAD.left + 300 * index, y: 22, fill: colour, class: "legend" }, `${venue} ${points.at(-1).text}`));
   });
   return svg;
 }
