@@ -81,6 +81,19 @@ async def console(console_stack: Stack, browser: Browser) -> AsyncIterator[Conso
     assert faults == [], faults
 
 
+async def test_a_wrong_key_is_refused_beside_the_key_field_and_not_kept(console_stack, browser):
+    context = await browser.new_context(base_url=console_stack.base_url)
+    try:
+        page = await context.new_page()
+        await page.goto("/")
+        await page.get_by_label("API key").fill(console_stack.api_key[:-1] + "x")
+        await page.get_by_role("button", name="Sign in").click()
+        await expect(page.locator("#error-apiKey")).to_contain_text("not valid", timeout=WAIT_MS)
+        assert await page.evaluate("sessionStorage.length") == 0
+    finally:
+        await context.close()
+
+
 async def test_the_board_lists_the_accounts_orders_with_their_status_counts(console):
     async with console.stack.client(key=console.key) as client:
         resting = await submit(client, RESTING)
