@@ -14,7 +14,7 @@ from prometheus_client import Counter, Histogram
 
 from services.gateway.auth import Guard, KeyCache, Limits, api_guard
 from services.gateway.browser import cors, require_json, security_headers
-from services.gateway.console import console_assets, console_page
+from services.gateway.webconsole import console_assets, console_page
 from services.gateway.errors import EXCEPTION_HANDLERS
 from services.gateway.limits import RateLimiter
 from services.gateway.live import LiveHub

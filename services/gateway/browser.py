@@ -18,7 +18,7 @@ from litestar import Request
 from litestar.config.cors import CORSConfig
 from litestar.types import Message, Scope
 
-from services.gateway.console import is_console
+from services.gateway.webconsole import is_console
 from services.gateway.errors import ApiError, clip
 
 _COMMON = [

@@ -69,6 +69,9 @@ export function follow(path, onMessage, onClose = () => {}) {
   });
   return () => {
     closedByUs = true;
-    socket.close(1000);
+    // Closing a socket still connecting aborts its handshake, which the browser reports as
+    // an error: let it open, then close it.
+    if (socket.readyState === WebSocket.CONNECTING) socket.addEventListener("open", () => socket.close(1000));
+    else socket.close(1000);
   };
 }
