@@ -8,6 +8,7 @@ violation the page reports fails the test.
 
 from __future__ import annotations
 
+import datetime as dt
 import secrets
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -66,7 +67,9 @@ class Console:
 @pytest.fixture
 async def console(console_stack: Stack, browser: Browser) -> AsyncIterator[Console]:
     key = await console_stack.new_key("console-" + secrets.token_hex(3))
-    context = await browser.new_context(base_url=console_stack.base_url, viewport={"width": 1200, "height": 820})
+    context = await browser.new_context(
+        base_url=console_stack.base_url, viewport={"width": 1200, "height": 820}, timezone_id="UTC"
+    )
     page = await context.new_page()
     page.set_default_timeout(WAIT_MS)
     opened = Console(console_stack, page, key)
@@ -119,6 +122,23 @@ async def test_a_market_order_from_the_form_reaches_confirmed_on_its_page(consol
     await expect(page.locator("#executed")).to_contain_text("USDC")
     await expect(page.locator("#cancel")).to_be_hidden()
     await console.shot("order-confirmed")
+
+
+async def test_a_good_till_date_limit_order_from_the_form_rests_until_its_expiry(console):
+    page = console.page
+    expires = dt.datetime.now(dt.timezone.utc).replace(second=0, microsecond=0) + dt.timedelta(hours=1)
+    await console.open("#/submit")
+    await page.get_by_label("Order type").select_option("limit")
+    await page.get_by_label("Amount").fill("1")
+    await page.get_by_label("Limit price").fill("100000")
+    await page.get_by_label("Time in force").select_option("GTD")
+    await page.get_by_label("Expires at").fill(expires.strftime("%Y-%m-%dT%H:%M"))  # the browser's zone is UTC
+    await page.get_by_role("button", name="Submit order").click()
+    await expect(page.locator('#timeline li[data-event="OrderOpened"]')).to_be_visible()
+    order_id = page.url.rsplit("/", 1)[1]
+    async with console.stack.client(key=console.key) as client:
+        view = (await client.get(f"/api/orders/{order_id}")).json()
+    assert (view["timeInForce"], view["expiresAt"]) == ("GTD", expires.isoformat(timespec="milliseconds").replace("+00:00", "Z"))
 
 
 async def test_a_bad_amount_gets_the_apis_error_beside_the_amount_field(console):
