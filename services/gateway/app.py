@@ -14,6 +14,7 @@ from prometheus_client import Counter, Histogram
 
 from services.gateway.auth import Guard, KeyCache, Limits, api_guard
 from services.gateway.browser import cors, require_json, security_headers
+from services.gateway.webconsole import console_assets, console_page
 from services.gateway.errors import EXCEPTION_HANDLERS
 from services.gateway.limits import RateLimiter
 from services.gateway.live import LiveHub
@@ -136,7 +137,7 @@ def create_app(settings: GatewaySettings) -> Litestar:
     app = Litestar(
         # /metrics is served on the ops port only (see __main__); health stays public.
         route_handlers=[
-            OrderController, stream, quotes, quote_stream,
+            OrderController, stream, quotes, quote_stream, console_page, console_assets,
             *ops_handlers("gateway", *readiness(lambda: app), with_metrics=False),
         ],
         lifespan=[lifespan],

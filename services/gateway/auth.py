@@ -1,6 +1,10 @@
 """Who is calling: the API key on every /api request and stream, checked before anything else.
 
-A request names its key as `Authorization: Bearer <key>` or `X-API-Key: <key>`. A missing,
+A request names its key as `Authorization: Bearer <key>` or `X-API-Key: <key>`. A browser
+cannot set headers on a WebSocket, so a stream also takes the key as a subprotocol: the
+client offers `["engine.v1", "bearer.<key>"]` (a key is made of token characters, see
+shared.accounts) and the server accepts with `engine.v1`, never echoing the key. The key
+never goes into the URL, which proxies and access logs record. A missing,
 malformed, unknown or revoked key gets 401 (a stream is accepted and closed with 4401, so
 a browser client sees why), and nothing behind it runs. A known key is then counted
 against its rate limit (`submit` for POST and DELETE, `read` for the rest) and, for a
@@ -29,6 +33,11 @@ from shared.accounts import ApiKey, KeyStore
 log = logging.getLogger(__name__)
 
 PUBLIC_PREFIX = "/api/"
+#: The subprotocol a stream is accepted with when the client offers it (browsers require
+#: the server to select one of those offered, or they drop the connection).
+SUBPROTOCOL = "engine.v1"
+#: The offered subprotocol that carries the API key: `bearer.<key>`.
+KEY_PROTOCOL_PREFIX = "bearer."
 _NEGATIVE_ENTRIES = 10_000
 
 
@@ -122,7 +131,23 @@ def presented_key(scope: Scope) -> str | None:
                 return token.strip()
         elif name == b"x-api-key":
             return value.decode("latin-1").strip()
+    for offered in scope.get("subprotocols", ()):  # a stream's only way to carry a key from a browser
+        if offered.startswith(KEY_PROTOCOL_PREFIX):
+            return offered[len(KEY_PROTOCOL_PREFIX):]
     return None
+
+
+def selecting_subprotocol(scope: Scope, send: Send) -> Send:
+    """`send` that accepts a stream with `engine.v1` when the client offered it."""
+    if SUBPROTOCOL not in scope.get("subprotocols", ()):
+        return send
+
+    async def accept_with_protocol(message: Message) -> None:
+        if message["type"] == "websocket.accept" and not message.get("subprotocol"):
+            message = {**message, "subprotocol": SUBPROTOCOL}
+        await send(message)
+
+    return accept_with_protocol
 
 
 def api_guard(app: ASGIApp) -> ASGIApp:
@@ -135,6 +160,8 @@ def api_guard(app: ASGIApp) -> ASGIApp:
             return
         guard: Guard = scope["app"].state.guard
         is_stream = scope["type"] == "websocket"
+        if is_stream:
+            send = selecting_subprotocol(scope, send)
         try:
             caller = await guard.authenticate(presented_key(scope))
             limit = caller.limits.submit_rate if kind == "submit" else caller.limits.read_rate

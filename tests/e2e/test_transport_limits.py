@@ -1,5 +1,6 @@
 """The transport refuses what it cannot read in time or at all, and answers browsers safely."""
 
+import httpx
 import pytest
 
 from tests.e2e.conftest import own_stack
@@ -86,6 +87,20 @@ async def test_every_answer_carries_the_security_headers_and_no_server_banner(st
             assert "server" not in response.headers
         schema = await client.get("/schema/openapi.json")
         assert schema.status_code == 200 and "frame-ancestors 'none'" in schema.headers["content-security-policy"]
+
+
+async def test_the_console_is_served_with_a_csp_of_its_own_origin_and_the_api_keeps_none(stack):
+    async with httpx.AsyncClient(base_url=stack.base_url) as anonymous:
+        page = await anonymous.get("/")
+        script = await anonymous.get("/console/app.js")
+        api = await anonymous.get("/api/orders")
+    assert page.status_code == script.status_code == 200
+    assert page.headers["content-type"].startswith("text/html") and "javascript" in script.headers["content-type"]
+    for answer in (page, script):
+        policy = answer.headers["content-security-policy"]
+        assert "script-src 'self'" in policy and "connect-src 'self'" in policy and "frame-ancestors 'none'" in policy
+        assert "unsafe-inline" not in policy and answer.headers["x-frame-options"] == "DENY"
+    assert api.status_code == 401 and api.headers["content-security-policy"] == "default-src 'none'; frame-ancestors 'none'"
 
 
 async def test_cors_answers_only_the_allowed_origins(stack):
