@@ -28,11 +28,13 @@ GAUGES = {
     "engine_resting_orders", "engine_read_model_available", "engine_live_subscriptions", "engine_stream_bytes",
     "engine_stream_messages", "engine_stream_first_message_age_seconds", "engine_stream_max_bytes",
     "engine_stream_max_age_seconds", "engine_oldest_resting_order_age_seconds", "engine_book_rearm_seconds",
+    "engine_consumer_ack_pending_messages", "engine_consumer_max_ack_pending", "engine_consumer_redelivered_messages",
+    "engine_db_pool_connections",
 }
 HISTOGRAMS = {
     "engine_http_request_duration_seconds", "engine_event_handle_duration_seconds",
     "engine_order_duration_seconds", "engine_quote_duration_seconds", "engine_projector_batch_size",
-    "engine_trigger_tick_seconds",
+    "engine_trigger_tick_seconds", "engine_order_stage_duration_seconds", "engine_db_query_duration_seconds",
 }
 # A classic histogram has no series under its bare name, only these three.
 HISTOGRAM_SERIES = {f"{name}{suffix}" for name in HISTOGRAMS for suffix in ("_bucket", "_sum", "_count")}
