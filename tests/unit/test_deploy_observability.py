@@ -121,6 +121,15 @@ def test_alert_rules_are_complete_and_cover_the_operational_failures() -> None:
     assert "> 30" in next(rule["expr"] for rule in rules if rule["alert"] == "ProjectorLagHigh")
 
 
+def test_every_alert_links_the_section_of_its_runbook() -> None:
+    for rule in alert_rules():
+        path, _, anchor = rule["annotations"]["runbook_url"].partition("#")
+        assert path.startswith("deploy/runbooks/") and anchor == rule["alert"].lower(), rule["alert"]
+        runbook = (DEPLOY.parent / path).read_text()
+        assert f"\n## {rule['alert']}\n" in runbook, rule["alert"]
+        assert "**What it means.**" in runbook and "**How to fix.**" in runbook, path
+
+
 def test_resting_order_alerts_fire_on_slow_ticks_and_while_a_lost_book_is_recent() -> None:
     rules = {rule["alert"]: rule for rule in alert_rules()}
     tick, book = rules["TriggerTickSlow"], rules["RestingBookEmptied"]
