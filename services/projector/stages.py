@@ -37,19 +37,19 @@ class Outcome(NamedTuple):
     code: str
 
 
-def timings(before: OrderState, after: OrderState, event: ev.OrderEvent) -> list[Timing]:
-    """The stages `event` (taking the order from `before` to `after`) ends."""
+def timings(before: OrderState, after: OrderState, event: ev.OrderEvent) -> tuple[Timing, ...]:
+    """The stages `event` (taking the order from `before` to `after`) ends; mostly none."""
     kind, at = after.spec.order_type, event.occurred_at
     match event:
         case ev.OrderTriggered():
-            return [Timing("resting", kind, _seconds(at - before.created_at))]
+            return (Timing("resting", kind, _seconds(at - before.created_at)),)
         case ev.OrderRouted():
-            return [Timing("accepted_to_routed", kind, _seconds(at - (before.triggered_at or before.created_at)))]
+            return (Timing("accepted_to_routed", kind, _seconds(at - (before.triggered_at or before.created_at))),)
         case ev.TransactionSubmitted() if before.submitted_at is None and before.routed_at is not None:
-            return [Timing("routed_to_submitted", kind, _seconds(at - before.routed_at))]
+            return (Timing("routed_to_submitted", kind, _seconds(at - before.routed_at)),)
         case ev.OrderConfirmed() | ev.OrderFailed() if before.submitted_at is not None:
-            return [Timing("submitted_to_terminal", kind, _seconds(at - before.submitted_at))]
-    return []
+            return (Timing("submitted_to_terminal", kind, _seconds(at - before.submitted_at)),)
+    return ()
 
 
 def outcome(state: OrderState) -> Outcome:
