@@ -179,10 +179,11 @@ class ReadModel:
 
         async def work() -> T:
             started = time.perf_counter()
-            async with self._pool.acquire() as conn:
-                result = await query(conn)
-            metrics.bound(metrics.DB_QUERY_DURATION, name).observe(time.perf_counter() - started)
-            return result
+            try:
+                async with self._pool.acquire() as conn:
+                    return await query(conn)
+            finally:  # a read given up or failed counts too: the time it held the caller
+                metrics.bound(metrics.DB_QUERY_DURATION, name).observe(time.perf_counter() - started)
 
         task = asyncio.ensure_future(work())
         try:

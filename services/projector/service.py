@@ -193,8 +193,10 @@ class Projector:
 def _timed(query: str) -> Iterator[None]:
     """Observe the time of one read-model statement (a batch's, not an event's: no per-event cost)."""
     started = time.perf_counter()
-    yield
-    metrics.bound(metrics.DB_QUERY_DURATION, query).observe(time.perf_counter() - started)
+    try:
+        yield
+    finally:
+        metrics.bound(metrics.DB_QUERY_DURATION, query).observe(time.perf_counter() - started)
 
 
 def _item(msg: Msg) -> Item:
