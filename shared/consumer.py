@@ -380,11 +380,21 @@ class Consumer:
 
     async def _report_pending(self, stop: asyncio.Event) -> None:
         """The backlog every few seconds; a consumer deleted meanwhile is reported (only set-up creates it)."""
-        gauge = metrics.bound(metrics.CONSUMER_PENDING, self._spec.durable)
+        labels = (self._stream, self._spec.durable)
+        pending, acks, limit, redelivered = (
+            metrics.bound(gauge, *labels) for gauge in (
+                metrics.CONSUMER_PENDING, metrics.CONSUMER_ACK_PENDING, metrics.CONSUMER_MAX_ACK_PENDING,
+                metrics.CONSUMER_REDELIVERED,
+            )
+        )
+        metrics.bound(metrics.EVENTS_DEAD_LETTERED, self._spec.durable)  # the series exists at 0 from the start
         while not stop.is_set():
             try:
                 info = await self._js.consumer_info(self._stream, self._spec.durable)
-                gauge.set(info.num_pending or 0)
+                pending.set(info.num_pending or 0)
+                acks.set(info.num_ack_pending or 0)
+                limit.set(info.config.max_ack_pending or -1)
+                redelivered.set(info.num_redelivered or 0)
             except nats.js.errors.NotFoundError:
                 # Pulls resume by themselves once the consumer is back.
                 log.error(f"consumer missing; {SETUP_STEP}", extra={"consumer": self._spec.durable})

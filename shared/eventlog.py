@@ -243,6 +243,9 @@ class EventLog:
         self._inbox_prefix: str | None = None
         self._replies: dict[str, asyncio.Queue[Msg]] = {}
         self._ids = itertools.count()
+        # The series exist at 0 before the first conflict or stale read, so ratios and alerts see them.
+        metrics.bound(metrics.APPEND_CONFLICTS)
+        metrics.bound(metrics.STALE_READS)
 
     async def append(
         self, event: ev.OrderEvent, *, expected_stream_seq: int, timeout: float | None = None, order_type: str = ""

@@ -58,17 +58,35 @@ STALE_READS = Counter(
     "engine_stale_reads", "Reads of an order answered by a replica behind an event known to be stored", ["service"]
 )
 APPEND_CONFLICTS = Counter("engine_append_conflicts", "Appends refused by optimistic concurrency", ["service"])
-ORDERS_TERMINAL = Counter("engine_orders_terminal", "Orders reaching a terminal status", ["service", "status"])
-ORDER_DURATION = Histogram(
-    "engine_order_duration_seconds", "Accepted to terminal", ["service"], buckets=LATENCY_BUCKETS
+# Counted once per order by the projector's fold (every terminal status, whoever appended it).
+ORDERS_TERMINAL = Counter(
+    "engine_orders_terminal", "Orders reaching a terminal status (code: the failure code, none when confirmed)",
+    ["service", "status", "order_type", "code"],
 )
-EXECUTION_ATTEMPTS = Counter("engine_execution_attempts", "Transaction attempts by outcome", ["service", "outcome"])
+ORDER_DURATION = Histogram(
+    "engine_order_duration_seconds", "Accepted to terminal (a resting order's rest included)", ["service", "order_type"],
+    buckets=LATENCY_BUCKETS,
+)
+#: Longer buckets than LATENCY_BUCKETS: a resting order may rest for days.
+STAGE_BUCKETS = (*LATENCY_BUCKETS, 300, 3600, 86_400, 2_592_000)
+STAGE_DURATION = Histogram(
+    "engine_order_stage_duration_seconds",
+    "Time an order spent in one stage, from its events' own timestamps (stage: accepted_to_routed, "
+    "routed_to_submitted, submitted_to_terminal, resting)",
+    ["service", "stage", "order_type"], buckets=STAGE_BUCKETS,
+)
+EXECUTION_ATTEMPTS = Counter(
+    "engine_execution_attempts", "Transaction attempts by outcome and reason (the failure kind or code)",
+    ["service", "outcome", "reason"],
+)
 ROUTES_SELECTED = Counter("engine_routes_selected", "Routing decisions by venue", ["service", "venue"])
 QUOTE_DURATION = Histogram("engine_quote_duration_seconds", "Time to quote all venues", ["service"], buckets=LATENCY_BUCKETS)
 EVENTS_DEAD_LETTERED = Counter(
     "engine_events_dead_lettered", "Events parked after their last failed delivery", ["service", "consumer"]
 )
-CONSUMER_PENDING = Gauge("engine_consumer_pending_messages", "Messages not yet delivered", ["service", "consumer"])
+CONSUMER_PENDING = Gauge(
+    "engine_consumer_pending_messages", "Messages not yet delivered", ["service", "stream", "consumer"]
+)
 PROJECTOR_BATCH = Histogram(
     "engine_projector_batch_size", "Events per projector batch", ["service"], buckets=(1, 5, 10, 50, 100, 250, 500, 1000)
 )
@@ -89,9 +107,37 @@ STREAM_FIRST_AGE = Gauge(
 )
 STREAM_MAX_BYTES = Gauge("engine_stream_max_bytes", "A stream's byte limit (-1: none)", ["service", "stream"])
 STREAM_MAX_AGE = Gauge("engine_stream_max_age_seconds", "A stream's age limit (-1: none)", ["service", "stream"])
+# Read from the server by each consume loop every few seconds (replicas report alike: max by).
+CONSUMER_ACK_PENDING = Gauge(
+    "engine_consumer_ack_pending_messages", "Messages a durable consumer delivered and awaits the ack of",
+    ["service", "stream", "consumer"],
+)
+CONSUMER_MAX_ACK_PENDING = Gauge(
+    "engine_consumer_max_ack_pending", "A durable consumer's limit on messages awaiting an ack (-1: none)",
+    ["service", "stream", "consumer"],
+)
+CONSUMER_REDELIVERED = Gauge(
+    "engine_consumer_redelivered_messages", "Messages a durable consumer has delivered more than once and not acked",
+    ["service", "stream", "consumer"],
+)
+DB_POOL_CONNECTIONS = Gauge(
+    "engine_db_pool_connections", "PostgreSQL pool connections (state: open, in_use, max)", ["service", "state"]
+)
+DB_QUERY_DURATION = Histogram(
+    "engine_db_query_duration_seconds", "Time of one read-model query or write, connection wait included",
+    ["service", "query"], buckets=LATENCY_BUCKETS,
+)
 OLDEST_RESTING = Gauge(
     "engine_oldest_resting_order_age_seconds", "Time since the oldest resting order was accepted", ["service"]
 )
 BOOK_REARM = Gauge(
     "engine_book_rearm_seconds", "Time the router took to re-arm its book at start", ["service", "source"]
 )
+
+
+def export_pool(pool) -> None:
+    """Export an asyncpg pool's connections, read when Prometheus scrapes (nothing per query)."""
+    open_, in_use, most = (DB_POOL_CONNECTIONS.labels(_service, state) for state in ("open", "in_use", "max"))
+    open_.set_function(pool.get_size)
+    in_use.set_function(lambda: pool.get_size() - pool.get_idle_size())
+    most.set_function(pool.get_max_size)

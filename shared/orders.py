@@ -105,6 +105,10 @@ class OrderState(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):
     amount_out: int | None = None
     failure_code: str | None = None
     failure_reason: str | None = None
+    # When each stage began (ms since epoch), for the stage latencies the projector measures.
+    triggered_at: int | None = None
+    routed_at: int | None = None
+    submitted_at: int | None = None  # the first submission: a rebuilt transaction keeps it
 
     @property
     def terminal(self) -> bool:
@@ -148,7 +152,9 @@ def fold(events: Iterable[ev.OrderEvent], state: OrderState | None = None) -> Or
 def _changes(state: OrderState, event: ev.OrderEvent) -> dict:
     match event:
         case ev.OrderRouted(route=route):
-            return {"route": route}
+            return {"route": route, "routed_at": event.occurred_at}
+        case ev.OrderTriggered():
+            return {"triggered_at": event.occurred_at}
         case ev.TransactionBuilt():
             if event.attempt != state.attempts + 1:
                 raise IllegalTransition(f"attempt {event.attempt} built after {state.attempts} attempts")
@@ -161,7 +167,10 @@ def _changes(state: OrderState, event: ev.OrderEvent) -> dict:
             return {"attempts": event.attempt, "transaction": tx, "retry_at": None}
         case ev.TransactionSubmitted():
             tx = _current_tx(state, event.signature)
-            return {"transaction": msgspec.structs.replace(tx, submitted=True, submitted_slot=event.slot)}
+            return {
+                "transaction": msgspec.structs.replace(tx, submitted=True, submitted_slot=event.slot),
+                "submitted_at": state.submitted_at or event.occurred_at,
+            }
         case ev.AttemptFailed():
             if state.transaction is not None and event.signature not in (None, state.transaction.signature):
                 raise IllegalTransition(f"failure of {event.signature} is not the current transaction")

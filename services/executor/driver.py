@@ -173,17 +173,17 @@ class Executor:
                 history, recorded, "dropped", "transaction dropped: not landed before its blockhash expired"
             )
         if status.state == "confirmed":
-            metrics.bound(metrics.EXECUTION_ATTEMPTS, "confirmed").inc()
+            metrics.bound(metrics.EXECUTION_ATTEMPTS, "confirmed", "none").inc()
             return await self._finish(
                 history, ev.OrderConfirmed, signature=tx.signature, slot=status.slot, amount_out=status.amount_out
             )
-        metrics.bound(metrics.EXECUTION_ATTEMPTS, "failed").inc()
         error = status.error or "swap program failed"
         code = "slippage_exceeded" if "Slippage" in error else "chain_error"
+        metrics.bound(metrics.EXECUTION_ATTEMPTS, "failed", code).inc()
         return await self._finish(history, ev.OrderFailed, code=code, reason=_failure_reason(code, error))
 
     async def _fail_attempt(self, history: History, tx: Transaction, kind: str, reason: str) -> History:
-        metrics.bound(metrics.EXECUTION_ATTEMPTS, "transient").inc()
+        metrics.bound(metrics.EXECUTION_ATTEMPTS, "transient", kind).inc()
         delay = policy.backoff_ms(tx.attempt, base_ms=self._backoff[0], max_ms=self._backoff[1])
         log.info("attempt failed", extra={"orderId": history.state.order_id, "attempt": tx.attempt, "kind": kind})
         return await self._emit.append(
@@ -194,8 +194,6 @@ class Executor:
     async def _finish(self, history: History, cls: type[ev.Event], **fields) -> History:
         history = await self._emit.append(history, cls, **fields)
         state = history.state
-        metrics.bound(metrics.ORDERS_TERMINAL, state.status).inc()
-        metrics.bound(metrics.ORDER_DURATION).observe(max(0, state.updated_at - state.created_at) / 1000)
         log.info("order finished", extra={"orderId": state.order_id, "status": state.status,
                                           "amountOut": state.amount_out, "reason": state.failure_reason})
         return history

@@ -108,9 +108,10 @@ class ReadModel:
         #: Whether the last read answered (False until one has).
         self.available = False
         self._gauge = metrics.READ_MODEL_AVAILABLE.labels(metrics.service())
+        metrics.export_pool(pool)
 
     async def order(self, order_id: str) -> OrderState | None:
-        row = await self._run(lambda c: c.fetchrow("select state from orders where order_id = $1", order_id))
+        row = await self._run("order", lambda c: c.fetchrow("select state from orders where order_id = $1", order_id))
         return _state.decode(row["state"]) if row else None
 
     async def orders(
@@ -131,32 +132,32 @@ class ReadModel:
             + " where " + " and ".join(where)
             + f" order by created_at desc, order_id desc limit ${len(args)}"
         )
-        rows = await self._run(lambda c: c.fetch(sql, *args))
+        rows = await self._run("orders", lambda c: c.fetch(sql, *args))
         page = rows[:limit]
         next_cursor = encode_cursor(page[-1]["created_at"], page[-1]["order_id"]) if len(rows) > limit else None
         return [_state.decode(r["state"]) for r in page], next_cursor
 
     async def events(self, order_id: str) -> list[ev.OrderEvent]:
         rows = await self._run(
-            lambda c: c.fetch("select payload from order_events where order_id = $1 order by seq", order_id)
+            "events", lambda c: c.fetch("select payload from order_events where order_id = $1 order by seq", order_id)
         )
         return [ev.decode(r["payload"].encode()) for r in rows]
 
     async def ping(self) -> bool:
         """Whether the read model answers now (False at once while the breaker is open)."""
         try:
-            return await self._run(lambda c: c.fetchval("select 1")) == 1
+            return await self._run("ping", lambda c: c.fetchval("select 1")) == 1
         except ReadModelUnavailable:
             return False
 
-    async def _run(self, query: Callable[[asyncpg.Connection], Awaitable[T]]) -> T:
+    async def _run(self, name: str, query: Callable[[asyncpg.Connection], Awaitable[T]]) -> T:
         now = self._clock()
         if self._down and (now < self._retry_at or self._probing):
             raise self._unavailable(now)
         probe = self._down
         self._probing |= probe
         try:
-            result = await self._bounded(query)
+            result = await self._bounded(name, query)
         except Exception as exc:
             if not _away(exc):
                 raise
@@ -168,7 +169,7 @@ class ReadModel:
         self._succeed()
         return result
 
-    async def _bounded(self, query: Callable[[asyncpg.Connection], Awaitable[T]]) -> T:
+    async def _bounded(self, name: str, query: Callable[[asyncpg.Connection], Awaitable[T]]) -> T:
         """`query` on a pooled connection, given up after the budget.
 
         Given up, not awaited: a cancelled query may wait for PostgreSQL to confirm the
@@ -177,8 +178,12 @@ class ReadModel:
         """
 
         async def work() -> T:
-            async with self._pool.acquire() as conn:
-                return await query(conn)
+            started = time.perf_counter()
+            try:
+                async with self._pool.acquire() as conn:
+                    return await query(conn)
+            finally:  # a read given up or failed counts too: the time it held the caller
+                metrics.bound(metrics.DB_QUERY_DURATION, name).observe(time.perf_counter() - started)
 
         task = asyncio.ensure_future(work())
         try:

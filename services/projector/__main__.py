@@ -22,7 +22,7 @@ from services.projector.rebuild import RebuildSummary, rebuild
 from services.projector.reconcile import Reconciler
 from services.projector.service import Projector
 from services.projector.settings import ProjectorSettings
-from shared import resume, runtime
+from shared import metrics, resume, runtime
 from shared.ops import ops_app
 from shared.ops import serve as serve_ops
 from shared.retention import report_usage
@@ -44,6 +44,7 @@ async def connections(
         await require_streams(nc.jetstream(), Topology(namespace=settings.engine_namespace).orders_stream)
         pool = await store.create_pool(settings.database_url, settings.database_schema, timeout=5 if fail_fast else 60)
         stack.push_async_callback(pool.close)
+        metrics.export_pool(pool)
         async with pool.acquire() as conn:
             await migrate(conn, settings.database_schema)
         yield nc, pool

@@ -26,6 +26,7 @@ from typing import Iterable, Mapping
 
 import msgspec
 
+from services.projector.stages import Outcome, Timing, outcome, timings
 from shared import events as ev
 from shared.orders import IllegalTransition, OrderState, apply
 
@@ -68,6 +69,10 @@ class Projection:
     outcomes: Counter[tuple[str, str]] = field(default_factory=Counter)
     max_stream_seq: int = 0
     newest_occurred_at: int | None = None
+    #: The stages the applied events ended (services/projector/stages.py).
+    timings: list[Timing] = field(default_factory=list)
+    #: The orders that reached a terminal status, each with its accepted-to-terminal seconds.
+    finished: list[tuple[Outcome, float]] = field(default_factory=list)
 
 
 def project(
@@ -107,7 +112,7 @@ def _project_order(
             _reject(out, stream_seq, event, f"follows rejected event seq {blocked_by}")
             continue
         try:
-            state = apply(state, event)
+            before, state = state, apply(state, event)
         except IllegalTransition as exc:
             _reject(out, stream_seq, event, str(exc))
             blocked_by = event.seq
@@ -124,6 +129,10 @@ def _project_order(
         )
         applied_seq, last_stream_seq, moved = event.seq, stream_seq, True
         out.outcomes[kind, "ok"] += 1
+        if before is not None:
+            out.timings += timings(before, state, event)
+        if state.terminal:
+            out.finished.append((outcome(state), max(0, state.updated_at - state.created_at) / 1000))
     if moved:
         assert state is not None
         out.orders[order_id] = Current(state=state, last_stream_seq=last_stream_seq)

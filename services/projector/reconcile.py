@@ -56,6 +56,8 @@ class Reconciler:
         self._js = js
         self._topology = topology
         self._interval_s = interval_s
+        for role in set(resume.OWNER.values()):  # each series exists at 0 before its first nudge
+            metrics.bound(metrics.RESUME_NUDGES, role)
         self._stall_s = stall_s
         self._limit = limit
         self._clock = clock

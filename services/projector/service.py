@@ -18,9 +18,10 @@ under an existing consumer) is rebuilt first: those events would never come agai
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
-from typing import Callable, Mapping
+from typing import Callable, Iterator, Mapping
 
 import asyncpg
 import msgspec
@@ -97,12 +98,14 @@ class Projector:
 
     async def _fold_and_write(self, conn: asyncpg.Connection, batch: list[Item]) -> tuple[Projection, list[Reject]]:
         """Load, fold, write; the orders another writer moved in between are loaded and folded again."""
-        current = await store.load_current(conn, {event.order_id for _, event in batch})
+        with _timed("load_orders"):
+            current = await store.load_current(conn, {event.order_id for _, event in batch})
         projection = project(current, batch)
         if projection.gaps:
             batch = batch + await self._read_gaps(projection.gaps)
             projection = project(current, batch, final=True)
-        written = await store.write(conn, self._schema, projection, current)
+        with _timed("write_batch"):
+            written = await store.write(conn, self._schema, projection, current)
         if not written.stale:
             return projection, written.rejects
         log.info("orders moved by another writer; folding them again", extra={"orders": len(written.stale)})
@@ -194,6 +197,21 @@ class Projector:
             metrics.bound(metrics.PROJECTOR_LAG).set(self._clock() - projection.newest_occurred_at / 1000)
         for (kind, outcome), count in projection.outcomes.items():
             metrics.bound(metrics.EVENTS_HANDLED, kind, outcome).inc(count)
+        for stage, order_type, seconds in projection.timings:
+            metrics.bound(metrics.STAGE_DURATION, stage, order_type).observe(seconds)
+        for (status, order_type, code), seconds in projection.finished:
+            metrics.bound(metrics.ORDERS_TERMINAL, status, order_type, code).inc()
+            metrics.bound(metrics.ORDER_DURATION, order_type).observe(seconds)
+
+
+@contextlib.contextmanager
+def _timed(query: str) -> Iterator[None]:
+    """Observe the time of one read-model statement (a batch's, not an event's: no per-event cost)."""
+    started = time.perf_counter()
+    try:
+        yield
+    finally:
+        metrics.bound(metrics.DB_QUERY_DURATION, query).observe(time.perf_counter() - started)
 
 
 def _item(msg: Msg) -> Item:
@@ -209,6 +227,8 @@ def _combined(a: Projection, b: Projection) -> Projection:
         events=a.events + b.events,
         rejects=a.rejects + b.rejects,
         outcomes=a.outcomes + b.outcomes,
+        timings=a.timings + b.timings,
+        finished=a.finished + b.finished,
         max_stream_seq=max(a.max_stream_seq, b.max_stream_seq),
         newest_occurred_at=max(newest) if newest else None,
     )

@@ -8,12 +8,14 @@ import dataclasses
 
 import httpx
 import msgspec
+from prometheus_client import REGISTRY
 
 from services.projector import store
 from services.projector.__main__ import serve
 from services.projector.fold import project
 from services.projector.settings import ProjectorSettings
 from shared import events as ev
+from shared import metrics
 from shared.durables import ensure_consumer
 from shared.orders import OrderState
 from shared.settings import load
@@ -50,6 +52,30 @@ async def test_applying_the_same_batch_twice_changes_nothing(env: Env) -> None:
     assert await env.tables() == before
     assert first.orders and not second.orders and not second.events
     assert second.outcomes and {outcome for _, outcome in second.outcomes} == {"duplicate"}
+
+
+async def test_each_finished_order_is_counted_once_with_its_stages_however_often_its_batch_comes(env: Env) -> None:
+    await env.append(order_story("o-count-1", "dropped") + order_story("o-count-2", "no_route"))
+    batch = [(s.stream_seq, s.event) for order_id in ("o-count-1", "o-count-2") for s in await env.log.read(order_id)]
+    before = _finished_counts()
+    projector = env.projector()
+    for _ in range(2):
+        await projector.apply(batch)
+    after = _finished_counts()
+    assert {key: after[key] - before[key] for key in after} == {
+        ("confirmed", "none"): 1, ("failed", "no_route"): 1, "submitted_to_terminal": 1,
+    }
+
+
+def _finished_counts() -> dict:
+    def sample(name: str, **labels: str) -> float:
+        return REGISTRY.get_sample_value(name, {"service": metrics.service(), "order_type": "market", **labels}) or 0.0
+
+    return {
+        ("confirmed", "none"): sample("engine_orders_terminal_total", status="confirmed", code="none"),
+        ("failed", "no_route"): sample("engine_orders_terminal_total", status="failed", code="no_route"),
+        "submitted_to_terminal": sample("engine_order_stage_duration_seconds_count", stage="submitted_to_terminal"),
+    }
 
 
 async def test_redelivering_everything_through_a_recreated_consumer_leaves_the_tables_unchanged(env: Env) -> None:

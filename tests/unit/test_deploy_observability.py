@@ -28,11 +28,13 @@ GAUGES = {
     "engine_resting_orders", "engine_read_model_available", "engine_live_subscriptions", "engine_stream_bytes",
     "engine_stream_messages", "engine_stream_first_message_age_seconds", "engine_stream_max_bytes",
     "engine_stream_max_age_seconds", "engine_oldest_resting_order_age_seconds", "engine_book_rearm_seconds",
+    "engine_consumer_ack_pending_messages", "engine_consumer_max_ack_pending", "engine_consumer_redelivered_messages",
+    "engine_db_pool_connections",
 }
 HISTOGRAMS = {
     "engine_http_request_duration_seconds", "engine_event_handle_duration_seconds",
     "engine_order_duration_seconds", "engine_quote_duration_seconds", "engine_projector_batch_size",
-    "engine_trigger_tick_seconds",
+    "engine_trigger_tick_seconds", "engine_order_stage_duration_seconds", "engine_db_query_duration_seconds",
 }
 # A classic histogram has no series under its bare name, only these three.
 HISTOGRAM_SERIES = {f"{name}{suffix}" for name in HISTOGRAMS for suffix in ("_bucket", "_sum", "_count")}
@@ -117,6 +119,15 @@ def test_alert_rules_are_complete_and_cover_the_operational_failures() -> None:
         assert rule["annotations"]["summary"] and rule["annotations"]["description"]
         assert re.fullmatch(r"\d+[smh]", rule["for"])
     assert "> 30" in next(rule["expr"] for rule in rules if rule["alert"] == "ProjectorLagHigh")
+
+
+def test_every_alert_links_the_section_of_its_runbook() -> None:
+    for rule in alert_rules():
+        path, _, anchor = rule["annotations"]["runbook_url"].partition("#")
+        assert path.startswith("deploy/runbooks/") and anchor == rule["alert"].lower(), rule["alert"]
+        runbook = (DEPLOY.parent / path).read_text()
+        assert f"\n## {rule['alert']}\n" in runbook, rule["alert"]
+        assert "**What it means.**" in runbook and "**How to fix.**" in runbook, path
 
 
 def test_resting_order_alerts_fire_on_slow_ticks_and_while_a_lost_book_is_recent() -> None:
