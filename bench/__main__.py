@@ -15,15 +15,17 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
+from decimal import Decimal
 
 from bench import cpu
 from bench.conditions import describe
 from bench.observe import report as cpu_report
 from bench.stats import report
 from bench.target import measure, open_target
+from engine_client import MarketOrder
 
 PAIRS = [("SOL", "USDC", "0.25"), ("USDC", "SOL", "40"), ("BONK", "SOL", "1000000"), ("SOL", "USDT", "0.5")]
-BODIES = [{"tokenIn": i, "tokenOut": o, "amount": a} for i, o, a in PAIRS]
+BODIES = [MarketOrder(token_in=i, token_out=o, amount=Decimal(a)) for i, o, a in PAIRS]
 MODES = ("run", "ladder", "burst", "watchers")
 
 

@@ -19,6 +19,7 @@ from bench.conditions import describe
 from bench.observe import stack_cpu_ms_per
 from bench.stats import Figures, percentile
 from bench.target import measure, open_target, spawned
+from engine_client import Order
 
 
 @dataclass(frozen=True)
@@ -86,7 +87,7 @@ HEADER = (f"{'offered/s':>9} {'done/s':>9}  {'POST p50/p99':>14}  {'terminal p50
           f"{'CPU ms/order':>12}  {'proj. lag p50/p99':>17}  verdict (latencies in ms)")
 
 
-def climb(args: argparse.Namespace, bodies: list[dict]) -> int:
+def climb(args: argparse.Namespace, bodies: list[Order]) -> int:
     """Run the ladder's steps, one line each, and print the best passing rate."""
     targets = Targets(args.max_terminal_p99, args.max_post_p99, args.max_ws_p99)
     rates = iter(args.rates) if args.rates else None

@@ -5,13 +5,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
-import json
 import time
 from dataclasses import dataclass, field
 
 import aiohttp
+import msgspec
 
-TERMINAL = {"confirmed", "failed", "cancelled", "expired"}
+from engine_client import Event, Order, Submitted, stream_message
 
 
 @dataclass
@@ -42,20 +42,20 @@ async def _watch(session: aiohttp.ClientSession, ws_base: str, run: OrderRun, wa
                 if frame.type != aiohttp.WSMsgType.TEXT:
                     break
                 now_ms = time.time() * 1000
-                message = json.loads(frame.data)
-                if message.get("type") == "connection":
+                event = stream_message(frame.data)
+                if not isinstance(event, Event):
                     continue
-                if message["seq"] != expected:
+                if event.seq != expected:
                     run.gaps += 1
-                expected = message["seq"] + 1
-                stamp = epoch_ms(message["timestamp"])
-                if message["event"] == "OrderAccepted":
+                expected = event.seq + 1
+                stamp = epoch_ms(event.timestamp)
+                if event.event == "OrderAccepted":
                     accepted_ms = stamp
                 if primary and stamp >= connected_ms:
                     # Replayed events were not live: only events after connecting count.
                     run.delivery_ms.append(now_ms - stamp)
-                if message["status"] in TERMINAL and primary:
-                    run.terminal_status = message["status"]
+                if event.terminal and primary:
+                    run.terminal_status = event.status
                     run.terminal_at = time.monotonic()
                     if accepted_ms is not None:
                         run.accept_to_terminal_ms = stamp - accepted_ms
@@ -67,12 +67,12 @@ async def _watch(session: aiohttp.ClientSession, ws_base: str, run: OrderRun, wa
         run.error = f"stream: {type(exc).__name__}: {exc}"
 
 
-async def _order(session: aiohttp.ClientSession, url: str, ws_base: str, body: dict, run: OrderRun, watchers: int,
+async def _order(session: aiohttp.ClientSession, url: str, ws_base: str, body: bytes, run: OrderRun, watchers: int,
                  timeout: float, posting: asyncio.Semaphore | contextlib.nullcontext) -> None:
     async with posting:
         run.post_started = time.monotonic()
         try:
-            async with session.post(f"{url}/api/orders/execute", json=body) as response:
+            async with session.post(f"{url}/api/orders/execute", data=body, headers=JSON) as response:
                 text = await response.text()
                 run.http_status = response.status
         except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
@@ -82,8 +82,11 @@ async def _order(session: aiohttp.ClientSession, url: str, ws_base: str, body: d
     if run.http_status != 202:
         run.error = f"post: HTTP {run.http_status} {text[:200]}"
         return
-    run.order_id = json.loads(text)["orderId"]
+    run.order_id = msgspec.json.decode(text, type=Submitted).order_id
     await _watch(session, ws_base, run, watchers, timeout)
+
+
+JSON = {"Content-Type": "application/json"}
 
 
 def ws_url(url: str) -> str:
@@ -97,7 +100,7 @@ def client(key: str, timeout: float) -> aiohttp.ClientSession:
                                  headers={"Authorization": f"Bearer {key}"})
 
 
-async def drive(url: str, *, key: str, orders: int, rate: float | None, watchers: int, bodies: list[dict],
+async def drive(url: str, *, key: str, orders: int, rate: float | None, watchers: int, bodies: list[Order],
                 timeout: float, in_flight: int | None = None) -> list[OrderRun]:
     """Submit `orders` with API key `key`, each watched over `watchers` WebSockets.
 
@@ -105,6 +108,7 @@ async def drive(url: str, *, key: str, orders: int, rate: float | None, watchers
     None all at once, at most `in_flight` POSTs awaiting their answer at a time.
     """
     runs = [OrderRun() for _ in range(orders)]
+    encoded = [msgspec.json.encode(body) for body in bodies]  # no clientOrderId: each POST a new order
     posting = asyncio.Semaphore(in_flight) if in_flight else contextlib.nullcontext()
     async with client(key, timeout) as session:
         start = time.monotonic()
@@ -114,6 +118,6 @@ async def drive(url: str, *, key: str, orders: int, rate: float | None, watchers
             if delay > 0:
                 await asyncio.sleep(delay)
             tasks.append(asyncio.create_task(
-                _order(session, url, ws_url(url), bodies[i % len(bodies)], run, watchers, timeout, posting)))
+                _order(session, url, ws_url(url), encoded[i % len(encoded)], run, watchers, timeout, posting)))
         await asyncio.gather(*tasks)
     return runs

@@ -15,6 +15,7 @@ from bench import cpu
 from bench.load import drive
 from bench.observe import Observation, Probe
 from bench.stats import Figures, figures
+from engine_client import Order
 
 
 @dataclass
@@ -46,7 +47,7 @@ def spawned(args: argparse.Namespace) -> str:
         f", CHAIN_FAILURE_RATE={args.failure_rate}" if args.failure_rate is not None else "")
 
 
-async def measure(target: Target, *, orders: int, rate: float | None, watchers: int, bodies: list[dict],
+async def measure(target: Target, *, orders: int, rate: float | None, watchers: int, bodies: list[Order],
                   timeout: float, in_flight: int | None = None) -> tuple[Figures, Observation]:
     """Drive `orders` against `target` and observe the stack meanwhile (see `bench.load.drive`)."""
     async with target.probe.window() as seen:

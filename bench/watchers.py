@@ -10,22 +10,26 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import math
 import time
+from decimal import Decimal
 from dataclasses import dataclass, field
 
 import aiohttp
+import msgspec
 
 from bench import cpu
 from bench.conditions import describe
-from bench.load import TERMINAL, epoch_ms, client, ws_url
+from bench.load import JSON, epoch_ms, client, ws_url
 from bench.observe import report as cpu_report
 from bench.stats import summary
 from bench.target import Target
+from engine_client import Event, LimitOrder, Submitted, stream_message
 
-RESTING = {"orderType": "limit", "tokenIn": "SOL", "tokenOut": "USDC", "amount": "0.25",
-           "limitPrice": "1000000", "timeInForce": "GTC"}  # a million USDC per SOL: never reached
+# A million USDC per SOL: never reached.
+RESTING = msgspec.json.encode(
+    LimitOrder(token_in="SOL", token_out="USDC", amount=Decimal("0.25"), limit_price=Decimal("1000000"), time_in_force="GTC")
+)
 
 
 @dataclass
@@ -62,17 +66,17 @@ async def _watch(session: aiohttp.ClientSession, base: str, w: Watcher, opening:
             async for frame in ws:
                 if frame.type != aiohttp.WSMsgType.TEXT:
                     break
-                message = json.loads(frame.data)
-                if message.get("type") == "connection":
+                event = stream_message(frame.data)
+                if not isinstance(event, Event):
                     continue
-                w.gaps += message["seq"] != expected
-                expected = message["seq"] + 1
-                if message["status"] == "open" and not settled:
+                w.gaps += event.seq != expected
+                expected = event.seq + 1
+                if event.status == "open" and not settled:
                     w.ready = settled = True
                     opening.settle()
-                if message["status"] in TERMINAL:
-                    w.final = message["status"]
-                    w.delivery_ms = time.time() * 1000 - epoch_ms(message["timestamp"])
+                if event.terminal:
+                    w.final = event.status
+                    w.delivery_ms = time.time() * 1000 - epoch_ms(event.timestamp)
     except Exception as exc:  # recorded, reported as an error count
         w.error = f"{type(exc).__name__}: {exc}"
     finally:
@@ -95,11 +99,11 @@ async def watch_many(target: Target, args: argparse.Namespace, gateway: list[int
     base = ws_url(target.url)
     async with client(target.key, args.timeout) as session:
         async def submit(_: int) -> str:
-            async with session.post(f"{target.url}/api/orders", json=RESTING) as response:
-                body = await response.json()
+            async with session.post(f"{target.url}/api/orders", data=RESTING, headers=JSON) as response:
+                body = await response.read()
                 if response.status != 202:
-                    raise RuntimeError(f"submit: HTTP {response.status} {body}")
-                return body["orderId"]
+                    raise RuntimeError(f"submit: HTTP {response.status} {body[:200]!r}")
+                return msgspec.json.decode(body, type=Submitted).order_id
 
         began = time.monotonic()
         ids = await _each(list(range(orders)), 64, submit)

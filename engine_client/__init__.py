@@ -15,9 +15,10 @@ from engine_client.types import (
     SniperOrder,
     Submitted,
     VenueQuote,
+    stream_message,
 )
 
 __all__ = [
     "TERMINAL", "ApiError", "Cancelled", "EngineClient", "Event", "LimitOrder", "MarketOrder", "Order",
-    "OrderPage", "OrderView", "PairQuotes", "SniperOrder", "Submitted", "VenueQuote",
+    "OrderPage", "OrderView", "PairQuotes", "SniperOrder", "Submitted", "VenueQuote", "stream_message",
 ]

@@ -37,6 +37,7 @@ from engine_client.types import (
     StreamNotice,
     Submitted,
     VenueQuote,
+    stream_message,
 )
 
 T = TypeVar("T")
@@ -125,14 +126,13 @@ class EngineClient:
                 async with self._connect(_order_path(order_id) + f"/stream?afterSeq={last}") as ws:
                     # Ends quietly on a close with 1000 or 1001; raises on any other code.
                     async for raw in ws:
-                        kind = msgspec.json.decode(raw, type=StreamNotice)
-                        if kind.type == "connection":
-                            if kind.status in TERMINAL and kind.last_seq <= last:  # nothing left to send
+                        event = stream_message(raw)
+                        if isinstance(event, StreamNotice):
+                            if event.type == "error":
+                                raise _refusal(event)
+                            if event.status in TERMINAL and event.last_seq <= last:  # nothing left to send
                                 return
                             continue
-                        if kind.type == "error":
-                            raise _refusal(kind)
-                        event = msgspec.json.decode(raw, type=Event)
                         if event.seq <= last:  # already yielded before a reconnect
                             continue
                         last, failures = event.seq, 0

@@ -220,6 +220,14 @@ class StreamNotice(Answer):
     detail: str | None = None
 
 
+def stream_message(raw: str | bytes) -> Event | StreamNotice:
+    """One message of an order's stream: an event, or the stream's own notice (`connection`, `error`)."""
+    notice = msgspec.json.decode(raw, type=StreamNotice)
+    if notice.type in ("connection", "error"):
+        return notice
+    return msgspec.json.decode(raw, type=Event)
+
+
 class ApiError(Exception):
     """The API refused a request (or was unavailable): HTTP status, error code, the field at fault, the sentence."""
 

@@ -68,7 +68,7 @@ def _body(error: str, detail: str, field: str | None = None, extra: dict | None 
 
 def refused(request: Request, status: int, code: str, field: str | None = None, order_id: str | None = None) -> None:
     """One info line per refused request: what was refused and why, never what authenticates it."""
-    extra = {"status": status, "code": code, "field": field, "path": request.url.path}
+    extra = {"status": status, "code": code, "field": field, "path": request.scope.get("path", "")}
     if order_id is not None:
         extra["orderId"] = order_id
     log.info("request refused", extra=extra)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 
 import pytest
 
@@ -25,13 +25,13 @@ SLOT_MS = int(E2E_ENV["SLOT_MS"])
 
 
 @pytest.fixture(scope="module")
-async def receiver() -> AsyncIterator[SpanReceiver]:
+def receiver() -> Iterator[SpanReceiver]:
     running = SpanReceiver()
-    await running.start()
+    running.start()
     try:
         yield running
     finally:
-        await running.stop()
+        running.stop()
 
 
 @pytest.fixture(scope="module")
@@ -78,7 +78,7 @@ def log_lines(stack: Stack, name: str) -> list[dict]:
 async def test_a_market_order_is_one_trace_from_gateway_through_router_and_executor_to_projector(stack, receiver):
     async with stack.client(timeout=30) as client:
         order = await submit(client, market())
-        assert (await wait_terminal(client, order["orderId"]))["status"] == "confirmed"
+        assert (await wait_terminal(client, order["orderId"])).status == "confirmed"
     order_id = order["orderId"]
     needed = [("gateway", "submit order"), ("router", "handle OrderAccepted"), ("executor", "handle OrderRouted")]
 
@@ -110,7 +110,7 @@ async def test_a_limit_order_that_rests_then_fires_is_one_trace_from_acceptance_
     crossing = await next_crossing(Market(42), slot_clock(SLOT_MS), quiet_slots=30, within_slots=300, hold_slots=40)
     async with stack.client(timeout=30) as client:
         order = await submit(client, limit_body(crossing))
-        assert (await wait_terminal(client, order["orderId"], timeout=60))["status"] == "confirmed"
+        assert (await wait_terminal(client, order["orderId"], timeout=60)).status == "confirmed"
     order_id = order["orderId"]
     needed = [("gateway", "submit order"), ("router", "handle OrderAccepted"), ("router", "fire resting order"),
               ("executor", "handle OrderRouted")]
@@ -162,7 +162,7 @@ async def test_a_resting_order_that_expires_has_its_expiry_in_its_own_trace(stac
             "timeInForce": "GTD", "expiresAt": int(time.time() * 1000) + 1500}
     async with stack.client(timeout=30) as client:
         order = await submit(client, body)
-        assert (await wait_terminal(client, order["orderId"]))["status"] == "expired"
+        assert (await wait_terminal(client, order["orderId"])).status == "expired"
     order_id = order["orderId"]
 
     def expiry_traced() -> list[ReceivedSpan]:

@@ -21,6 +21,6 @@ def require(program: str) -> str:
         package = PACKAGES[program]
         pytest.fail(
             f"{program} not found: install Debian's package with `apt-get install {package}` "
-            "(see README, Tests)", pytrace=False,
+            "(see README, \"Monitoring\")", pytrace=False,
         )
     return path

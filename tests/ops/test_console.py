@@ -1,7 +1,8 @@
 """The web console in a real browser (Debian's chromium through Playwright) against a real stack.
 
 Each test signs in with a fresh account's key, drives one page as a trader would, and
-saves a screenshot of it to docs/screenshots/ (the README shows them). Pages are waited
+saves a screenshot of it to build/screenshots/ (`SCREENSHOT_DIR` to put them elsewhere;
+the README shows copies kept in docs/screenshots/). Pages are waited
 on by their content (Playwright's `expect`), never by time. Any script error or CSP
 violation the page reports fails the test.
 """
@@ -9,6 +10,7 @@ violation the page reports fails the test.
 from __future__ import annotations
 
 import datetime as dt
+import os
 import secrets
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -21,7 +23,7 @@ from tests.e2e.conftest import ROOT, Stack, own_stack
 from tests.helpers import eventually
 from tests.ops.conftest import require
 
-SHOTS = ROOT / "docs" / "screenshots"
+SHOTS = Path(os.environ.get("SCREENSHOT_DIR") or ROOT / "build" / "screenshots")
 RESTING = {"orderType": "limit", "tokenIn": "SOL", "tokenOut": "USDC", "amount": "1", "limitPrice": "100000"}
 WAIT_MS = 30_000
 

@@ -14,7 +14,8 @@ import msgspec
 import pytest
 
 from engine_client import ApiError, EngineClient, LimitOrder, MarketOrder, OrderView, SniperOrder, Submitted
-from engine_client import cli, render
+from engine_client import cli, render, types
+from services.gateway import models
 from engine_client.types import Event, OrderPage
 
 NOW = dt.datetime(2026, 12, 1, 12, 0, tzinfo=dt.timezone.utc)
@@ -42,6 +43,27 @@ def event_json(seq: int, status: str, progress: int) -> dict:
 
 
 # --- Wire format ---------------------------------------------------------------------------
+
+
+def _wire(cls: type) -> dict[str, bool]:
+    """A Struct's fields as the wire names them, each with whether it is required."""
+    return {f.encode_name: f.required for f in msgspec.structs.fields(cls)}
+
+
+@pytest.mark.parametrize("client_type, server_type", [
+    (types.Quote, models.QuoteView), (types.Leg, models.LegView), (types.Path, models.PathView),
+    (types.OrderView, models.OrderView), (types.Submitted, models.Submitted), (types.Cancelled, models.Cancelled),
+    (types.OrderPage, models.OrderPage), (types.Event, models.StreamMessage),
+    (types.EventHistory, models.EventHistory), (types.VenueQuote, models.VenueQuote),
+    (types.PairQuotes, models.PairQuotes), (types.ErrorBody, models.ErrorBody),
+], ids=lambda t: t.__name__)
+def test_the_client_expects_only_fields_the_gateway_sends_and_requires_only_those_it_always_sends(
+    client_type, server_type,
+):
+    client, server = _wire(client_type), _wire(server_type)
+    assert set(client) <= set(server)
+    assert {name for name, required in client.items() if required} <= {n for n, r in server.items() if r}
+
 
 
 def test_each_order_type_is_sent_with_its_tag_decimal_strings_and_only_the_fields_set():

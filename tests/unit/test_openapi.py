@@ -7,6 +7,7 @@ import time
 
 import msgspec
 import pytest
+from litestar import Request
 
 from services.gateway.app import create_app
 from services.gateway.errors import ApiError, on_api_error
@@ -14,6 +15,7 @@ from services.gateway.intake import FIELDS, parse_order
 from services.gateway.settings import GatewaySettings
 
 NOW_MS = 1_767_225_600_000  # 2026-01-01T00:00:00Z
+REQUEST = Request({"type": "http", "method": "GET", "path": "/api/orders/o", "headers": []})
 
 
 @pytest.fixture(scope="module")
@@ -76,9 +78,9 @@ def test_every_api_operation_needs_a_key_and_documents_401_and_429(schema):
 
 
 def test_an_error_carries_only_the_keys_that_apply():
-    plain = on_api_error(None, ApiError(404, "order_not_found", "no order", field="orderId"))
+    plain = on_api_error(REQUEST, ApiError(404, "order_not_found", "no order", field="orderId"))
     assert msgspec.to_builtins(plain.content) == {"error": "order_not_found", "detail": "no order", "field": "orderId"}
-    refusal = on_api_error(None, ApiError(409, "not_cancellable", "too late", extra={"orderId": "o", "status": "submitted"}))
+    refusal = on_api_error(REQUEST, ApiError(409, "not_cancellable", "too late", extra={"orderId": "o", "status": "submitted"}))
     assert msgspec.to_builtins(refusal.content) == {
         "error": "not_cancellable", "detail": "too late", "orderId": "o", "status": "submitted"
     }
@@ -86,7 +88,7 @@ def test_an_error_carries_only_the_keys_that_apply():
 
 def test_an_error_with_a_key_the_schema_does_not_declare_is_refused():
     with pytest.raises(msgspec.ValidationError):
-        on_api_error(None, ApiError(400, "invalid_field", "x", extra={"undeclared": 1}))
+        on_api_error(REQUEST, ApiError(400, "invalid_field", "x", extra={"undeclared": 1}))
 
 
 def test_both_order_posts_document_the_503_of_an_unconfirmed_submission(schema):
