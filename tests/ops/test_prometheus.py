@@ -25,6 +25,8 @@ import httpx
 import pytest
 import yaml
 
+from engine_client import OrderView
+
 from tests.e2e.client import market, stream, submit, wait_terminal
 from tests.e2e.conftest import ROOT, Stack, own_stack, service_of
 from tests.e2e.foresight import IMMUNE_SLIPPAGE_BPS
@@ -103,7 +105,7 @@ async def _ready(url: str) -> bool:
 
 
 @pytest.fixture(scope="module")
-async def traffic(stack: Stack) -> dict[str, dict]:
+async def traffic(stack: Stack) -> dict[str, OrderView]:
     """Orders that end in every terminal status, through every route kind; their final views."""
     async with stack.client(timeout=30) as client:
         bodies = {
@@ -127,8 +129,8 @@ async def traffic(stack: Stack) -> dict[str, dict]:
         views = {name: await wait_terminal(client, order["orderId"]) for name, order in orders.items()}
     # The outcomes the chain's random failures cannot change (the others end confirmed, or failed
     # when every attempt failed).
-    assert views["no route"]["status"] == "failed" and views["no route"]["failureCode"] == "no_route"
-    assert views["immediate or cancel"]["status"] == "expired" and views["cancelled"]["status"] == "cancelled"
+    assert views["no route"].status == "failed" and views["no route"].failure_code == "no_route"
+    assert views["immediate or cancel"].status == "expired" and views["cancelled"].status == "cancelled"
     return views
 
 
