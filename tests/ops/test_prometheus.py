@@ -26,7 +26,6 @@ import pytest
 import yaml
 
 from engine_client import OrderView
-
 from tests.e2e.client import market, stream, submit, wait_terminal
 from tests.e2e.conftest import ROOT, Stack, own_stack, service_of
 from tests.e2e.foresight import IMMUNE_SLIPPAGE_BPS
