@@ -55,10 +55,20 @@ def decode(msg: Msg) -> Resume:
     return Resume(order_id=order_id, seq=body.seq, status=body.status)
 
 
-async def nudge(js: JetStreamContext, topology: Topology, role: str, order_id: str, *, seq: int, status: str) -> bool:
-    """Queue a nudge for `role` to resume `order_id`; False if the same nudge is already queued or done."""
+async def nudge(js: JetStreamContext, topology: Topology, role: str, order_id: str, *, seq: int, status: str,
+                trace: str = "", order_type: str = "") -> bool:
+    """Queue a nudge for `role` to resume `order_id`; False if the same nudge is already queued or done.
+
+    `trace` (the order's last event's `traceparent`) and `order_type` make the owner's
+    resumed work part of the order's own trace; without them it continues the sender's.
+    """
     headers = {"Nats-Msg-Id": f"{order_id}:{seq}", EVENT_TYPE_HEADER: KIND}
-    tracing.inject(headers)
+    if trace:
+        headers[tracing.TRACEPARENT] = trace
+        if order_type:
+            headers[tracing.ORDER_TYPE_HEADER] = order_type
+    else:
+        tracing.inject(headers, order_type)
     ack = await js.publish(
         topology.resume_subject(role, order_id),
         msgspec.json.encode(_Body(seq=seq, status=status)),

@@ -23,6 +23,7 @@ from services.projector.reconcile import Reconciler
 from services.projector.service import Projector
 from services.projector.settings import ProjectorSettings
 from shared import metrics, resume, runtime
+from shared.eventlog import EventLog
 from shared.ops import ops_app
 from shared.ops import serve as serve_ops
 from shared.retention import report_usage
@@ -72,7 +73,7 @@ async def serve(settings: ProjectorSettings, stop: asyncio.Event) -> None:
             return await pool.fetchval("select 1") == 1
 
         reconciler = Reconciler(
-            pool, nc.jetstream(), topology,
+            pool, nc.jetstream(), topology, events=EventLog(nc, nc.jetstream(), topology),
             interval_s=settings.reconcile_interval_s, stall_s=settings.reconcile_stall_s,
         )
         nudges = resume.consumer(nc.jetstream(), topology, SERVICE, projector.resume, concurrency=4)

@@ -27,14 +27,15 @@ import asyncpg
 from nats.js import JetStreamContext
 
 from services.projector.store import timestamp
-from shared import metrics, resume
+from shared import metrics, resume, tracing
+from shared.eventlog import EventLog
 from shared.topology import Topology
 
 log = logging.getLogger(__name__)
 
 # Literal statuses, so the planner can use the partial index on exactly these rows.
 _STALLED = (
-    "select order_id, status, last_seq, updated_at from orders"
+    "select order_id, order_type, status, last_seq, updated_at from orders"
     " where status in (" + ", ".join(f"'{s}'" for s in resume.OWNER) + ")"
     " and updated_at < $1 order by updated_at limit $2"
 )
@@ -47,6 +48,7 @@ class Reconciler:
         js: JetStreamContext,
         topology: Topology,
         *,
+        events: EventLog | None = None,
         interval_s: float = 5.0,
         stall_s: float = 30.0,
         limit: int = 1000,
@@ -55,6 +57,7 @@ class Reconciler:
         self._pool = pool
         self._js = js
         self._topology = topology
+        self._events = events
         self._interval_s = interval_s
         for role in set(resume.OWNER.values()):  # each series exists at 0 before its first nudge
             metrics.bound(metrics.RESUME_NUDGES, role)
@@ -81,7 +84,9 @@ class Reconciler:
         for row in rows:
             role = resume.OWNER[row["status"]]
             order_id, seq = row["order_id"], row["last_seq"]
-            if not await resume.nudge(self._js, self._topology, role, order_id, seq=seq, status=row["status"]):
+            trace = await self._trace_of(order_id)
+            if not await resume.nudge(self._js, self._topology, role, order_id, seq=seq, status=row["status"],
+                                      trace=trace, order_type=row["order_type"]):
                 continue  # already nudged at this seq
             sent[role] += 1
             metrics.bound(metrics.RESUME_NUDGES, role).inc()
@@ -92,3 +97,14 @@ class Reconciler:
                        "idleSeconds": round(idle_s, 1)},
             )
         return sent
+
+    async def _trace_of(self, order_id: str) -> str:
+        """The trace context of the order's last stored event, so its owner resumes it in its own trace."""
+        if self._events is None or not tracing.enabled():
+            return ""
+        try:
+            stored = await self._events.read(order_id)
+        except Exception:  # the nudge matters more than its trace
+            log.debug("no trace context for the nudge", exc_info=True, extra={"orderId": order_id})
+            return ""
+        return stored[-1].trace if stored else ""

@@ -10,6 +10,7 @@ from typing import AsyncIterator
 
 import msgspec
 import pytest
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from prometheus_client import REGISTRY
 
 from services.executor.driver import Executor
@@ -21,7 +22,7 @@ from services.router import compose
 from services.router.handler import Router
 from services.router.settings import RouterSettings
 from shared import events as ev
-from shared import metrics, resume
+from shared import metrics, resume, tracing
 from shared.clock import SystemClock
 from shared.consumer import Consumer, Retry
 from shared.durables import order_spec
@@ -177,6 +178,37 @@ async def test_repeated_scans_of_a_stalled_order_send_one_nudge_to_its_owner(jet
     # A later nudge of the same order (its owner down meanwhile) takes the waiting one's place.
     assert await resume.nudge(js, topology, "router", "stuck", seq=3, status="routing")
     assert await resume_messages(js, topology) == 1
+
+
+async def test_a_nudge_carries_the_stalled_orders_own_trace_and_type(jetstream, read_model):
+    nc, js, topology = jetstream
+    pool, projector = read_model
+    log, clock = EventLog(nc, js, topology), SystemClock()
+    tracing.export("test", InMemorySpanExporter(), sample_ratio=1.0)
+    try:
+        with tracing.span("submit order") as submitted:
+            await append(log, make(ev.OrderAccepted, "traced", at=clock.now_ms() - 60_000, order=LIMIT))
+            with tracing.span("route order") as routed:  # the last event's span: the nudge's parent
+                await append(log, make(ev.RoutingStarted, "traced", seq=2, at=clock.now_ms() - 60_000))
+        stop = asyncio.Event()
+        task = asyncio.create_task(projector.run(stop))
+        try:
+            async def projected() -> bool:
+                return await pool.fetchval("select last_seq from orders where order_id = 'traced'") == 2
+
+            await eventually(projected, timeout=15, message="order projected")
+        finally:
+            stop.set()
+            await task
+        assert await Reconciler(pool, js, topology, events=log, stall_s=30).scan() == {"router": 1}
+    finally:
+        tracing.setup("test", "none")
+    msg = await js.get_last_msg(topology.resume_stream, topology.resume_subject("router", "traced"))
+    context = routed.get_span_context()
+    _, trace_id, parent_id, _ = msg.headers[tracing.TRACEPARENT].split("-")
+    assert (trace_id, parent_id) == (f"{context.trace_id:032x}", f"{context.span_id:016x}")
+    assert context.trace_id == submitted.get_span_context().trace_id
+    assert msg.headers[tracing.ORDER_TYPE_HEADER] == "limit"
 
 
 async def test_a_stalled_order_is_found_by_the_reconciler_and_finished_by_its_owners(jetstream, read_model):
