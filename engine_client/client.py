@@ -14,9 +14,10 @@ Two promises a trading client needs, kept here once:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import uuid
+from collections.abc import AsyncIterator, Callable
 from urllib.parse import quote
-from collections.abc import AsyncIterator
 from typing import Any, TypeVar
 
 import httpx
@@ -120,26 +121,65 @@ class EngineClient:
         at the last event yielded, `retries` times in a row at most. To stop early, iterate
         inside `contextlib.aclosing(client.watch(...))`, which closes the stream at once.
         """
-        last, failures = after_seq, 0
+        last, done = after_seq, False
+
+        async def read(ws) -> AsyncIterator[Event]:
+            nonlocal last, done
+            async for raw in ws:
+                event = stream_message(raw)
+                if isinstance(event, StreamNotice):
+                    if event.type == "error":
+                        raise _refusal(event)
+                    if event.status in TERMINAL and event.last_seq <= last:  # nothing left to send
+                        done = True
+                        return
+                    continue
+                if event.seq <= last:  # already yielded before a reconnect
+                    continue
+                last = event.seq
+                yield event
+                if event.terminal:
+                    done = True
+                    return
+
+        # Ends quietly on a close with 1000; reconnects on any other end.
+        stream = self._follow(lambda: _order_path(order_id) + f"/stream?afterSeq={last}", read,
+                              finished=lambda ws: done or ws.close_code == 1000)
+        async with contextlib.aclosing(stream):
+            async for event in stream:
+                yield event
+
+    async def follow_quotes(self, pair: str) -> AsyncIterator[VenueQuote]:
+        """The latest quote of each venue for `pair`, then every new one, for as long as the caller reads.
+
+        A dropped connection is reopened like a watch's; the stream then starts again with
+        each venue's latest quote, so nothing newer is missed.
+        """
+        async def read(ws) -> AsyncIterator[VenueQuote]:
+            async for raw in ws:
+                kind = msgspec.json.decode(raw, type=StreamNotice)
+                if kind.type == "error":
+                    raise _refusal(kind)
+                if kind.type == "quote":
+                    yield msgspec.json.decode(raw, type=VenueQuote)
+
+        stream = self._follow(lambda: "/api/quotes/stream", read, finished=lambda ws: False, params={"pair": pair})
+        async with contextlib.aclosing(stream):
+            async for latest in stream:
+                yield latest
+
+    async def _follow(self, path: Callable[[], str], read: Callable[[Any], AsyncIterator[T]], *,
+                      finished: Callable[[Any], bool], params: dict[str, str] | None = None) -> AsyncIterator[T]:
+        """What `read` takes from the stream at `path()`, reopened after every end that is not
+        `finished`, `retries` times in a row at most; a refusal for good raises at once."""
+        failures = 0
         while True:
             try:
-                async with self._connect(_order_path(order_id) + f"/stream?afterSeq={last}") as ws:
-                    # Ends quietly on a close with 1000 or 1001; raises on any other code.
-                    async for raw in ws:
-                        event = stream_message(raw)
-                        if isinstance(event, StreamNotice):
-                            if event.type == "error":
-                                raise _refusal(event)
-                            if event.status in TERMINAL and event.last_seq <= last:  # nothing left to send
-                                return
-                            continue
-                        if event.seq <= last:  # already yielded before a reconnect
-                            continue
-                        last, failures = event.seq, 0
-                        yield event
-                        if event.terminal:
-                            return
-                if ws.close_code == 1000:
+                async with self._connect(path(), params) as ws:
+                    async for item in read(ws):
+                        failures = 0
+                        yield item
+                if finished(ws):
                     return
                 lost: Exception = ConnectionError(f"stream closed with {ws.close_code} {ws.close_reason}")
             except websockets.ConnectionClosedError as closed:
@@ -155,16 +195,6 @@ class EngineClient:
             if failures > self.retries:
                 raise lost
             await asyncio.sleep(self._wait(failures, None))
-
-    async def follow_quotes(self, pair: str) -> AsyncIterator[VenueQuote]:
-        """The latest quote of each venue for `pair`, then every new one, for as long as the caller reads."""
-        async with self._connect("/api/quotes/stream", params={"pair": pair}) as ws:
-            async for raw in ws:
-                kind = msgspec.json.decode(raw, type=StreamNotice)
-                if kind.type == "error":
-                    raise _refusal(kind)
-                if kind.type == "quote":
-                    yield msgspec.json.decode(raw, type=VenueQuote)
 
     # --- Plumbing ---------------------------------------------------------------------------
 

@@ -81,6 +81,20 @@ async def test_a_watch_resumes_after_its_connection_drops_with_no_gap_and_no_dup
     assert relay.connections == 2, "the cancellation came through a second connection"
 
 
+async def test_following_quotes_reconnects_after_its_connection_drops(stack):
+    async with CuttableRelay(stack.base_url.removeprefix("http://")) as relay:
+        async with EngineClient(f"http://{relay.address}", stack.api_key, retries=50, backoff=0.05) as relayed:
+            venues: list[set[str]] = [set(), set()]
+            async with contextlib.aclosing(relayed.follow_quotes("SOL-USDC")) as quotes:
+                async for quote in quotes:
+                    venues[relay.connections - 1].add(quote.venue)
+                    if relay.connections == 1 and len(venues[0]) == 2:
+                        relay.cut()  # each venue seen once: drop the stream
+                    if relay.connections == 2 and len(venues[1]) == 2:
+                        break
+    assert venues == [{"raydium-cpmm", "meteora-dlmm"}] * 2
+
+
 async def test_a_refused_order_raises_with_the_status_code_and_field(engine):
     order = MarketOrder(token_in="SOL", token_out="USDC", amount=Decimal("1.0000000001"))
     with pytest.raises(ApiError) as refused:
