@@ -214,6 +214,8 @@ def launch(
             console.say(rule)
             console.say(f"Gateway     {gateway_url}    Ctrl-C stops everything")
             console.say(f"API key     {servers.api_key}")
+            console.say(f"Console     {gateway_url}/    (sign in with the API key)")
+            console.say("CLI         .venv/bin/engine submit market SOL USDC 1.5, then engine watch <orderId>")
             console.say(f"Try         curl -H \"Authorization: Bearer $(cat {_short(run_dir / local.API_KEY_FILE)})\" {gateway_url}/api/orders")
             console.say(rule)
             # One terminal for four services: plain text reads better than JSON there.
