@@ -68,13 +68,21 @@ def expiry(text: str, now: dt.datetime | None = None) -> dt.datetime | int:
     return moment
 
 
+def _connection_options(parser: argparse.ArgumentParser, default: Any) -> None:
+    parser.add_argument("--url", default=default, help="the gateway (default: GATEWAY_URL, else the running `make run`)")
+    parser.add_argument("--key", default=default, help="the API key (default: API_KEY, else .run/api-key)")
+    parser.add_argument("--json", action="store_true", default=default or False,
+                        help="JSON for scripts (JSON lines when following)")
+
+
 def parser() -> argparse.ArgumentParser:
-    common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--url", help="the gateway (default: GATEWAY_URL, else the running `make run`)")
-    common.add_argument("--key", help="the API key (default: API_KEY, else .run/api-key)")
-    common.add_argument("--json", action="store_true", help="JSON for scripts (JSON lines when following)")
     cli = argparse.ArgumentParser(prog="engine", description=__doc__.splitlines()[0].removeprefix("`engine`: "),
                                   epilog="Exit status: " + __doc__.split("Exit status: ")[1])
+    # Before the command (`engine --json list`) or after it (`engine list --json`): after it,
+    # an option left out does not undo one given before.
+    _connection_options(cli, None)
+    common = argparse.ArgumentParser(add_help=False)
+    _connection_options(common, argparse.SUPPRESS)
     commands = cli.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     submit = commands.add_parser("submit", help="submit an order").add_subparsers(dest="order_type", required=True)

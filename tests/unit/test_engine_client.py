@@ -149,6 +149,16 @@ def test_a_limit_command_line_becomes_a_gtd_limit_order():
                                             expires_at=NOW + dt.timedelta(minutes=10), client_order_id="mine")
 
 
+@pytest.mark.parametrize("argv", [
+    ["--url", "http://gw", "--key", "k", "--json", "list"],
+    ["list", "--url", "http://gw", "--key", "k", "--json"],
+    ["--url", "http://gw", "list", "--key", "k", "--json"],
+])
+def test_the_connection_options_go_before_or_after_the_command(argv):
+    args = cli.parser().parse_args(argv)
+    assert (args.command, args.url, args.key, args.json) == ("list", "http://gw", "k", True)
+
+
 def test_a_sniper_command_line_needs_its_slippage():
     with pytest.raises(SystemExit) as refused:
         parse("submit", "sniper", "USDC", "PUMP", "25", "--max-price", "0.0025")
