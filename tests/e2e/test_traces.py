@@ -67,6 +67,17 @@ def trace_of(receiver: SpanReceiver, order_id: str, *needed: tuple[str, str]) ->
     return spans
 
 
+async def confirmed_trace(receiver: SpanReceiver, order_id: str, needed: list[tuple[str, str]]) -> list[ReceivedSpan]:
+    """The order's spans once `needed` are exported and the projector wrote its confirmation."""
+    def projected() -> list[ReceivedSpan]:
+        spans = trace_of(receiver, order_id, *needed)
+        executor = one(spans, "executor", "handle OrderRouted")
+        assert any(s.service == "projector" and s.parent_id == executor.span_id for s in spans)
+        return spans
+
+    return await eventually(projected, timeout=20, message="the order's spans exported")
+
+
 def log_lines(stack: Stack, name: str) -> list[dict]:
     lines = []
     for line in (stack.logs / f"{name}.log").read_text(errors="replace").splitlines():
@@ -81,14 +92,7 @@ async def test_a_market_order_is_one_trace_from_gateway_through_router_and_execu
         assert (await wait_terminal(client, order["orderId"])).status == "confirmed"
     order_id = order["orderId"]
     needed = [("gateway", "submit order"), ("router", "handle OrderAccepted"), ("executor", "handle OrderRouted")]
-
-    def confirmed_projected() -> list[ReceivedSpan]:
-        spans = trace_of(receiver, order_id, *needed)
-        executor = one(spans, "executor", "handle OrderRouted")
-        assert any(s.service == "projector" and s.parent_id == executor.span_id for s in spans)
-        return spans
-
-    spans = await eventually(confirmed_projected, timeout=20, message="the order's spans exported")
+    spans = await confirmed_trace(receiver, order_id, needed)
     submitted = one(spans, "gateway", "submit order")
     routed = one(spans, "router", "handle OrderAccepted")
     executed = one(spans, "executor", "handle OrderRouted")
@@ -114,14 +118,7 @@ async def test_a_limit_order_that_rests_then_fires_is_one_trace_from_acceptance_
     order_id = order["orderId"]
     needed = [("gateway", "submit order"), ("router", "handle OrderAccepted"), ("router", "fire resting order"),
               ("executor", "handle OrderRouted")]
-
-    def confirmed_projected() -> list[ReceivedSpan]:
-        spans = trace_of(receiver, order_id, *needed)
-        executor = one(spans, "executor", "handle OrderRouted")
-        assert any(s.service == "projector" and s.parent_id == executor.span_id for s in spans)
-        return spans
-
-    spans = await eventually(confirmed_projected, timeout=20, message="the order's spans exported")
+    spans = await confirmed_trace(receiver, order_id, needed)
     submitted = one(spans, "gateway", "submit order")
     fired = [s for s in spans if s.name == "fire resting order"]
     executed = one(spans, "executor", "handle OrderRouted")
