@@ -24,12 +24,14 @@ from typing import Awaitable, Callable
 from services.router.decide import NoRoute, decide
 from shared import events as ev
 from shared import metrics
+from shared.amounts import format_amount
 from shared.acceptance import refuse_if_late
 from shared.chain import SlotClock
 from shared.consumer import Retry
 from shared.emit import Emitter
 from shared.eventlog import ConcurrencyConflict, History, StoredEvent, stream_seq_of
 from shared.market.model import Market
+from shared.market.tokens import get_token
 from shared.orders import fold
 from shared.resume import Resume
 
@@ -159,7 +161,9 @@ class Router:
             if triggered is not None:
                 return False  # not yet: the order keeps resting
             # Only an immediate-or-cancel limit is routed untriggered with a floor.
-            reason = f"immediate-or-cancel: best output {route.expected_out} is below the limit's {floor}"
+            decimals = get_token(spec.token_out).decimals
+            reason = (f"immediate-or-cancel: the best route pays {format_amount(route.expected_out, decimals)} "
+                      f"{spec.token_out}, below the limit's {format_amount(floor, decimals)} {spec.token_out}")
             await self._emit.append(history, ev.OrderExpired, reason=reason)
             return True
         if triggered is not None:
