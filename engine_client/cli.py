@@ -143,9 +143,15 @@ async def run(args: argparse.Namespace, engine: EngineClient, out=sys.stdout) ->
         show(answer, render.submitted(answer))
     elif args.command == "watch":
         last = None
+        live = not args.json and out.isatty()  # a terminal: one bar under the timeline, redrawn in place
         async for event in engine.watch(args.order_id, after_seq=args.after_seq):
-            show(event, render.event(event))
+            if live:
+                print(f"\r\033[K{render.event(event, bar=False)}\n{render.standing(event)}", end="", file=out, flush=True)
+            else:
+                show(event, render.event(event))
             last = event
+        if live:
+            print(file=out)
         return EXIT_OK if last is None or last.status == "confirmed" else EXIT_NOT_CONFIRMED
     elif args.command == "get":
         answer = await engine.get(args.order_id)

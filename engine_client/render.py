@@ -29,7 +29,7 @@ def amount(value: Decimal | None) -> str:
     return "-" if value is None else format(value, "f")
 
 
-def bar(progress: int) -> str:
+def progress_bar(progress: int) -> str:
     filled = max(0, min(BAR_WIDTH, progress * BAR_WIDTH // 100))
     return "[" + "#" * filled + "." * (BAR_WIDTH - filled) + f"] {progress:3d}%"
 
@@ -45,7 +45,7 @@ def submitted(order: Submitted) -> str:
 
 
 def order(view: OrderView) -> str:
-    lines = [f"order {view.order_id}  {swap(view)}", f"  {'progress':<17}{bar(view.progress)}"]
+    lines = [f"order {view.order_id}  {swap(view)}", f"  {'progress':<17}{progress_bar(view.progress)}"]
     for name, label in _DETAILS:
         value = getattr(view, name)
         if value is None or value == "":
@@ -77,10 +77,16 @@ def page(result: OrderPage) -> str:
     return table(rows) + more
 
 
-def event(item: Event) -> str:
-    """One line of an order's timeline: the bar where the order stands, then what happened."""
+def event(item: Event, *, bar: bool = True) -> str:
+    """One line of an order's timeline: the bar where the order stands (unless `bar` is False), then what happened."""
     time = item.timestamp[11:23] if len(item.timestamp) >= 23 else item.timestamp
-    return f"{bar(item.progress)}  #{item.seq:<3} {time}  {item.status:<9}  {item.event}: {item.message}"
+    line = f"#{item.seq:<3} {time}  {item.status:<9}  {item.event}: {item.message}"
+    return f"{progress_bar(item.progress)}  {line}" if bar else line
+
+
+def standing(item: Event) -> str:
+    """Where the order stands after `item`: the live bar a terminal shows under the timeline."""
+    return f"{progress_bar(item.progress)}  {item.status}" + ("" if item.terminal else " ...")
 
 
 def quote(item: VenueQuote) -> str:

@@ -205,3 +205,22 @@ async def test_watch_as_json_prints_one_line_an_event_and_exits_1_when_the_order
     code = await cli.run(parse("watch", "o-1", "--json"), Events("http://gateway"), out=out)
     lines = [json.loads(line) for line in out.getvalue().splitlines()]
     assert (code, [m["seq"] for m in lines], lines[-1]["status"]) == (cli.EXIT_NOT_CONFIRMED, [1, 2, 3], "cancelled")
+
+
+async def test_watch_on_a_terminal_keeps_one_bar_under_the_timeline_and_redraws_it_in_place():
+    class Events(EngineClient):
+        async def watch(self, order_id, *, after_seq=0):
+            for seq, status, progress in ((1, "pending", 10), (2, "confirmed", 100)):
+                yield msgspec.convert(event_json(seq, status, progress), Event)
+
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    out = Terminal()
+    assert await cli.run(parse("watch", "o-1"), Events("http://gateway"), out=out) == cli.EXIT_OK
+    assert out.getvalue() == (
+        "\r\033[K#1   12:00:00.123  pending    E: step 1\n[##..................]  10%  pending ..."
+        "\r\033[K#2   12:00:00.123  confirmed  E: step 2\n[####################] 100%  confirmed\n"
+    )
+
