@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import time
+from typing import Iterator
 
 from prometheus_client import Counter, Gauge, Histogram
 
@@ -27,6 +30,16 @@ def bound(metric, *labels: str):
     use this instead, which returns the same child from a cache after the first call.
     """
     return _child(metric, _service, labels)
+
+
+@contextlib.contextmanager
+def timed(metric, *labels: str) -> Iterator[None]:
+    """Observe the block's duration in histogram `metric`, whether it returns or raises."""
+    started = time.perf_counter()
+    try:
+        yield
+    finally:
+        bound(metric, *labels).observe(time.perf_counter() - started)
 
 
 @functools.cache

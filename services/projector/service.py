@@ -18,10 +18,9 @@ under an existing consumer) is rebuilt first: those events would never come agai
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
-from typing import Callable, Iterator, Mapping
+from typing import Callable, Mapping
 
 import asyncpg
 import msgspec
@@ -98,13 +97,13 @@ class Projector:
 
     async def _fold_and_write(self, conn: asyncpg.Connection, batch: list[Item]) -> tuple[Projection, list[Reject]]:
         """Load, fold, write; the orders another writer moved in between are loaded and folded again."""
-        with _timed("load_orders"):
+        with metrics.timed(metrics.DB_QUERY_DURATION, "load_orders"):
             current = await store.load_current(conn, {event.order_id for _, event in batch})
         projection = project(current, batch)
         if projection.gaps:
             batch = batch + await self._read_gaps(projection.gaps)
             projection = project(current, batch, final=True)
-        with _timed("write_batch"):
+        with metrics.timed(metrics.DB_QUERY_DURATION, "write_batch"):
             written = await store.write(conn, self._schema, projection, current)
         if not written.stale:
             return projection, written.rejects
@@ -149,8 +148,8 @@ class Projector:
         """Consume until `stop` is set; the batch in hand is finished first."""
         await require_consumer(self._js, self._topology.orders_stream, self.spec.durable)
         await self._rebuild_if_behind()
-        consumer = Consumer(self._js, self._topology.orders_stream, self.spec, self._handle, batch=self._batch, linger=self._linger_s,
-                            decode=_item)
+        consumer = Consumer(self._js, self._topology.orders_stream, self.spec, self._handle, batch=self._batch,
+                            linger=self._linger_s, decode=_item)
         await consumer.run(stop)
 
     async def _rebuild_if_behind(self) -> None:
@@ -202,16 +201,6 @@ class Projector:
         for (status, order_type, code), seconds in projection.finished:
             metrics.bound(metrics.ORDERS_TERMINAL, status, order_type, code).inc()
             metrics.bound(metrics.ORDER_DURATION, order_type).observe(seconds)
-
-
-@contextlib.contextmanager
-def _timed(query: str) -> Iterator[None]:
-    """Observe the time of one read-model statement (a batch's, not an event's: no per-event cost)."""
-    started = time.perf_counter()
-    try:
-        yield
-    finally:
-        metrics.bound(metrics.DB_QUERY_DURATION, query).observe(time.perf_counter() - started)
 
 
 def _item(msg: Msg) -> Item:
