@@ -81,7 +81,7 @@ class Executor:
         history = await self._emit.log.load(order_id, through_seq=through_seq)
         if self._prepare is not None and history.state is not None and history.state.route is not None:
             await self._prepare(history.state.route)
-        built_here: set[str] = set()
+        built_here: dict[str, tuple[ChainTransaction, Blockhash]] = {}  # by signature
         while True:
             step = policy.next_step(history.state, self._emit.clock.now_ms(), max_attempts=self._max_attempts)
             if isinstance(step, policy.Done):
@@ -91,7 +91,9 @@ class Executor:
             except ConcurrencyConflict:
                 history = await self._emit.log.load(order_id)
 
-    async def _act(self, history: History, step: policy.Step, built_here: set[str]) -> History:
+    async def _act(
+        self, history: History, step: policy.Step, built_here: dict[str, tuple[ChainTransaction, Blockhash]]
+    ) -> History:
         match step:
             case policy.Wait(until_ms=until):
                 await self._sleep(max(0, until - self._emit.clock.now_ms()) / 1000)
@@ -99,20 +101,20 @@ class Executor:
             case policy.GiveUp(reason=reason):
                 return await self._finish(history, ev.OrderFailed, code="attempts_exhausted", reason=reason)
             case policy.Build(attempt=attempt):
-                history = await self._build(history, attempt)
-                built_here.add(history.state.transaction.signature)
+                history, built = await self._build(history, attempt)
+                built_here[history.state.transaction.signature] = built
                 return history
             case policy.Send(tx=tx):
-                return await self._send(history, tx, known_unsent=tx.signature in built_here)
+                return await self._send(history, tx, built_here.get(tx.signature))
             case policy.AwaitLanding(tx=tx):
-                return await self._await_landing(history, tx)
+                return await self._await_landing(history, tx, built_here.get(tx.signature))
         raise AssertionError(f"unhandled step {step}")
 
-    async def _build(self, history: History, attempt: int) -> History:
+    async def _build(self, history: History, attempt: int) -> tuple[History, tuple[ChainTransaction, Blockhash]]:
         blockhash = await self._chain.latest_blockhash()
         tx = build(history.state, attempt=attempt, blockhash=blockhash, wallet=self._wallet, params=self._params)
         names = tuple(i.name for i in tx.message.instructions)
-        return await self._emit.append(
+        history = await self._emit.append(
             history,
             ev.TransactionBuilt,
             attempt=attempt,
@@ -128,8 +130,14 @@ class Executor:
             wraps_sol="SyncNative" in names,
             unwraps_sol="CloseAccount" in names and "SyncNative" not in names,
         )
+        return history, (tx, blockhash)
 
-    def _rebuild(self, history: History, recorded: Transaction) -> tuple[ChainTransaction, Blockhash]:
+    def _rebuild(
+        self, history: History, recorded: Transaction, built_here: tuple[ChainTransaction, Blockhash] | None
+    ) -> tuple[ChainTransaction, Blockhash]:
+        """The recorded transaction: as built in this drive, else built again from its recorded event."""
+        if built_here is not None:
+            return built_here
         built = next(
             s.event for s in reversed(history.events)
             if isinstance(s.event, ev.TransactionBuilt) and s.event.signature == recorded.signature
@@ -140,12 +148,14 @@ class Executor:
             raise RuntimeError(f"rebuilt transaction differs from the recorded one ({recorded.signature})")
         return tx, blockhash
 
-    async def _send(self, history: History, recorded: Transaction, *, known_unsent: bool = False) -> History:
-        tx, blockhash = self._rebuild(history, recorded)
+    async def _send(
+        self, history: History, recorded: Transaction, built_here: tuple[ChainTransaction, Blockhash] | None
+    ) -> History:
+        tx, blockhash = self._rebuild(history, recorded, built_here)
         # Built in an earlier drive, it may have been sent before a crash: the chain, not
         # memory, says so. (If another replica sends it meanwhile, the chain's signature
         # dedupe answers our submit with the same receipt.)
-        status = None if known_unsent else await self._chain.signature_status(tx.signature)
+        status = None if built_here is not None else await self._chain.signature_status(tx.signature)
         if status is not None:
             return await self._emit.append(
                 history, ev.TransactionSubmitted, attempt=recorded.attempt, signature=tx.signature,
@@ -162,8 +172,10 @@ class Executor:
             slot=receipt.submitted_slot, already_processed=receipt.already_processed,
         )
 
-    async def _await_landing(self, history: History, recorded: Transaction) -> History:
-        tx, blockhash = self._rebuild(history, recorded)
+    async def _await_landing(
+        self, history: History, recorded: Transaction, built_here: tuple[ChainTransaction, Blockhash] | None
+    ) -> History:
+        tx, blockhash = self._rebuild(history, recorded, built_here)
         # One read, then a sleep until the chain says the transaction lands, or until its
         # blockhash expires when it never will: no polling, however slow the chain.
         status = await self._chain.await_status(tx.signature, blockhash)
