@@ -104,7 +104,7 @@ class OrderController(Controller):
         operation_class=OrderSubmission,
         responses=errors(400, 408, 409, 413, 415, 503, *API_ERRORS),
     )
-    async def execute(self, request: Request, state: State) -> Response[Submitted]:
+    async def execute(self, request: Request) -> Response[Submitted]:
         """Submit a swap order.
 
         Answers 202 once the order's first event is durably in the log. Repeating a
@@ -114,6 +114,7 @@ class OrderController(Controller):
         `not_accepted` means the order will never execute; `unavailable` that the log
         could not be asked. Either way, retry with the same `clientOrderId`.
         """
+        state: State = request.app.state
         spec = parse_order(await request.body(), state.clock.now_ms())
         if state.log_room.full:
             raise log_full()
@@ -139,15 +140,15 @@ class OrderController(Controller):
         operation_class=ApiOperation,
         responses=errors(404, 503, *API_ERRORS),
     )
-    async def order(self, order_id: OrderId, request: Request, state: State) -> OrderView:
+    async def order(self, order_id: OrderId, request: Request) -> OrderView:
         """One order: status, route, quotes, amounts, transaction, failure reason."""
+        state: State = request.app.state
         return views.order_view(await load_order(state, order_id, request.user))
 
     @get("/", operation_class=ApiOperation, responses=errors(400, 503, *API_ERRORS))
     async def orders(
         self,
         request: Request,
-        state: State,
         status: str | None = Parameter(
             default=None, description="Only orders in this status", schema_extra=query_schema(enum=list(STATUSES))
         ),
@@ -161,6 +162,7 @@ class OrderController(Controller):
         ),
     ) -> OrderPage:
         """Orders, newest first, with cursor pagination."""
+        state: State = request.app.state
         if status is not None and status not in STATUSES:
             raise bad_request("status", f"status must be one of: {', '.join(STATUSES)}")
         size = bounded_int("limit", limit, default=20, low=1, high=100)
@@ -178,12 +180,13 @@ class OrderController(Controller):
         operation_class=ApiOperation,
         responses=errors(404, 409, 503, *API_ERRORS),
     )
-    async def cancel_order(self, order_id: OrderId, request: Request, state: State) -> Cancelled:
+    async def cancel_order(self, order_id: OrderId, request: Request) -> Cancelled:
         """Cancel an order that has no transaction on its way to the chain.
 
         Cancelling twice is fine (200 both times, `cancelled: false` the second time).
         After submission: 409 with the current status.
         """
+        state: State = request.app.state
         if not is_order_id(order_id):
             raise _not_found(order_id)
         with logs.about(order_id):
@@ -191,8 +194,9 @@ class OrderController(Controller):
         return views.extend(views.order_view(current), Cancelled, cancelled=changed)
 
     @get("/{orderId:str}/events", operation_class=ApiOperation, responses=errors(404, 503, *API_ERRORS))
-    async def events(self, order_id: OrderId, request: Request, state: State) -> EventHistory:
+    async def events(self, order_id: OrderId, request: Request) -> EventHistory:
         """The order's full event history, oldest first."""
+        state: State = request.app.state
         if not is_order_id(order_id):
             raise _not_found(order_id)
         away: ReadModelUnavailable | None = None
