@@ -164,7 +164,7 @@ def describe(event: ev.OrderEvent, state: OrderState) -> str:
             others = ", ".join(f"{q.venue} {format_amount(q.amount_out, dec_out)}" for q in r.quotes) or "none direct"
             where = r.venue
             if r.kind != "direct":
-                chosen = next((c for c in r.candidates if c.kind == r.kind and c.amount_out == r.expected_out), None)
+                chosen = next((c for c in r.candidates if c.paths == r.paths), None)  # ties in output happen
                 where = f"{r.kind} {chosen.description}" if chosen else r.kind
                 if r.gain_bps:
                     where += f" (+{r.gain_bps} bps over the best single venue)"

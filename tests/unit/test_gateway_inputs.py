@@ -81,3 +81,20 @@ def test_an_order_stored_with_values_no_view_expects_still_renders():
     assert view.expires_at is None and view.created_at is None and view.amount_in == str(odd.amount_in)
     assert stream_message(accepted, state).timestamp is None
     msgspec.json.encode(view)  # and it serialises
+
+
+def test_a_routed_message_names_the_route_taken_when_another_candidate_pays_exactly_as_much():
+    def path(pool: str, amount_out: int) -> ev.Path:
+        leg = ev.Leg(venue=pool, pool_id=pool, token_in="SOL", token_out="USDC", amount_in=5, amount_out=amount_out,
+                     fee=1, price_impact_bps=1)
+        return ev.Path(amount_in=5, amount_out=amount_out, legs=(leg,))
+
+    taken = (path("a", 70), path("b", 30))
+    tie = ev.Candidate(kind="split", description="c 50% + d 50%", amount_out=100, paths=(path("c", 50), path("d", 50)))
+    winner = ev.Candidate(kind="split", description="a 50% + b 50%", amount_out=100, paths=taken)
+    route = ev.Route(venue="split", pool_id="a+b", amount_in=10, expected_out=100, min_out=99, fee=2,
+                     price_impact_bps=1, slot=1, quotes=(), kind="split", paths=taken, candidates=(tie, winner))
+    state = apply(apply(None, make(ev.OrderAccepted, order=SPEC)), make(ev.RoutingStarted, seq=2))
+    routed = make(ev.OrderRouted, seq=3, route=route)
+    message = stream_message(routed, apply(state, routed)).message
+    assert "Routed to split a 50% + b 50%" in message

@@ -19,7 +19,9 @@ function legs(path) {
 
 function routing(route, spec) {
   const out = spec.tokenOut;
-  const won = (candidate) => candidate.kind === route.kind && candidate.amountOut === route.expectedOut;
+  // The chosen route is the candidate with its paths: another may pay exactly as much.
+  const chosen = JSON.stringify(route.paths);
+  const won = (candidate) => candidate.kind === route.kind && JSON.stringify(candidate.paths) === chosen;
   const candidates = route.candidates.length ? route.candidates : route.quotes.map((quote) => ({
     kind: "direct", description: quote.venue, amountOut: quote.amountOut, fillable: quote.fillable, paths: [],
   }));
