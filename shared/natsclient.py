@@ -2,10 +2,10 @@
 
 nats-py writes whatever is pending as soon as its flusher task runs, which is usually
 right after the publishing task yields: under load that is a write (a system call, and on
-loopback the server's receive path too) for every few messages. Profiles of the executor
-at 200 orders/s put about half of its CPU in those writes. This client's flusher lets the
-event loop run `flush_delay_ms` (and at least one round of ready tasks) before it writes,
-so the acks, publishes and requests of every task that runs meanwhile leave in one write.
+loopback the server's receive path too) for every few messages, and a wake-up of the
+server for each. This client's flusher lets the event loop run `flush_delay_ms` (and at
+least one round of ready tasks) before it writes, so the acks, publishes and requests of
+every task that runs meanwhile leave in one write.
 A message waits at most that long; with no other work ready, one loop round.
 
 Every message a service receives from the order log carries half a dozen headers, and
