@@ -59,6 +59,9 @@ BROKER_AWAY = (nats.errors.ConnectionClosedError, nats.errors.TimeoutError, nats
                nats.errors.StaleConnectionError, asyncio.TimeoutError)
 #: Tries of one step within a delivery when the broker goes away under it.
 _BROKER_RETRIES = 3
+#: How long a stopping consumer waits for more of what its open pull requests will bring:
+#: a server filling them sends within milliseconds.
+_FILLING_S = 0.05
 
 
 class Retry(Exception):
@@ -152,18 +155,26 @@ class Consumer:
         """Take in what the server sent before now, so a stop loses nothing already delivered.
 
         Pull requests cannot be withdrawn: a message they deliver after the subscription is
-        gone waits out its ack wait. A round trip to the server (answered after everything
-        it sent before) and the subscription's queue drained leave only messages stored
-        after this moment to that fate.
+        gone waits out its ack wait. The server answers a request from its own task, so even
+        after a round trip (answered after everything it sent before) messages for requests
+        it is still filling may come: while requests are open and messages keep coming, they
+        are taken in too. That leaves only messages stored after this moment to that fate.
         """
         if not self._nc.is_connected:
             return
         with contextlib.suppress(Exception):
             await self._nc.flush(timeout=1)
             deadline = time.monotonic() + 1.0
-            while sub.pending_msgs and time.monotonic() < deadline:
-                await asyncio.sleep(0.001)
-            await asyncio.sleep(0)  # the callback of the last one taken from the queue
+            while time.monotonic() < deadline:
+                heard = self._last_seen
+                while sub.pending_msgs and time.monotonic() < deadline:
+                    await asyncio.sleep(0.001)
+                await asyncio.sleep(0)  # the callback of the last one taken from the queue
+                if self._outstanding <= 0:
+                    break
+                await asyncio.sleep(_FILLING_S)
+                if self._last_seen == heard and not sub.pending_msgs:
+                    break  # nothing came meanwhile: the open requests wait for new messages
 
     async def _pull(self, stop: asyncio.Event, inbox: str) -> None:
         next_subject = f"$JS.API.CONSUMER.MSG.NEXT.{self._stream}.{self._spec.durable}"
