@@ -28,6 +28,9 @@ from shared.resume import Resume
 
 log = logging.getLogger(__name__)
 
+#: A transaction this drive built and signed, with the blockhash it was built on.
+Built = tuple[ChainTransaction, Blockhash]
+
 
 class Executor:
     def __init__(
@@ -81,7 +84,7 @@ class Executor:
         history = await self._emit.log.load(order_id, through_seq=through_seq)
         if self._prepare is not None and history.state is not None and history.state.route is not None:
             await self._prepare(history.state.route)
-        built_here: dict[str, tuple[ChainTransaction, Blockhash]] = {}  # by signature
+        built_here: dict[str, Built] = {}  # by signature
         while True:
             step = policy.next_step(history.state, self._emit.clock.now_ms(), max_attempts=self._max_attempts)
             if isinstance(step, policy.Done):
@@ -91,9 +94,7 @@ class Executor:
             except ConcurrencyConflict:
                 history = await self._emit.log.load(order_id)
 
-    async def _act(
-        self, history: History, step: policy.Step, built_here: dict[str, tuple[ChainTransaction, Blockhash]]
-    ) -> History:
+    async def _act(self, history: History, step: policy.Step, built_here: dict[str, Built]) -> History:
         match step:
             case policy.Wait(until_ms=until):
                 await self._sleep(max(0, until - self._emit.clock.now_ms()) / 1000)
@@ -110,7 +111,7 @@ class Executor:
                 return await self._await_landing(history, tx, built_here.get(tx.signature))
         raise AssertionError(f"unhandled step {step}")
 
-    async def _build(self, history: History, attempt: int) -> tuple[History, tuple[ChainTransaction, Blockhash]]:
+    async def _build(self, history: History, attempt: int) -> tuple[History, Built]:
         blockhash = await self._chain.latest_blockhash()
         tx = build(history.state, attempt=attempt, blockhash=blockhash, wallet=self._wallet, params=self._params)
         names = tuple(i.name for i in tx.message.instructions)
@@ -132,9 +133,7 @@ class Executor:
         )
         return history, (tx, blockhash)
 
-    def _rebuild(
-        self, history: History, recorded: Transaction, built_here: tuple[ChainTransaction, Blockhash] | None
-    ) -> tuple[ChainTransaction, Blockhash]:
+    def _rebuild(self, history: History, recorded: Transaction, built_here: Built | None) -> Built:
         """The recorded transaction: as built in this drive, else built again from its recorded event."""
         if built_here is not None:
             return built_here
@@ -148,9 +147,7 @@ class Executor:
             raise RuntimeError(f"rebuilt transaction differs from the recorded one ({recorded.signature})")
         return tx, blockhash
 
-    async def _send(
-        self, history: History, recorded: Transaction, built_here: tuple[ChainTransaction, Blockhash] | None
-    ) -> History:
+    async def _send(self, history: History, recorded: Transaction, built_here: Built | None) -> History:
         tx, blockhash = self._rebuild(history, recorded, built_here)
         # Built in an earlier drive, it may have been sent before a crash: the chain, not
         # memory, says so. (If another replica sends it meanwhile, the chain's signature
@@ -172,9 +169,7 @@ class Executor:
             slot=receipt.submitted_slot, already_processed=receipt.already_processed,
         )
 
-    async def _await_landing(
-        self, history: History, recorded: Transaction, built_here: tuple[ChainTransaction, Blockhash] | None
-    ) -> History:
+    async def _await_landing(self, history: History, recorded: Transaction, built_here: Built | None) -> History:
         tx, blockhash = self._rebuild(history, recorded, built_here)
         # One read, then a sleep until the chain says the transaction lands, or until its
         # blockhash expires when it never will: no polling, however slow the chain.

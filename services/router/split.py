@@ -47,9 +47,7 @@ def best_split(first: Output, second: Output, amount: int, first_cap: int | None
     tolerance = max(2, amount >> _RESOLUTION_BITS)
     a, b = low, high
     c, d = _probes(a, b)
-    for _ in range(MAX_EVALUATIONS):
-        if b - a <= tolerance or len(seen) >= MAX_EVALUATIONS:
-            break
+    while b - a > tolerance and len(seen) < MAX_EVALUATIONS:
         # The probe that survives a step is the mirror of the next one (c + d == a + b),
         # so each step evaluates one new point, as golden-section search does.
         if total(c) >= total(d):
